@@ -1,0 +1,55 @@
+"""`python -m bot` runs the desk (long polling); `python -m bot demo` shows it without a token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from bot.config import SettingsError, load_settings
+from bot.policy import PolicyError, load_policy
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    demo = sub.add_parser("demo", help="watch a scripted complaint, no token or network needed")
+    demo.add_argument("--lang", choices=["zh", "en"], default="zh")
+    args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return asyncio.run(run_demo(args.lang))
+
+    try:
+        settings = load_settings()
+        policy = load_policy(settings.shop_policy)
+    except (SettingsError, PolicyError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+
+    from bot.app import build, serve
+    from storage.db import migrate
+
+    try:
+        migrate(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback, for a bad URL
+        print(f"DATABASE_URL: cannot prepare the database: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        await serve(build(settings, policy))
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

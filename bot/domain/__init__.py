@@ -1,0 +1,1 @@
+"""The ticket lifecycle, the intake, remedies and signals: plain Python, no I/O."""

@@ -1,0 +1,160 @@
+"""The clock a good shop keeps: deadlines computed from a ticket's state, working hours during
+which the human clocks run, and what to do when a deadline passes.
+
+Deadlines are data: `plan()` says which ones a ticket should have now; storage keeps them as
+rows; one scheduler wakes at the earliest and asks `due_action()` what it means today (a
+deadline that was met in the meantime means nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from bot.domain.tickets import Status, Ticket
+
+
+class DeadlineKind(StrEnum):
+    INTAKE_TIMEOUT = "intake_timeout"  # an unfinished intake is submitted as it stands
+    FIRST_RESPONSE = "first_response"  # a human has answered
+    PROGRESS = "progress"  # the customer has heard of progress
+    RESOLUTION = "resolution"  # the problem is solved
+    FOLLOW_UP = "follow_up"  # the satisfaction question goes out
+    AUTO_CLOSE = "auto_close"  # no answer to it: closed as accepted
+
+
+HUMAN_CLOCKS = (DeadlineKind.FIRST_RESPONSE, DeadlineKind.PROGRESS, DeadlineKind.RESOLUTION)
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    first_response: timedelta = timedelta(minutes=10)
+    progress: timedelta = timedelta(hours=2)
+    resolution: timedelta = timedelta(hours=24)
+    follow_up_after: timedelta = timedelta(hours=24)
+    auto_close_after: timedelta = timedelta(days=5)
+    intake_timeout: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """When people are at work, in the shop's time zone. No hours: always open."""
+
+    timezone: str = "Asia/Shanghai"
+    opens: time | None = None
+    closes: time | None = None
+    days: frozenset[int] = field(default_factory=lambda: frozenset(range(7)))  # 0 = Monday
+
+    @property
+    def always(self) -> bool:
+        return self.opens is None or self.closes is None
+
+    def _zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def is_open(self, at: datetime) -> bool:
+        if self.always:
+            return True
+        local = at.astimezone(self._zone())
+        assert self.opens is not None and self.closes is not None
+        return local.weekday() in self.days and self.opens <= local.time() < self.closes
+
+    def next_opening(self, at: datetime) -> datetime:
+        """`at` itself when open; otherwise when people are next back (aware UTC)."""
+        if self.is_open(at):
+            return at
+        assert self.opens is not None
+        local = at.astimezone(self._zone())
+        for offset in range(8):
+            day = (local + timedelta(days=offset)).date()
+            if day.weekday() not in self.days:
+                continue
+            opening = datetime.combine(day, self.opens, tzinfo=self._zone())
+            if opening > local:
+                return opening.astimezone(UTC)
+        return at  # no working day configured: treat as always open
+
+    def _closing(self, at: datetime) -> datetime:
+        assert self.closes is not None
+        local = at.astimezone(self._zone())
+        return datetime.combine(local.date(), self.closes, tzinfo=self._zone()).astimezone(UTC)
+
+    def add(self, start: datetime, duration: timedelta) -> datetime:
+        """`duration` of working time after `start`: the clock pauses outside working hours."""
+        if self.always:
+            return start + duration
+        remaining = duration
+        cursor = self.next_opening(start)
+        for _ in range(400):
+            closing = self._closing(cursor)
+            if cursor + remaining <= closing:
+                return cursor + remaining
+            remaining -= closing - cursor
+            cursor = self.next_opening(closing)
+        return cursor + remaining
+
+
+@dataclass(frozen=True)
+class Deadline:
+    kind: DeadlineKind
+    due_at: datetime
+
+
+def plan(ticket: Ticket, sla: SlaPolicy, hours: WorkingHours) -> list[Deadline]:
+    """The deadlines this ticket should have now, given its state."""
+    deadlines: list[Deadline] = []
+    if ticket.status is Status.INTAKE:
+        started = ticket.last_customer_at or ticket.created_at
+        deadlines.append(Deadline(DeadlineKind.INTAKE_TIMEOUT, started + sla.intake_timeout))
+        return deadlines
+    if ticket.status in (Status.OPEN, Status.REMEDY_OFFERED, Status.REMEDY_CHOSEN):
+        start = ticket.clock_started_at or ticket.submitted_at or ticket.created_at
+        if ticket.first_response_at is None:
+            deadlines.append(
+                Deadline(DeadlineKind.FIRST_RESPONSE, hours.add(start, sla.first_response))
+            )
+        if ticket.status is Status.OPEN:
+            deadlines.append(Deadline(DeadlineKind.PROGRESS, hours.add(start, sla.progress)))
+        deadlines.append(Deadline(DeadlineKind.RESOLUTION, hours.add(start, sla.resolution)))
+        return deadlines
+    if ticket.status is Status.RESOLVED and ticket.resolved_at is not None:
+        if ticket.follow_up_asked_at is None:
+            deadlines.append(
+                Deadline(DeadlineKind.FOLLOW_UP, ticket.resolved_at + sla.follow_up_after)
+            )
+        elif ticket.satisfaction is None:
+            deadlines.append(
+                Deadline(DeadlineKind.AUTO_CLOSE, ticket.follow_up_asked_at + sla.auto_close_after)
+            )
+    return deadlines
+
+
+def next_deadline(ticket: Ticket, sla: SlaPolicy, hours: WorkingHours) -> Deadline | None:
+    """The next human deadline, as the card shows it."""
+    human = [d for d in plan(ticket, sla, hours) if d.kind in HUMAN_CLOCKS]
+    return min(human, key=lambda d: d.due_at) if human else None
+
+
+def due_action(ticket: Ticket, kind: DeadlineKind) -> bool:
+    """Whether a passed deadline still calls for action (it may have been met since)."""
+    if kind is DeadlineKind.INTAKE_TIMEOUT:
+        return ticket.status is Status.INTAKE
+    if kind is DeadlineKind.FIRST_RESPONSE:
+        return ticket.is_with_staff and ticket.first_response_at is None
+    if kind is DeadlineKind.PROGRESS:
+        return ticket.status is Status.OPEN
+    if kind is DeadlineKind.RESOLUTION:
+        return ticket.is_with_staff
+    if kind is DeadlineKind.FOLLOW_UP:
+        return ticket.status is Status.RESOLVED and ticket.follow_up_asked_at is None
+    if kind is DeadlineKind.AUTO_CLOSE:
+        return ticket.status is Status.RESOLVED and ticket.satisfaction is None
+    return False
+
+
+def waited(ticket: Ticket, now: datetime) -> timedelta:
+    """How long the customer has been waiting since the ticket reached staff."""
+    start = ticket.clock_started_at or ticket.submitted_at or ticket.created_at
+    return max(now - start, timedelta(0))

@@ -1,0 +1,221 @@
+"""The shop's policy file (YAML or TOML): categories, order numbers, the remedy ladder, banned
+phrases. Validated at start; a mistake stops the start with a line that says where it is."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import time as dt_time
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.config import Duration
+from bot.domain.clock import WorkingHours
+from bot.domain.guard import Banned
+from bot.domain.intake import IntakeRules
+from bot.domain.remedies import Category, Ladder, RemedyOption, Text, Tier
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TextIn(_Model):
+    zh: str
+    en: str
+
+    def build(self) -> Text:
+        return Text(self.zh, self.en)
+
+
+class OptionIn(_Model):
+    key: str
+    label: TextIn
+    staff_action: TextIn
+    amount: float = 0
+    within: Duration = timedelta(hours=24)
+
+
+class TierIn(_Model):
+    key: str
+    label: TextIn
+    keywords: list[str] = []
+    in_person: bool = False
+    options: Annotated[list[OptionIn], Field(max_length=3)] = []
+
+
+class CategoryIn(_Model):
+    key: str
+    label: TextIn
+    keywords: list[str] = []
+
+
+class OrderNumberIn(_Model):
+    pattern: str
+    example: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEFAULT_SAFETY = ["受伤", "过敏", "中毒", "异物", "漏电", "起火", "医院"]
+DEFAULT_PUBLIC = ["差评", "曝光", "媒体", "12315", "消协", "律师", "起诉"]
+DEFAULT_WHY = Text(
+    "这句话会让客户觉得被推卸、被轻视,只会让情绪更激动。",
+    "It tells the customer they are being brushed off; it makes things worse.",
+)
+DEFAULT_INSTEAD = Text(
+    "非常抱歉给您添麻烦了,我马上帮您核实处理,尽快给您答复。",
+    "I'm very sorry for the trouble. I'm looking into it right now and will get back to you "
+    "shortly.",
+)
+
+
+class WorkingHoursIn(_Model):
+    opens: dt_time
+    closes: dt_time
+    days: list[str] = list(DAYS)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        bad = [d for d in value if d.lower()[:3] not in DAYS]
+        if bad:
+            raise ValueError(f"days are mon, tue, wed, thu, fri, sat, sun; not {bad}")
+        return [d.lower()[:3] for d in value]
+
+
+class SignalsIn(_Model):
+    safety: list[str] = DEFAULT_SAFETY
+    public: list[str] = DEFAULT_PUBLIC
+
+
+class BannedIn(_Model):
+    phrase: str
+    why: TextIn | None = None
+    instead: TextIn | None = None
+
+
+class PolicyIn(_Model):
+    shop_name: TextIn
+    timezone: str = "Asia/Shanghai"
+    working_hours: WorkingHoursIn | None = None
+    managers_include_group_admins: bool = False
+    order_number: OrderNumberIn
+    categories: Annotated[list[CategoryIn], Field(min_length=1, max_length=12)]
+    tiers: Annotated[list[TierIn], Field(min_length=1, max_length=6)]
+    signals: SignalsIn = SignalsIn()
+    banned_phrases: list[str | BannedIn] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from exc
+        return value
+
+
+class Policy:
+    """The validated policy, as the domain and the handlers use it."""
+
+    def __init__(self, raw: PolicyIn) -> None:
+        self.raw = raw
+        self.shop_name = raw.shop_name.build()
+        self.timezone = raw.timezone
+        self.managers_include_group_admins = raw.managers_include_group_admins
+        self.intake = IntakeRules(
+            categories=tuple(
+                Category(c.key, c.label.build(), tuple(c.keywords)) for c in raw.categories
+            ),
+            order_pattern=re.compile(raw.order_number.pattern, re.IGNORECASE),
+            order_example=raw.order_number.example,
+        )
+        self.ladder = Ladder(
+            tuple(
+                Tier(
+                    key=t.key,
+                    label=t.label.build(),
+                    keywords=tuple(t.keywords),
+                    in_person=t.in_person,
+                    options=tuple(
+                        RemedyOption(
+                            o.key, o.label.build(), o.staff_action.build(), o.amount, o.within
+                        )
+                        for o in t.options
+                    ),
+                )
+                for t in raw.tiers
+            )
+        )
+        self.banned = tuple(
+            Banned(b, DEFAULT_WHY, DEFAULT_INSTEAD)
+            if isinstance(b, str)
+            else Banned(
+                b.phrase,
+                b.why.build() if b.why else DEFAULT_WHY,
+                b.instead.build() if b.instead else DEFAULT_INSTEAD,
+            )
+            for b in raw.banned_phrases
+        )
+        self.banned_phrases = tuple(b.phrase for b in self.banned)
+        self.signal_words = (*raw.signals.safety, *raw.signals.public)
+        hours = raw.working_hours
+        self.hours = WorkingHours(
+            timezone=raw.timezone,
+            opens=hours.opens if hours else None,
+            closes=hours.closes if hours else None,
+            days=frozenset(DAYS.index(d) for d in hours.days) if hours else frozenset(range(7)),
+        )
+
+
+class PolicyError(Exception):
+    """The policy file cannot be used; the message says which file and which entry."""
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"SHOP_POLICY: cannot read {path}: {exc.strerror}") from None
+    try:
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(f"SHOP_POLICY: {path} is not valid YAML/TOML: {exc}") from None
+    try:
+        raw = PolicyIn.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise PolicyError(f"SHOP_POLICY: {path}: {problems}") from None
+    _check_unique(raw)
+    return Policy(raw)
+
+
+def _check_unique(raw: PolicyIn) -> None:
+    for what, keys in (
+        ("categories", [c.key for c in raw.categories]),
+        ("tiers", [t.key for t in raw.tiers]),
+    ):
+        if len(set(keys)) != len(keys):
+            raise PolicyError(f"SHOP_POLICY: two {what} share a key: {keys}")
+    for tier in raw.tiers:
+        if not tier.options and not tier.in_person:
+            raise PolicyError(
+                f"SHOP_POLICY: tier {tier.key!r} has no options; give it 1-3 options "
+                "or set in_person: true"
+            )

@@ -1,0 +1,67 @@
+"""One Jinja environment for every text the bot says; filters for times and durations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+LANGUAGES = ("zh", "en")
+
+
+class Render(Protocol):
+    def __call__(self, language: str, name: str, /, **context: Any) -> str: ...
+
+
+def language_of(language_code: str | None, default: str) -> str:
+    """zh for a Chinese Telegram language, en for any other; the default when unknown."""
+    if not language_code:
+        return default
+    return "zh" if language_code.lower().startswith("zh") else "en"
+
+
+def _duration(value: timedelta, language: str = "zh") -> str:
+    seconds = int(value.total_seconds())
+    units = (
+        (86400, "天", "day"),
+        (3600, "小时", "hour"),
+        (60, "分钟", "minute"),
+        (1, "秒", "second"),
+    )
+    for size, zh, en in units:
+        if seconds >= size and seconds % size == 0 or size == 1:
+            amount = seconds // size
+            if language == "zh":
+                return f"{amount} {zh}"
+            return f"{amount} {en}{'' if amount == 1 else 's'}"
+    return str(value)
+
+
+def make_renderer(timezone: str, templates: Path = TEMPLATES) -> Render:
+    """A render function: render(language, "customer/welcome.html", **context) -> text."""
+    env = Environment(
+        loader=FileSystemLoader(str(templates)),
+        autoescape=select_autoescape(["html"], default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+    )
+    zone = ZoneInfo(timezone)
+
+    def local_time(value: datetime, fmt: str = "%m-%d %H:%M") -> str:
+        return value.astimezone(zone).strftime(fmt)
+
+    env.filters["local_time"] = local_time
+    env.filters["duration"] = _duration
+
+    def render(language: str, name: str, /, **context: Any) -> str:
+        language = language if language in LANGUAGES else "en"
+        text = env.get_template(f"{language}/{name}").render(lang=language, **context)
+        return text.strip()
+
+    return render

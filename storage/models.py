@@ -1,0 +1,192 @@
+"""The database tables. The schema itself is created by the Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which forgets the zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime, int: Integer}
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    customer_name: Mapped[str] = mapped_column(String(256))
+    customer_username: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(24))
+    category: Mapped[str | None] = mapped_column(String(64))
+    order_number: Mapped[str | None] = mapped_column(String(64))
+    order_skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    story: Mapped[list[str]] = mapped_column(JSON, default=list)
+    photos: Mapped[list[str]] = mapped_column(JSON, default=list)
+    photos_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    contact: Mapped[str | None] = mapped_column(String(128))
+    contact_skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    submitted_at: Mapped[datetime | None]
+    severity: Mapped[str | None] = mapped_column(String(32))
+    severity_words: Mapped[list[str]] = mapped_column(JSON, default=list)
+    taken_by_id: Mapped[int | None] = mapped_column(BigInteger)
+    taken_by_name: Mapped[str | None] = mapped_column(String(256))
+    first_response_at: Mapped[datetime | None]
+    first_response_by_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_response_by_name: Mapped[str | None] = mapped_column(String(256))
+    tier: Mapped[str | None] = mapped_column(String(32))
+    chosen_option: Mapped[int | None]
+    resolved_at: Mapped[datetime | None]
+    customer_blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    topic_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_customer_at: Mapped[datetime | None]
+    clock_started_at: Mapped[datetime | None]
+    deadline_round: Mapped[int] = mapped_column(default=0, server_default="0")
+    incomplete: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    priority: Mapped[str | None] = mapped_column(String(16))
+    priority_words: Mapped[list[str] | None] = mapped_column(JSON)
+    repeat_of: Mapped[int | None]
+    follow_up_asked_at: Mapped[datetime | None]
+    satisfaction: Mapped[int | None]
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_tickets_customer", "channel", "customer_id", "status"),)
+
+
+class MessageRow(Base):
+    """Every message of a ticket, both directions, as sent or received."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in (from the customer) | out (to them)
+    sender_id: Mapped[int] = mapped_column(BigInteger)
+    sender_name: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(24))
+    text: Mapped[str | None] = mapped_column(Text)
+    file_id: Mapped[str | None] = mapped_column(String(256))
+    media_group_id: Mapped[str | None] = mapped_column(String(64))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+    # customer messages that arrive after submit wait here until they are shown to staff
+    relay_pending: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class DeadlineRow(Base):
+    """A deadline of a ticket: the scheduler wakes at the earliest unfired one."""
+
+    __tablename__ = "deadlines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    round: Mapped[int] = mapped_column(default=0)
+    due_at: Mapped[datetime]
+    fired_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "kind", "round", name="uq_deadlines_ticket_kind_round"),
+        Index("ix_deadlines_due", "fired_at", "due_at"),
+    )
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int] = mapped_column(BigInteger)
+    actor_name: Mapped[str] = mapped_column(String(256))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class GroupMessageRow(Base):
+    """Which ticket a message in the staff group belongs to (so a reply to it finds the ticket)."""
+
+    __tablename__ = "group_messages"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+
+
+class InboxRow(Base):
+    """Each update from Telegram, stored before it is confirmed, until it has been handled."""
+
+    __tablename__ = "inbox"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None] = mapped_column(index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class FsmRow(Base):
+    """aiogram's dialogue state (the step a customer is at), kept in our own database."""
+
+    __tablename__ = "fsm"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

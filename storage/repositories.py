@@ -1,0 +1,440 @@
+"""Repositories: rows in, domain objects out. They never commit; the unit of work does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.clock import Deadline, DeadlineKind
+from bot.domain.tickets import ACTIVE, Actor, Event, EventKind, Status, Ticket
+from storage.models import (
+    DeadlineRow,
+    EventRow,
+    GroupMessageRow,
+    InboxRow,
+    MessageRow,
+    TicketRow,
+)
+
+_FIELDS = (
+    "channel customer_id customer_name customer_username language category order_number "
+    "order_skipped photos_done contact contact_skipped created_at submitted_at severity "
+    "tier chosen_option resolved_at customer_blocked card_message_id topic_id "
+    "first_response_at last_customer_at clock_started_at deadline_round incomplete priority "
+    "repeat_of follow_up_asked_at satisfaction satisfaction_comment closed_at"
+).split()
+
+
+def _actor(actor_id: int | None, name: str | None, role: str) -> Actor | None:
+    return Actor(actor_id, name or "", role) if actor_id is not None else None
+
+
+class TicketRepository:
+    """Saving writes only the fields this update changed, so that two chats working on one
+    ticket at once (the customer choosing, staff replying) do not undo each other."""
+
+    def __init__(self, session: AsyncSession, planner: Planner | None = None) -> None:
+        self.session = session
+        self.planner = planner
+        self.deadlines = DeadlineRepository(session)
+        self._loaded: dict[int, dict[str, object]] = {}
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        row = await self.session.get(TicketRow, ticket_id, populate_existing=True)
+        return self._loaded_ticket(row) if row else None
+
+    def _loaded_ticket(self, row: TicketRow) -> Ticket:
+        ticket = self._to_domain(row)
+        self._loaded[row.id] = self._columns(ticket)
+        return ticket
+
+    async def active_for_customer(self, channel: str, customer_id: int) -> Ticket | None:
+        row = await self.session.scalar(
+            select(TicketRow)
+            .where(
+                TicketRow.channel == channel,
+                TicketRow.customer_id == customer_id,
+                TicketRow.status.in_([s.value for s in ACTIVE]),
+            )
+            .order_by(TicketRow.id.desc())
+            .limit(1)
+            .execution_options(populate_existing=True)
+        )
+        return self._loaded_ticket(row) if row else None
+
+    async def add(self, ticket: Ticket) -> Ticket:
+        row = TicketRow()
+        for name, value in self._columns(ticket).items():
+            setattr(row, name, value)
+        self.session.add(row)
+        await self.session.flush()
+        ticket.id = row.id
+        self._loaded[row.id] = self._columns(ticket)
+        self._flush_events(ticket)
+        await self._plan(ticket)
+        return ticket
+
+    async def save(self, ticket: Ticket) -> None:
+        assert ticket.id is not None
+        row = await self.session.get(TicketRow, ticket.id)
+        assert row is not None
+        now = self._columns(ticket)
+        before = self._loaded.get(ticket.id, {})
+        for name, value in now.items():
+            if name not in before or before[name] != value:
+                setattr(row, name, value)
+        changed = now != before
+        self._loaded[ticket.id] = now
+        self._flush_events(ticket)
+        if changed:
+            await self._plan(ticket)
+        # no flush here: writes go out at commit, so no write lock is held while we talk to
+        # Telegram (SQLite has one writer)
+
+    async def _plan(self, ticket: Ticket) -> None:
+        """Deadlines are computed when the ticket changes."""
+        if self.planner is not None:
+            await self.deadlines.sync(ticket, self.planner(ticket))
+
+    async def recent_for_customer(
+        self, channel: str, customer_id: int, since: datetime, before_id: int
+    ) -> Ticket | None:
+        """The customer's latest earlier ticket submitted since `since` (a repeat complaint)."""
+        row = await self.session.scalar(
+            select(TicketRow)
+            .where(
+                TicketRow.channel == channel,
+                TicketRow.customer_id == customer_id,
+                TicketRow.id < before_id,
+                TicketRow.submitted_at >= since,
+            )
+            .order_by(TicketRow.id.desc())
+            .limit(1)
+        )
+        return self._to_domain(row) if row else None
+
+    async def without_card(self) -> list[int]:
+        """Submitted tickets that never reached the staff group."""
+        rows = await self.session.scalars(
+            select(TicketRow.id).where(
+                TicketRow.card_message_id.is_(None),
+                TicketRow.status.in_([s.value for s in ACTIVE if s is not Status.INTAKE]),
+            )
+        )
+        return list(rows)
+
+    async def events(self, ticket_id: int) -> list[Event]:
+        rows = await self.session.scalars(
+            select(EventRow).where(EventRow.ticket_id == ticket_id).order_by(EventRow.id)
+        )
+        return [
+            Event(EventKind(r.kind), Actor(r.actor_id, r.actor_name, r.actor_role), r.at, r.detail)
+            for r in rows
+        ]
+
+    def _flush_events(self, ticket: Ticket) -> None:
+        for event in ticket.events:
+            self.session.add(
+                EventRow(
+                    ticket_id=ticket.id,
+                    kind=event.kind.value,
+                    actor_id=event.actor.id,
+                    actor_name=event.actor.name,
+                    actor_role=event.actor.role,
+                    at=event.at,
+                    detail=event.detail,
+                )
+            )
+        ticket.events.clear()
+
+    @staticmethod
+    def _columns(ticket: Ticket) -> dict[str, object]:
+        """The row's column values for this ticket."""
+        values: dict[str, object] = {name: getattr(ticket, name) for name in _FIELDS}
+        values.update(
+            status=ticket.status.value,
+            story=list(ticket.story),
+            photos=list(ticket.photos),
+            severity_words=list(ticket.severity_words),
+            priority_words=list(ticket.priority_words),
+            taken_by_id=ticket.taken_by.id if ticket.taken_by else None,
+            taken_by_name=ticket.taken_by.name if ticket.taken_by else None,
+            first_response_by_id=ticket.first_response_by.id if ticket.first_response_by else None,
+            first_response_by_name=(
+                ticket.first_response_by.name if ticket.first_response_by else None
+            ),
+        )
+        return values
+
+    @staticmethod
+    def _to_domain(row: TicketRow) -> Ticket:
+        ticket = Ticket(
+            customer_id=row.customer_id,
+            customer_name=row.customer_name,
+            language=row.language,
+            created_at=row.created_at,
+            id=row.id,
+        )
+        for name in _FIELDS:
+            setattr(ticket, name, getattr(row, name))
+        ticket.status = Status(row.status)
+        ticket.story = list(row.story or [])
+        ticket.photos = list(row.photos or [])
+        ticket.severity_words = list(row.severity_words or [])
+        ticket.priority_words = list(row.priority_words or [])
+        ticket.taken_by = _actor(row.taken_by_id, row.taken_by_name, "staff")
+        ticket.first_response_by = _actor(
+            row.first_response_by_id, row.first_response_by_name, "staff"
+        )
+        return ticket
+
+
+Planner = Callable[[Ticket], list[Deadline]]
+
+
+@dataclass(frozen=True)
+class DueDeadline:
+    id: int
+    ticket_id: int
+    kind: DeadlineKind
+    due_at: datetime
+
+
+class DeadlineRepository:
+    """A ticket's deadlines: kept in step with its state; claimed once when due."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def sync(self, ticket: Ticket, planned: list[Deadline]) -> None:
+        assert ticket.id is not None
+        rows = list(
+            await self.session.scalars(
+                select(DeadlineRow).where(
+                    DeadlineRow.ticket_id == ticket.id,
+                    DeadlineRow.round == ticket.deadline_round,
+                )
+            )
+        )
+        existing = {row.kind: row for row in rows}
+        wanted = {d.kind.value: d for d in planned}
+        for kind, row in existing.items():
+            if row.fired_at is not None:
+                continue  # each deadline fires once a round
+            if kind not in wanted:
+                await self.session.delete(row)
+            elif row.due_at != wanted[kind].due_at:
+                row.due_at = wanted[kind].due_at
+        for kind, deadline in wanted.items():
+            if kind not in existing:
+                self.session.add(
+                    DeadlineRow(
+                        ticket_id=ticket.id,
+                        kind=kind,
+                        round=ticket.deadline_round,
+                        due_at=deadline.due_at,
+                    )
+                )
+
+    async def earliest(self) -> datetime | None:
+        return await self.session.scalar(
+            select(DeadlineRow.due_at)
+            .where(DeadlineRow.fired_at.is_(None))
+            .order_by(DeadlineRow.due_at)
+            .limit(1)
+        )
+
+    async def due(self, now: datetime, limit: int = 100) -> list[DueDeadline]:
+        rows = await self.session.scalars(
+            select(DeadlineRow)
+            .where(DeadlineRow.fired_at.is_(None), DeadlineRow.due_at <= now)
+            .order_by(DeadlineRow.due_at)
+            .limit(limit)
+        )
+        return [DueDeadline(r.id, r.ticket_id, DeadlineKind(r.kind), r.due_at) for r in rows]
+
+    async def claim(self, deadline_id: int, now: datetime) -> bool:
+        """Mark fired; False when another instance claimed it first."""
+        result = await self.session.execute(
+            update(DeadlineRow)
+            .where(DeadlineRow.id == deadline_id, DeadlineRow.fired_at.is_(None))
+            .values(fired_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def for_ticket(self, ticket_id: int) -> list[tuple[str, datetime, datetime | None]]:
+        rows = await self.session.scalars(
+            select(DeadlineRow).where(DeadlineRow.ticket_id == ticket_id).order_by(DeadlineRow.id)
+        )
+        return [(r.kind, r.due_at, r.fired_at) for r in rows]
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    ticket_id: int
+    direction: str
+    sender_id: int
+    sender_name: str
+    kind: str
+    text: str | None
+    file_id: str | None
+    media_group_id: str | None
+    chat_id: int
+    message_id: int | None
+    at: datetime
+
+
+class MessageRepository:
+    """Every message of a ticket, in and out."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        ticket_id: int,
+        *,
+        direction: str,
+        sender: Actor,
+        kind: str,
+        text: str | None,
+        file_id: str | None,
+        chat_id: int,
+        message_id: int | None,
+        at: datetime,
+        media_group_id: str | None = None,
+        relay_pending: bool = False,
+    ) -> None:
+        row = MessageRow(
+            ticket_id=ticket_id,
+            direction=direction,
+            sender_id=sender.id,
+            sender_name=sender.name,
+            kind=kind,
+            text=text,
+            file_id=file_id,
+            media_group_id=media_group_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            at=at,
+            relay_pending=relay_pending,
+        )
+        self.session.add(row)  # written at commit (or the next query)
+
+    async def exists(self, chat_id: int, message_id: int) -> bool:
+        found = await self.session.scalar(
+            select(MessageRow.id)
+            .where(MessageRow.chat_id == chat_id, MessageRow.message_id == message_id)
+            .limit(1)
+        )
+        return found is not None
+
+    async def for_ticket(self, ticket_id: int) -> list[StoredMessage]:
+        rows = await self.session.scalars(
+            select(MessageRow).where(MessageRow.ticket_id == ticket_id).order_by(MessageRow.id)
+        )
+        return [self._to_domain(r) for r in rows]
+
+    async def pending_relay(self, ticket_id: int | None = None) -> list[StoredMessage]:
+        query = select(MessageRow).where(MessageRow.relay_pending.is_(True))
+        if ticket_id is not None:
+            query = query.where(MessageRow.ticket_id == ticket_id)
+        rows = await self.session.scalars(query.order_by(MessageRow.id))
+        return [self._to_domain(r) for r in rows]
+
+    async def mark_relayed(self, ids: list[int]) -> None:
+        if ids:
+            await self.session.execute(
+                update(MessageRow).where(MessageRow.id.in_(ids)).values(relay_pending=False)
+            )
+
+    @staticmethod
+    def _to_domain(r: MessageRow) -> StoredMessage:
+        return StoredMessage(
+            r.id,
+            r.ticket_id,
+            r.direction,
+            r.sender_id,
+            r.sender_name,
+            r.kind,
+            r.text,
+            r.file_id,
+            r.media_group_id,
+            r.chat_id,
+            r.message_id,
+            r.at,
+        )
+
+
+class GroupLinkRepository:
+    """Staff-group messages and the tickets they belong to."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def link(self, chat_id: int, message_id: int, ticket_id: int) -> None:
+        await self.session.merge(
+            GroupMessageRow(chat_id=chat_id, message_id=message_id, ticket_id=ticket_id)
+        )
+
+    async def ticket_for(self, chat_id: int, message_id: int) -> int | None:
+        row = await self.session.get(GroupMessageRow, (chat_id, message_id))
+        return row.ticket_id if row else None
+
+    async def ticket_for_topic(self, topic_id: int) -> int | None:
+        return await self.session.scalar(
+            select(TicketRow.id)
+            .where(TicketRow.topic_id == topic_id)
+            .order_by(TicketRow.id.desc())
+        )
+
+
+class InboxRepository:
+    """Updates stored before they are confirmed to Telegram, until handled."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def put_new(self, rows: list[dict[str, object]]) -> set[int]:
+        """Store updates not seen before; return the update_ids that were new."""
+        if not rows:
+            return set()
+        ids = [int(str(r["update_id"])) for r in rows]
+        existing = set(
+            await self.session.scalars(
+                select(InboxRow.update_id).where(InboxRow.update_id.in_(ids))
+            )
+        )
+        fresh = [r for r in rows if r["update_id"] not in existing]
+        if fresh:
+            dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            await self.session.execute(
+                insert(InboxRow).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
+            )
+        return {int(str(r["update_id"])) for r in fresh}
+
+    async def pending(self) -> list[InboxRow]:
+        rows = await self.session.scalars(
+            select(InboxRow).where(InboxRow.handled_at.is_(None)).order_by(InboxRow.update_id)
+        )
+        return list(rows)
+
+    async def mark_handled(self, update_id: int, at: datetime, error: str | None = None) -> None:
+        await self.session.execute(
+            update(InboxRow)
+            .where(InboxRow.update_id == update_id)
+            .values(handled_at=at, error=error)
+        )
+
+    async def last_update_id(self) -> int | None:
+        return await self.session.scalar(
+            select(InboxRow.update_id).order_by(InboxRow.update_id.desc()).limit(1)
+        )

@@ -1,0 +1,193 @@
+"""Bad input gets a clear, polite answer and loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.standin import BotApiStandIn
+from tests.conftest import MANAGER_ID, STAFF_CHAT
+from tests.e2e.people import file_complaint, in_group, said
+
+
+async def test_sticker_voice_and_file_at_a_text_step_are_kept_and_the_question_repeated(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """Where words are needed, other kinds get a polite word; the voice reaches staff later."""
+    await start_bot()
+    customer = api.person(6001, "小赵", "zh")
+    customer.send("你好")
+    await said(api, customer, "哪一类问题")
+    mark = len(api.sent)
+    customer.send_sticker()
+    answer = await said(api, customer, "需要您打字回答", mark)
+    assert "哪一类问题" in answer.text and "花材质量" in answer.buttons()
+    mark = len(api.sent)
+    customer.tap("花材质量")
+    await said(api, customer, "订单号", mark)
+    mark = len(api.sent)
+    customer.send_voice("voice-77")
+    voice_answer = await said(api, customer, "需要您打字回答", mark)
+    assert "语音" in voice_answer.text and "订单号" in voice_answer.text
+    mark = len(api.sent)
+    customer.send_document("doc-9", "发票.pdf")
+    await said(api, customer, "文件", mark)
+    mark = len(api.sent)
+    customer.send("FS2026112301")
+    await said(api, customer, "发生了什么", mark)
+    mark = len(api.sent)
+    customer.send("花蔫了")
+    await said(api, customer, "照片", mark)
+    mark = len(api.sent)
+    customer.tap("没有照片,跳过")
+    await said(api, customer, "怎么联系您", mark)
+    mark = len(api.sent)
+    customer.send("随便")
+    await said(api, customer, "电话号码", mark)
+    mark = len(api.sent)
+    customer.send("跳过")
+    await said(api, customer, "请您核对", mark)
+    mark = len(api.sent)
+    customer.tap("✅ 提交")
+    card = await in_group(api, "投诉单", mark)
+    assert "随便" not in card.text.split("联系方式")[1].split("\n")[0]  # not taken as contact
+    voice = await api.wait_for(lambda s: s.chat_id == STAFF_CHAT and s.kind == "voice", after=mark)
+    assert voice.file_id == "voice-77"
+    doc = await api.wait_for(
+        lambda s: s.chat_id == STAFF_CHAT and s.kind == "document", after=mark
+    )
+    assert doc.file_id == "doc-9"
+
+
+async def test_long_texts_and_html_are_delivered_whole_and_escaped(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """A 4096-character story and HTML in names and texts reach staff intact, in pieces."""
+    await start_bot()
+    name = "<b>Boss</b> & <script>x</script>"
+    customer = api.person(6002, name, "zh")
+    staff = api.person(6102, "<i>王", "zh")
+    story = ("花全蔫了<br>&nbsp;" * 400)[:4096]
+    card = await file_complaint(api, customer, story=story, photos=())
+    assert name in card.text  # shown literally: escaped, not parsed
+    assert len(card.text) < 4096 and "全文见下方" in card.text
+    await asyncio.sleep(0.5)
+    full = "".join(
+        s.text.split("\n", 1)[1] for s in api.sent_to(STAFF_CHAT) if "经过全文" in s.text
+    )
+    assert full == story
+
+    mark = len(api.sent)
+    staff.say_in_group(
+        STAFF_CHAT, "好的 <u>马上</u> & 处理 " + "。" * 4080, reply_to=card.message_id
+    )
+    first = await said(api, customer, "好的 <u>马上</u> & 处理", mark)
+    assert first.text.startswith("<i>王(花语花店)")
+    await asyncio.sleep(0.5)
+    pieces = [s for s in api.sent[mark:] if s.chat_id == customer.id]
+    assert len(pieces) == 2 and all(len(p.text) <= 4096 for p in pieces)
+
+    mark = len(api.sent)
+    customer.send("再补充:" + "很" * 4090)
+    await in_group(api, "再补充", mark)
+    await asyncio.sleep(0.5)
+    relayed = [s for s in api.sent[mark:] if s.chat_id == STAFF_CHAT]
+    assert sum(s.text.count("很") for s in relayed) == 4090
+
+
+async def test_forged_and_stale_buttons_get_an_alert_and_change_nothing(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """Unknown, foreign or outdated button data is answered with an alert, never a crash."""
+    await start_bot()
+    customer = api.person(6003, "小钱", "zh")
+    other = api.person(6004, "小孙", "zh")
+    manager = api.person(MANAGER_ID, "陈店长", "zh")
+    card = await file_complaint(api, customer, photos=())
+    summary = next(s for s in api.sent_to(customer.id) if "请您核对" in s.text)
+
+    for data in ("garbage", "t:tier:1:critical", "o:1:medium:7", "i:cat:nonexistent"):
+        query = api.tap_data(customer, customer.id, summary.message_id, data)
+        answer = await api.wait_answer(query)
+        assert answer["show_alert"] is True and "失效" in answer["text"]
+
+    mark = len(api.sent)
+    manager.tap("补偿方案:中等", chat_id=STAFF_CHAT)
+    offer = await said(api, customer, "换作是我", mark)
+    data = offer.reply_markup["inline_keyboard"][0][0]["callback_data"]
+    other.send("你好")
+    own = await said(api, other, "哪一类问题")
+    query = api.tap_data(other, other.id, own.message_id, data)  # not their ticket
+    assert (await api.wait_answer(query))["show_alert"] is True
+    forged_tier = api.tap_data(manager, STAFF_CHAT, card.message_id, "t:tier:1:platinum")
+    assert (await api.wait_answer(forged_tier))["show_alert"] is True
+    missing = api.tap_data(manager, STAFF_CHAT, card.message_id, "t:take:99999:")
+    assert (await api.wait_answer(missing))["show_alert"] is True
+    assert len(api.sent_to(other.id)) == 1  # only the welcome: the forged choice did nothing
+
+
+async def test_a_second_album_while_the_first_is_collected_is_counted_too(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """Two albums in quick succession: every photo kept, one answer."""
+    await start_bot()
+    customer = api.person(6005, "小吴", "zh")
+    customer.send("订单 FS2026112301 的花全蔫了,一半都不能看")
+    await said(api, customer, "照片")
+    mark = len(api.sent)
+    customer.send_album(["a1", "a2", "a3"])
+    customer.send_album(["b1", "b2"])
+    await said(api, customer, "已经收到 5 张照片", mark)
+    await asyncio.sleep(1.5)
+    assert len([s for s in api.sent[mark:] if s.chat_id == customer.id]) == 1
+
+
+async def test_messages_in_unknown_groups_are_ignored(api: BotApiStandIn, start_bot) -> None:
+    """A group that is not the staff group gets no answer and opens no ticket."""
+    await start_bot()
+    stranger = api.person(6006, "路人", "zh")
+    api.add_group(-100777, "别的群")
+    stranger.say_in_group(-100777, "你好")
+    stranger.say_in_group(-100777, "订单 FS2026112301 的花蔫了")
+    await api.wait_confirmed()
+    await asyncio.sleep(1)
+    assert api.sent_to(-100777) == [] and api.sent_to(STAFF_CHAT) == []
+
+
+async def test_a_customer_who_blocked_the_bot_is_reported_to_staff(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """A staff reply that cannot be delivered is reported in the group, the card marked."""
+    await start_bot()
+    customer = api.person(6007, "小郑", "zh")
+    staff = api.person(6107, "小王", "zh")
+    card = await file_complaint(api, customer, photos=())
+    customer.block_bot()
+    mark = len(api.sent)
+    staff.say_in_group(STAFF_CHAT, "您好,我们来处理", reply_to=card.message_id)
+    notice = await in_group(api, "屏蔽", mark)
+    assert "13800138000" in notice.text  # staff are given another way to reach them
+    marked = await api.wait_for(
+        lambda s: s.message_id == card.message_id and "客户已屏蔽机器人" in s.text
+    )
+    assert "首次回复:" not in marked.text  # an undelivered reply is no response
+
+
+async def test_telegram_errors_are_retried_and_nothing_is_lost(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """429 waits retry_after and retries; 5xx retries with back-off; a 400 is told to staff."""
+    await start_bot()
+    api.inject("sendMessage", 429, retry_after=1)
+    api.inject("sendMessage", 502, count=2)
+    customer = api.person(6008, "小冯", "zh")
+    customer.send("你好")
+    await said(api, customer, "非常抱歉")
+    statuses = [m for m, _ in api.calls if m == "sendMessage"]
+    assert len(statuses) >= 4  # the 429, two 502s, then the answer
+
+    card = await file_complaint(api, api.person(6009, "小陈", "zh"), photos=())
+    staff = api.person(6109, "小王", "zh")
+    api.inject("sendMessage", 400, "Bad Request: message is too long")
+    mark = len(api.sent)
+    staff.say_in_group(STAFF_CHAT, "这条会被拒绝", reply_to=card.message_id)
+    await in_group(api, "Telegram 拒绝了这条消息", mark)
