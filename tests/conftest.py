@@ -148,9 +148,20 @@ class BotProcess:
         return self.log.read_text(errors="replace")
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test, so fixtures can tell a failed test."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-async def start_bot(api: BotApiStandIn, database_url: str, tmp_path: Path) -> AsyncIterator[Any]:
-    """Start the bot (once or again after a kill) against the stand-in and the database."""
+async def start_bot(
+    api: BotApiStandIn, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Any]:
+    """Start the bot (once or again after a kill) against the stand-in and the database.
+    When the test fails, the bot's log is printed with the failure."""
     processes: list[BotProcess] = []
 
     async def start(**settings: str) -> BotProcess:
@@ -162,6 +173,10 @@ async def start_bot(api: BotApiStandIn, database_url: str, tmp_path: Path) -> As
     yield start
     for process in processes:
         await process.stop()
+    report = getattr(request.node, "report_call", None)
+    if processes and report is not None and report.failed:
+        print(f"--- the bot's log ({processes[-1].log}) ---")
+        print(processes[-1].output()[-6000:])
 
 
 @pytest.fixture

@@ -146,6 +146,9 @@ class TelegramDesk:
         where: dict[str, Any] = {"chat_id": self.staff_chat_id}
         if self.forum and ticket.topic_id:
             where["message_thread_id"] = ticket.topic_id
+        # the ticket as submitted is stored first: staff may answer the card at once, from
+        # another lane, before its id is stored (`handlers.staff.relay.ticket_of` copes)
+        await uow.commit()
         card = await self.bot.send_message(
             text=self.card_text(ticket),
             reply_markup=keyboards.card(ticket, self.policy.ladder, self.lang),

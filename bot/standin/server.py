@@ -127,6 +127,17 @@ class ApiError(Exception):
 
 
 @dataclass
+class SlowAnswer:
+    """The next `count` calls of `method` take effect at once (people see the message) but
+    the bot hears back only `seconds` later, like a slow network on the way back."""
+
+    method: str
+    seconds: float
+    count: int = 1
+    chat_id: int | None = None
+
+
+@dataclass
 class Fault:
     """An injected failure: the next `count` calls of `method` answer with it."""
 
@@ -329,6 +340,7 @@ class BotApiStandIn:
         self.people: dict[int, Person] = {}
         self.blocked: set[int] = set()
         self.faults: list[Fault] = []
+        self.slow_answers: list[SlowAnswer] = []
         self.latency = 0.0  # seconds each send takes (to keep handlers in flight)
         self.listeners: list[Callable[[str, Any], None]] = []
         self._changed = asyncio.Condition()
@@ -370,6 +382,7 @@ class BotApiStandIn:
             self._maybe_fault(method, params.get("chat_id"))
             handler = getattr(self, f"api_{method}", None)
             result = await handler(params) if handler else True
+            await self._maybe_slow(method, params.get("chat_id"))
         except ApiError as exc:
             body: dict[str, Any] = {
                 "ok": False,
@@ -407,6 +420,23 @@ class BotApiStandIn:
             if fault.method == method and fault.count > 0:
                 fault.count -= 1
                 raise ApiError(fault.status, fault.description, fault.retry_after)
+
+    async def _maybe_slow(self, method: str, chat_id: object) -> None:
+        for slow in self.slow_answers:
+            if slow.chat_id is not None and str(slow.chat_id) != str(chat_id):
+                continue
+            if slow.method == method and slow.count > 0:
+                slow.count -= 1
+                await asyncio.sleep(slow.seconds)
+                return
+
+    def slow_answer(
+        self, method: str, seconds: float, count: int = 1, chat_id: int | None = None
+    ) -> SlowAnswer:
+        """Let the next `count` answers to `method` (to `chat_id`) reach the bot late."""
+        slow = SlowAnswer(method, seconds, count, chat_id)
+        self.slow_answers.append(slow)
+        return slow
 
     def inject(
         self,

@@ -9,6 +9,7 @@ from datetime import datetime
 from aiogram import F, Router
 from aiogram.types import Message
 
+from bot.callbacks import CardCb
 from bot.channels.base import Delivery
 from bot.channels.telegram import KINDS, TelegramDesk, file_id_of, message_kind
 from bot.domain.guard import find_banned
@@ -34,9 +35,32 @@ async def ticket_of(message: Message, uow: UnitOfWork, desk: TelegramDesk) -> Ti
             # a reply that came before its link was stored: the reference is in the text
             found = REFERENCE.search(replied.text or replied.caption or "")
             ticket_id = parse_reference(found.group(0)) if found else None
+            ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+            if (
+                ticket is not None
+                and ticket.card_message_id is None
+                and _is_card_of(replied, ticket)
+            ):  # the card's id is not stored yet either: this message is the card
+                ticket.card_message_id = replied.message_id
+            return ticket
     else:
         return None
     return await uow.tickets.get(ticket_id) if ticket_id else None
+
+
+def _is_card_of(message: Message, ticket: Ticket) -> bool:
+    """Whether a bot message carries the buttons of this ticket's card."""
+    markup = message.reply_markup
+    if markup is None:
+        return False
+    for row in markup.inline_keyboard:
+        for button in row:
+            try:
+                if CardCb.unpack(button.callback_data or "").ticket_id == ticket.id:
+                    return True
+            except (TypeError, ValueError):  # another kind of button
+                continue
+    return False
 
 
 @router.message(~F.text.startswith("/"))

@@ -172,6 +172,27 @@ async def test_a_customer_who_blocked_the_bot_is_reported_to_staff(
     assert "首次回复:" not in marked.text  # an undelivered reply is no response
 
 
+async def test_a_reply_to_a_card_the_bot_has_not_heard_back_about_counts(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """Staff answer the card the moment it appears, before Telegram's answer reaches the bot:
+    the reply is still tied to the ticket, and the card marked without losing its buttons."""
+    await start_bot()
+    customer = api.person(6010, "小郭", "zh")
+    staff = api.person(6110, "小王", "zh")
+    api.slow_answer("sendMessage", 2.0, chat_id=STAFF_CHAT)  # the card's answer comes late
+    card = await file_complaint(api, customer, photos=())
+    customer.block_bot()
+    mark = len(api.sent)
+    staff.say_in_group(STAFF_CHAT, "您好,我们来处理", reply_to=card.message_id)
+    notice = await in_group(api, "屏蔽", mark)
+    assert "13800138000" in notice.text
+    marked = await api.wait_for(
+        lambda s: s.message_id == card.message_id and "客户已屏蔽机器人" in s.text
+    )
+    assert "我来跟进" in str(marked.reply_markup)  # the buttons are kept
+
+
 async def test_telegram_errors_are_retried_and_nothing_is_lost(
     api: BotApiStandIn, start_bot
 ) -> None:
