@@ -1,6 +1,6 @@
-"""Flood control for everything the bot sends: token buckets for Telegram's limits (about 30
-messages a second overall, about 1 a second per private chat with short bursts, 20 a minute per
-group), first replies ahead of everything else, each chat's messages in order.
+"""Flood control for everything the bot sends: a sliding window for each of Telegram's limits
+(about 30 messages a second overall, about 1 a second per private chat with short bursts, 20 a
+minute per group), first replies ahead of everything else, each chat's messages in order.
 
 python-telegram-bot's AIORateLimiter is the usual model; aiogram ships none. This module is the
 scheduling core (plain asyncio, clock and sleep injected so it is tested without waiting);
@@ -34,45 +34,57 @@ send_priority: ContextVar[Priority] = ContextVar("send_priority", default=Priori
 
 
 @dataclass
-class TokenBucket:
-    """`rate` tokens a second up to `capacity`; a 429 empties it until `retry_after` has
-    passed and slows it down."""
+class Window:
+    """At most `limit` messages in any `period` seconds, the way Telegram counts them.
 
-    rate: float
-    capacity: float
-    tokens: float = -1.0
-    updated: float = 0.0
+    A message holds its place from the moment it is granted and counts from the moment
+    Telegram answered it, so a window that passes here has passed at Telegram's end too, however
+    long the request took on the way. (A token bucket of capacity above one lets more than
+    `limit` through in some `period`, which is what Telegram answers with 429.)
+    A 429 closes the window until `retry_after` has passed and lowers its limit."""
+
+    limit: int
+    period: float
     blocked_until: float = 0.0
-    min_rate: float = 0.0
+    pending: int = 0
+    sent: deque[float] = field(default_factory=deque)
 
-    def __post_init__(self) -> None:
-        if self.tokens < 0:
-            self.tokens = self.capacity
-        if not self.min_rate:
-            self.min_rate = self.rate / 4
-
-    def _refill(self, now: float) -> None:
-        if now > self.updated:
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
+    def _forget(self, now: float) -> None:
+        while self.sent and self.sent[0] <= now - self.period:
+            self.sent.popleft()
 
     def ready_at(self, now: float) -> float:
-        """When one token is there (now, if it is)."""
-        self._refill(now)
+        """When one more message may go (now, if it may; inf: when one in flight returns)."""
+        self._forget(now)
         start = max(now, self.blocked_until)
-        if self.tokens >= 1:
+        over = len(self.sent) + self.pending - self.limit  # how many must age out first
+        if over < 0:
             return start
-        return max(start, now + (1 - self.tokens) / self.rate)
+        if over >= len(self.sent):
+            return float("inf")
+        return max(start, self.sent[over] + self.period)
 
-    def take(self, now: float) -> None:
-        self._refill(now)
-        self.tokens -= 1
+    def take(self) -> None:
+        self.pending += 1
+
+    def done(self, now: float) -> None:
+        self.release()
+        self.sent.append(now)
+
+    def release(self) -> None:
+        """A granted message that was never sent."""
+        self.pending = max(0, self.pending - 1)
+
+    def free(self, now: float) -> int:
+        """How many more messages may go now."""
+        self._forget(now)
+        if now < self.blocked_until:
+            return 0
+        return max(0, self.limit - len(self.sent) - self.pending)
 
     def penalize(self, now: float, retry_after: float) -> None:
         self.blocked_until = max(self.blocked_until, now + retry_after)
-        self.tokens = 0
-        self.updated = now
-        self.rate = max(self.min_rate, self.rate * 0.8)
+        self.limit = max(1, int(self.limit * 0.8))
 
 
 @dataclass(order=True)
@@ -83,37 +95,38 @@ class _Waiter:
 
 
 class Limiter:
-    """Grants sends one at a time: the most urgent head of any chat's queue whose buckets
+    """Grants sends one at a time: the most urgent head of any chat's queue whose windows
     allow it. Only a chat's oldest waiting message may go, so a chat's order is kept."""
 
     def __init__(
         self,
         global_rate: float = 30.0,
         private_rate: float = 1.0,
-        private_burst: float = 3.0,
+        private_burst: float = 5.0,
         group_per_minute: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.clock = clock
         self.sleep = sleep
-        self.global_bucket = TokenBucket(global_rate, global_rate)
-        self._private = (private_rate, private_burst)
-        self._group = (group_per_minute / 60.0, group_per_minute)
-        self._buckets: dict[Hashable, TokenBucket] = {}
+        self.global_window = Window(max(1, round(global_rate)), 1.0)
+        burst = max(1, round(private_burst))
+        self._private = (burst, burst / private_rate)
+        self._group = (max(1, round(group_per_minute)), 60.0)
+        self._windows: dict[Hashable, Window] = {}
         self._queues: dict[Hashable, deque[_Waiter]] = {}
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
 
-    def bucket(self, chat_id: int) -> TokenBucket:
-        if chat_id not in self._buckets:
-            rate, burst = self._group if chat_id < 0 else self._private
-            self._buckets[chat_id] = TokenBucket(rate, burst, updated=self.clock())
-        return self._buckets[chat_id]
+    def window(self, chat_id: int) -> Window:
+        if chat_id not in self._windows:
+            limit, period = self._group if chat_id < 0 else self._private
+            self._windows[chat_id] = Window(limit, period)
+        return self._windows[chat_id]
 
     async def acquire(self, chat_id: int, priority: Priority = Priority.CARD) -> None:
-        """Wait until a message to this chat may be sent."""
+        """Wait until a message to this chat may be sent; call `done` once Telegram answered."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(chat_id, deque()).append(
             _Waiter(int(priority), next(self._seq), future)
@@ -121,14 +134,34 @@ class Limiter:
         self._wake.set()
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run())
-        await future
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # granted, then given up
+                self.global_window.release()
+                self.window(chat_id).release()
+                self._wake.set()
+            raise
+
+    def done(self, chat_id: int) -> None:
+        """Telegram answered a granted message: it counts from now."""
+        now = self.clock()
+        self.global_window.done(now)
+        self.window(chat_id).done(now)
+        self._wake.set()
 
     def penalize(self, chat_id: int | None, retry_after: float) -> None:
-        """Telegram answered 429: that bucket (or the global one) waits and slows down."""
+        """Telegram answered 429: that window (or the global one) waits and tightens."""
         now = self.clock()
-        bucket = self.global_bucket if chat_id is None else self.bucket(chat_id)
-        bucket.penalize(now, retry_after)
+        window = self.global_window if chat_id is None else self.window(chat_id)
+        window.penalize(now, retry_after)
         self._wake.set()
+
+    def free(self, chat_id: int) -> int:
+        """How many messages this chat may still get now, not counting those waiting."""
+        now = self.clock()
+        waiting = len(self._queues.get(chat_id, ()))
+        return max(0, min(self.window(chat_id).free(now), self.global_window.free(now)) - waiting)
 
     @property
     def waiting(self) -> int:
@@ -140,10 +173,10 @@ class Limiter:
             now = self.clock()
             best: tuple[_Waiter, int] | None = None
             soonest = float("inf")
-            global_at = self.global_bucket.ready_at(now)
+            global_at = self.global_window.ready_at(now)
             for chat_id, queue in self._queues.items():
                 head = queue[0]
-                at = max(global_at, self.bucket(chat_id).ready_at(now))
+                at = max(global_at, self.window(chat_id).ready_at(now))
                 if at <= now and (best is None or head < best[0]):
                     best = (head, chat_id)
                 soonest = min(soonest, at)
@@ -152,14 +185,17 @@ class Limiter:
                 self._queues[chat_id].popleft()
                 if not self._queues[chat_id]:
                     del self._queues[chat_id]
-                self.global_bucket.take(now)
-                self.bucket(chat_id).take(now)
-                if not head.future.done():
-                    head.future.set_result(None)
+                if head.future.done():  # its sender gave up waiting
+                    continue
+                self.global_window.take()
+                self.window(chat_id).take()
+                head.future.set_result(None)
                 await asyncio.sleep(0)  # let the granted send start
                 continue
             waker = asyncio.create_task(self._wake.wait())
-            sleeper = asyncio.create_task(self.sleep(max(soonest - now, 0.0)))
-            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (waker, sleeper):
+            tasks = {waker}
+            if soonest != float("inf"):  # else only a returning message frees a place
+                tasks.add(asyncio.create_task(self.sleep(max(soonest - now, 0.0))))
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
                 task.cancel()

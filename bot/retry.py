@@ -1,5 +1,5 @@
 """The one outgoing path: every send waits for its turn in the flood-control limiter (when
-given one); 429 waits `retry_after` (and slows that bucket) and sends the same message again;
+given one); 429 waits `retry_after` (and tightens that window) and sends the same message again;
 5xx and network errors are retried with back-off. aiogram raises these but retries nothing."""
 
 from __future__ import annotations
@@ -69,7 +69,11 @@ class RetryRequests(BaseRequestMiddleware):
             if chat is not None and self.limiter is not None:
                 await self.limiter.acquire(chat, send_priority.get())
             try:
-                return await make_request(bot, method)
+                try:
+                    return await make_request(bot, method)
+                finally:
+                    if chat is not None and self.limiter is not None:
+                        self.limiter.done(chat)  # it counts from Telegram's answer
             except TelegramRetryAfter as exc:
                 if attempt == self.attempts:
                     raise

@@ -1,5 +1,6 @@
-"""A local stand-in for the Telegram Bot API (tests and the demo)."""
+"""A local stand-in for the Telegram Bot API (tests, the demo and the benchmarks)."""
 
+from bot.standin.limits import TelegramLimits
 from bot.standin.server import BotApiStandIn, Person, Sent
 
-__all__ = ["BotApiStandIn", "Person", "Sent"]
+__all__ = ["BotApiStandIn", "Person", "Sent", "TelegramLimits"]

@@ -4,7 +4,8 @@ It speaks the Bot API over HTTP (`/bot<token>/<method>`), keeps updates for getU
 Telegram's offset rules, checks HTML as Telegram does ("can't parse entities", 4096/1024
 limits), records everything the bot sends, and lets scripted people act: write, send photos
 and albums, share a contact, tap buttons by their labels, reply in the staff group, block the
-bot. Faults can be injected (429 with retry_after, 5xx) to see that the bot recovers.
+bot. Faults can be injected (429 with retry_after, 5xx) to see that the bot recovers, and
+Telegram's flood limits switched on (`limits = TelegramLimits()`), answering 429 past them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 from aiohttp import web
+
+from bot.standin.limits import TelegramLimits
 
 BOT_USER = {"id": 777000111, "is_bot": True, "first_name": "Desk", "username": "desk_bot"}
 TEXT_LIMIT = 4096
@@ -341,6 +344,7 @@ class BotApiStandIn:
         self.blocked: set[int] = set()
         self.faults: list[Fault] = []
         self.slow_answers: list[SlowAnswer] = []
+        self.limits: TelegramLimits | None = None  # Telegram's flood limits, when switched on
         self.latency = 0.0  # seconds each send takes (to keep handlers in flight)
         self.listeners: list[Callable[[str, Any], None]] = []
         self._changed = asyncio.Condition()
@@ -380,6 +384,7 @@ class BotApiStandIn:
         self.calls.append((method, params))
         try:
             self._maybe_fault(method, params.get("chat_id"))
+            self._maybe_too_many(method, params)
             handler = getattr(self, f"api_{method}", None)
             result = await handler(params) if handler else True
             await self._maybe_slow(method, params.get("chat_id"))
@@ -420,6 +425,20 @@ class BotApiStandIn:
             if fault.method == method and fault.count > 0:
                 fault.count -= 1
                 raise ApiError(fault.status, fault.description, fault.retry_after)
+
+    def _maybe_too_many(self, method: str, params: dict[str, Any]) -> None:
+        if self.limits is None or not self.limits.counts(method):
+            return
+        try:
+            chat_id = int(params["chat_id"])
+        except (KeyError, TypeError, ValueError):
+            return
+        media = params.get("media")
+        count = len(media) if method == "sendMediaGroup" and isinstance(media, list) else 1
+        wait = self.limits.admit(chat_id, count)
+        if wait:
+            retry_after = self.limits.retry_after(wait)
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
 
     async def _maybe_slow(self, method: str, chat_id: object) -> None:
         for slow in self.slow_answers:
