@@ -35,14 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
 
-    from bot.app import build, serve
-    from storage.db import migrate
+    from storage.migrate import migrate_apart
 
-    try:
-        migrate(settings.database_url)
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback, for a bad URL
-        print(f"DATABASE_URL: cannot prepare the database: {exc}", file=sys.stderr)
+    problem = migrate_apart(settings.database_url)  # before aiogram is imported: a cheap fork
+    if problem:  # one line, not a traceback, for a bad URL
+        print(f"DATABASE_URL: cannot prepare the database: {problem}", file=sys.stderr)
         return 2
+
+    from bot.app import build, serve
 
     async def run() -> None:
         await serve(build(settings, policy))

@@ -26,6 +26,7 @@ from bot.clockwork import Clockwork
 from bot.config import Settings
 from bot.domain.clock import Deadline, plan
 from bot.domain.tickets import Ticket
+from bot.greeter import Greeter
 from bot.inbox import DurablePoller, Lanes
 from bot.middlewares import Managers, RoleMiddleware, UnitOfWorkMiddleware
 from bot.outbox import Limiter
@@ -123,7 +124,8 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         RoleMiddleware(settings.staff_chat_id, managers, settings.default_language)
     )
     dispatcher.include_routers(*get_routers())
-    poller = DurablePoller(bot, dispatcher, factory, lanes, clock)
+    greeter = Greeter(bot, policy, render, settings.default_language, clock)
+    poller = DurablePoller(bot, dispatcher, factory, lanes, clock, greeter=greeter)
     return Desk(
         settings,
         policy,
@@ -176,6 +178,9 @@ async def serve(app: Desk) -> None:
                 BotCommand(command="whoami", description="ids for setup"),
             ]
         )
+    if app.poller.greeter is not None:
+        async with app.new_uow() as uow:
+            app.poller.greeter.known.update(await uow.tickets.customer_ids("telegram"))
     await app.poller.recover()
     await catch_up(app)
 

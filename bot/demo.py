@@ -21,7 +21,7 @@ from bot.config import load_settings
 from bot.policy import load_policy
 from bot.standin import BotApiStandIn, Sent
 from bot.standin.server import Person
-from storage.db import migrate
+from storage.migrate import migrate
 
 STAFF_CHAT = -1000000000001
 MANAGER_ID = 900001

@@ -2,7 +2,9 @@
 it (the next getUpdates offset), handled from there, and marked handled in the handler's own
 transaction. On start, whatever is left is handled first; a repeated update_id is ignored.
 
-Updates of one chat run in order, one at a time; different chats run concurrently.
+Updates of one chat run in order, one at a time; different chats run concurrently. A new
+customer's first message is answered by the `Greeter` as soon as it is stored; in a burst the
+whole backlog is taken in (and the newcomers answered) before the handlers start on it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from aiogram.exceptions import TelegramConflictError, TelegramNetworkError, Tele
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.greeter import Greeter
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+BATCH = 100  # getUpdates' most
+MAX_HELD = 1000  # updates taken in before the handlers get them, in a burst
 Job = Callable[[], Awaitable[None]]
 
 
@@ -46,7 +51,7 @@ def chat_key(update: Update) -> str:
 class Lanes:
     """One queue per chat; each runs its jobs in order, all chats at once (up to a limit)."""
 
-    def __init__(self, concurrency: int = 64) -> None:
+    def __init__(self, concurrency: int = 16) -> None:
         self._queues: dict[Hashable, deque[Job]] = {}
         self._workers: dict[Hashable, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(concurrency)
@@ -91,6 +96,7 @@ class DurablePoller:
         lanes: Lanes,
         clock: Callable[[], datetime],
         polling_timeout: int = 25,
+        greeter: Greeter | None = None,
     ) -> None:
         self.bot = bot
         self.dp = dispatcher
@@ -98,15 +104,17 @@ class DurablePoller:
         self.lanes = lanes
         self.clock = clock
         self.polling_timeout = polling_timeout
+        self.greeter = greeter
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _handle(self, raw: str) -> Job:
+    def _handle(self, raw: str, greeting: asyncio.Task[bool] | None = None) -> Job:
         async def job() -> None:
+            greeted = await greeting if greeting is not None else False
             update = Update.model_validate_json(raw, context={"bot": self.bot})
-            await self.dp.feed_update(self.bot, update)
+            await self.dp.feed_update(self.bot, update, greeted=greeted)
 
         return job
 
@@ -115,6 +123,8 @@ class DurablePoller:
         async with UnitOfWork(self.factory) as uow:
             rows = [(row.chat_key, row.payload) for row in await uow.inbox.pending()]
         for key, payload in rows:
+            if self.greeter is not None and key.lstrip("-").isdigit():
+                self.greeter.note(int(key))  # handled the usual way, answered there
             self.lanes.submit(key, self._handle(payload))
         if rows:
             logger.info("Handling %s updates left from before the restart", len(rows))
@@ -134,30 +144,41 @@ class DurablePoller:
     async def _loop(self) -> None:
         offset: int | None = None
         backoff = 1.0
-        while not self._stop.is_set():
-            try:
-                updates = await self.bot.get_updates(
-                    offset=offset,
-                    timeout=self.polling_timeout,
-                    allowed_updates=ALLOWED_UPDATES,
-                    request_timeout=self.polling_timeout + 15,
-                )
-                backoff = 1.0
-            except TelegramConflictError:
-                logger.error("Another instance is polling with this BOT_TOKEN; retrying in 5s")
-                await self._sleep(5)
-                continue
-            except (TelegramNetworkError, TelegramServerError, OSError) as exc:
-                logger.warning("getUpdates failed (%s); retrying in %.0fs", exc, backoff)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 30)
-                continue
-            if not updates:
-                continue
-            fresh = await self._store(updates)
-            offset = updates[-1].update_id + 1  # confirmed only now: they are in the inbox
-            for update, raw in fresh:
-                self.lanes.submit(chat_key(update), self._handle(raw))
+        held: list[tuple[str, Job]] = []  # handled once the backlog is in and answered
+        try:
+            while not self._stop.is_set():
+                try:
+                    updates = await self.bot.get_updates(
+                        offset=offset,
+                        timeout=0 if held else self.polling_timeout,
+                        limit=BATCH,
+                        allowed_updates=ALLOWED_UPDATES,
+                        request_timeout=self.polling_timeout + 15,
+                    )
+                    backoff = 1.0
+                except TelegramConflictError:
+                    logger.error("Another instance is polling with this BOT_TOKEN; retrying in 5s")
+                    await self._sleep(5)
+                    continue
+                except (TelegramNetworkError, TelegramServerError, OSError) as exc:
+                    logger.warning("getUpdates failed (%s); retrying in %.0fs", exc, backoff)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 30)
+                    continue
+                if updates:
+                    fresh = await self._store(updates)
+                    offset = updates[-1].update_id + 1  # confirmed only now: they are in the inbox
+                    for update, raw in fresh:
+                        greeting = self.greeter.answer(update) if self.greeter else None
+                        held.append((chat_key(update), self._handle(raw, greeting)))
+                if len(updates) == BATCH and len(held) < MAX_HELD:
+                    continue  # a burst: take it all in and answer the newcomers first
+                for key, job in held:
+                    self.lanes.submit(key, job)
+                held.clear()
+        finally:  # stopping: what was taken in is handled before the bot exits
+            for key, job in held:
+                self.lanes.submit(key, job)
 
     async def _store(self, updates: list[Update]) -> list[tuple[Update, str]]:
         now = self.clock()

@@ -127,6 +127,13 @@ class Limiter:
 
     async def acquire(self, chat_id: int, priority: Priority = Priority.CARD) -> None:
         """Wait until a message to this chat may be sent; call `done` once Telegram answered."""
+        if not self._queues:  # nobody waiting: no queue to keep, go now if the windows allow
+            now = self.clock()
+            window = self.window(chat_id)
+            if max(self.global_window.ready_at(now), window.ready_at(now)) <= now:
+                self.global_window.take()
+                window.take()
+                return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(chat_id, deque()).append(
             _Waiter(int(priority), next(self._seq), future)

@@ -1,12 +1,9 @@
-"""The engine, the session factory, and applying migrations."""
+"""The engine and the session factory (migrations: `storage.migrate`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,14 +12,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-MIGRATIONS = Path(__file__).parent / "migrations"
-
 
 def create_engine(url: str) -> AsyncEngine:
     """An engine; SQLite gets WAL and a patient busy timeout so concurrent chats do not fail."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, connect_args={"timeout": 60}, pool_size=10, max_overflow=40, pool_timeout=120
+            url, connect_args={"timeout": 60}, pool_size=4, max_overflow=4, pool_timeout=120
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -32,6 +27,7 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute("PRAGMA cache_size=-1024")  # 1 MB a connection (2 MB by default)
             cursor.close()
 
         return engine
@@ -40,20 +36,3 @@ def create_engine(url: str) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-def alembic_config(url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
-
-
-def migrate(url: str) -> None:
-    """Bring the schema to the newest migration (blocking; call before the event loop or in a
-    thread)."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")

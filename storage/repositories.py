@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Deadline, DeadlineKind
@@ -118,6 +116,13 @@ class TicketRepository:
             .limit(1)
         )
         return self._to_domain(row) if row else None
+
+    async def customer_ids(self, channel: str) -> set[int]:
+        """Every customer who ever had a ticket on this channel."""
+        rows = await self.session.scalars(
+            select(TicketRow.customer_id).where(TicketRow.channel == channel).distinct()
+        )
+        return set(rows)
 
     async def without_card(self) -> list[int]:
         """Submitted tickets that never reached the staff group."""
@@ -415,7 +420,11 @@ class InboxRepository:
         fresh = [r for r in rows if r["update_id"] not in existing]
         if fresh:
             dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            # the dialect's own INSERT .. ON CONFLICT, imported only for the database in use
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
             await self.session.execute(
                 insert(InboxRow).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
             )

@@ -95,8 +95,9 @@ class BotProcess:
             "DATABASE_URL": database_url,
             "TELEGRAM_API_URL": api.base_url,
             "ALBUM_WINDOW": "1s",
-            # scripted people answer instantly; real ones take seconds: a roomier per-chat
-            # burst keeps the tests quick (the defaults are tested in tests/unit/test_outbox.py)
+            # scripted people answer instantly; real ones take seconds: roomier per-chat limits
+            # keep the tests quick (the defaults: tests/unit/test_outbox.py, e2e/test_flood.py)
+            "RATE_PER_CHAT": "20",
             "RATE_CHAT_BURST": "20",
             "RATE_GROUP_PER_MINUTE": "120",
             "PYTHONPATH": str(ROOT),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -91,18 +93,10 @@ def summary_context(ticket: Ticket, policy: Policy) -> dict[str, object]:
     }
 
 
-async def ask(
-    step: Step,
-    ticket: Ticket,
-    bot: Bot,
-    state: FSMContext,
-    render: Render,
-    policy: Policy,
-    intro: str = "",
-) -> None:
-    """Ask the question for this step (after an optional lead-in) and wait for its answer."""
+def question(step: Step, ticket: Ticket, render: Render, policy: Policy) -> tuple[str, Any]:
+    """The text and buttons that ask for this step."""
     lang = ticket.language
-    markup: object = None
+    markup: Any = None
     if step is Step.CATEGORY:
         text = render(lang, "customer/ask_category.html")
         markup = keyboards.categories(policy, lang)
@@ -120,9 +114,23 @@ async def ask(
     else:
         text = render(lang, "customer/summary.html", **summary_context(ticket, policy))
         markup = keyboards.confirm(lang)
+    return text, markup
+
+
+async def ask(
+    step: Step,
+    ticket: Ticket,
+    bot: Bot,
+    state: FSMContext,
+    render: Render,
+    policy: Policy,
+    intro: str = "",
+) -> None:
+    """Ask the question for this step (after an optional lead-in) and wait for its answer."""
+    text, markup = question(step, ticket, render, policy)
     if intro:
         text = f"{intro}\n\n{text}"
-    await bot.send_message(ticket.customer_id, text, reply_markup=markup)  # type: ignore[arg-type]
+    await bot.send_message(ticket.customer_id, text, reply_markup=markup)
     await state.set_state(STATE_OF_STEP[step])
 
 
@@ -146,20 +154,22 @@ async def current(uow: UnitOfWork, actor: Actor) -> Ticket | None:
 # -- the first message ---------------------------------------------------------------------
 
 
-async def start_complaint(
-    message: Message,
-    uow: UnitOfWork,
-    state: FSMContext,
-    render: Render,
-    policy: Policy,
-    clock: Clock,
-    actor: Actor,
-    lang: str,
-    bot: Bot,
-) -> None:
-    """Answer with empathy at once, keep what the first message already says, and ask for the
-    first thing still missing."""
-    now = clock()
+@dataclass
+class Greeting:
+    """The answer to a new customer's first message: the ticket it opens, and the empathy
+    line with the first question still open."""
+
+    ticket: Ticket
+    step: Step
+    text: str
+    markup: Any
+
+
+def greet(
+    message: Message, actor: Actor, lang: str, policy: Policy, render: Render, now: datetime
+) -> Greeting:
+    """Keep what the first message already says; ask for the first thing still missing.
+    Pure apart from rendering: the poller answers with it before anything is stored."""
     user = message.from_user
     ticket = Ticket.receive(actor, lang, now, username=user.username if user else None)
     if user:
@@ -174,14 +184,38 @@ async def start_complaint(
             ticket.photos_done = True
         if message.contact:
             ticket.contact = message.contact.phone_number
+    step = next_step(ticket)
+    text, markup = question(step, ticket, render, policy)
     welcome = render(lang, "customer/welcome.html", policy=policy)
-    # the answer goes out before anything is written: no write lock is held while it travels;
-    # and it goes ahead of everything else the bot has to send
-    token = send_priority.set(Priority.FIRST_REPLY)
-    try:
-        await ask(next_step(ticket), ticket, bot, state, render, policy, intro=welcome)
-    finally:
-        send_priority.reset(token)
+    return Greeting(ticket, step, f"{welcome}\n\n{text}", markup)
+
+
+async def start_complaint(
+    message: Message,
+    uow: UnitOfWork,
+    state: FSMContext,
+    render: Render,
+    policy: Policy,
+    clock: Clock,
+    actor: Actor,
+    lang: str,
+    bot: Bot,
+    greeted: bool = False,
+) -> None:
+    """Answer with empathy at once (unless the poller already did: `greeted`), keep what the
+    first message already says, and ask for the first thing still missing."""
+    now = clock()
+    greeting = greet(message, actor, lang, policy, render, now)
+    ticket = greeting.ticket
+    if not greeted:
+        # the answer goes out before anything is written: no write lock is held while it
+        # travels; and it goes ahead of everything else the bot has to send
+        token = send_priority.set(Priority.FIRST_REPLY)
+        try:
+            await bot.send_message(ticket.customer_id, greeting.text, reply_markup=greeting.markup)
+        finally:
+            send_priority.reset(token)
+    await state.set_state(STATE_OF_STEP[greeting.step])
     ticket.note_customer_message(now)
     await uow.tickets.add(ticket)
     await store(uow, ticket, message, now)

@@ -39,12 +39,15 @@ async def message_received(
     desk: TelegramDesk,
     albums: Debouncer,
     new_uow: Callable[[], UnitOfWork],
+    greeted: bool = False,
 ) -> None:
-    """No open ticket: a new complaint starts. An open one: the message joins it and staff see
-    it (an album once it has arrived whole)."""
+    """No open ticket: a new complaint starts (`greeted`: the poller has answered already). An
+    open one: the message joins it and staff see it (an album once it has arrived whole)."""
     ticket = await uow.tickets.active_for_customer("telegram", actor.id)
     if ticket is None:
-        await start_complaint(message, uow, state, render, policy, clock, actor, lang, bot)
+        await start_complaint(
+            message, uow, state, render, policy, clock, actor, lang, bot, greeted
+        )
         return
     if ticket.status is Status.INTAKE:  # the dialogue state was lost: ask again where we are
         await store(uow, ticket, message, clock())

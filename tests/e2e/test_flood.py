@@ -8,7 +8,7 @@ from bot.standin import BotApiStandIn, TelegramLimits
 from tests.e2e.people import said
 
 # Telegram's limits as the bot assumes them by default (the other tests widen them)
-TELEGRAM_DEFAULTS = {"rate_chat_burst": "5", "rate_group_per_minute": "20"}
+TELEGRAM_DEFAULTS = {"rate_per_chat": "1", "rate_chat_burst": "5", "rate_group_per_minute": "20"}
 
 
 async def test_fifty_customers_at_once_all_get_a_first_reply(

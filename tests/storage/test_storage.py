@@ -12,8 +12,9 @@ from alembic import command
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.tickets import Actor, EventKind, Status, Ticket
-from storage.db import alembic_config, create_engine, migrate, session_factory
+from storage.db import create_engine, session_factory
 from storage.fsm import SqlStorage
+from storage.migrate import alembic_config, migrate
 from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)

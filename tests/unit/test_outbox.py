@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 import pytest
 
@@ -94,14 +95,28 @@ async def test_first_replies_go_before_everything_else() -> None:
     """With the global window full, a first reply enqueued last is sent first."""
     time = FakeTime()
     limiter = Limiter(global_rate=1.0, clock=time.clock, sleep=time.sleep)
+    await limiter.acquire(9)  # the one place a second, in flight
     sends = [
         (1, Priority.REPORT),
         (2, Priority.CARD),
         (3, Priority.RELAY),
         (4, Priority.FIRST_REPLY),
     ]
-    granted = await send_all(limiter, time, sends)
+    waiting = asyncio.create_task(send_all(limiter, time, sends))
+    await asyncio.sleep(0)
+    limiter.done(9)
+    granted = await waiting
     assert [i for i, _ in granted] == [3, 2, 1, 0]
+
+
+async def test_with_nobody_waiting_a_message_goes_at_once() -> None:
+    """An idle limiter grants without queueing (the fast path of a quiet day)."""
+    time = FakeTime()
+    limiter = Limiter(clock=time.clock, sleep=time.sleep)
+    await limiter.acquire(1, Priority.REPORT)
+    assert limiter.waiting == 0 and limiter.global_window.pending == 1
+    limiter.done(1)
+    assert limiter.window(1).sent == deque([0.0])
 
 
 async def test_a_429_waits_retry_after_and_tightens_the_window() -> None:
