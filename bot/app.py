@@ -92,7 +92,15 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     lanes = Lanes()
     albums = Debouncer(settings.album_window.total_seconds(), enqueue=lanes.submit)
     desk = TelegramDesk(
-        bot, settings.staff_chat_id, policy, render, settings.default_language, clock, sla_policy
+        bot,
+        settings.staff_chat_id,
+        policy,
+        render,
+        settings.default_language,
+        clock,
+        sla_policy,
+        limiter=limiter,
+        new_uow=new_uow,
     )
     managers = Managers(
         settings.manager_ids, settings.staff_chat_id, policy.managers_include_group_admins
@@ -167,6 +175,7 @@ async def serve(app: Desk) -> None:
     """Run until SIGINT/SIGTERM: recover, then poll; on stop, finish what is in hand."""
     bot = app.bot
     me = await bot.get_me()
+    app.desk.bot_username = me.username
     logger.info("Desk started as @%s; staff group %s", me.username, app.settings.staff_chat_id)
     await bot.delete_webhook(drop_pending_updates=False)
     await app.desk.detect_forum()

@@ -122,7 +122,7 @@ class Clockwork:
         await self.desk.tell_customer(uow, ticket, "customer/auto_submitted.html")
         await uow.commit()
         try:
-            await self.desk.post_card(uow, ticket)
+            await self.desk.announce(uow, ticket)
         except TelegramAPIError as exc:
             logger.error("%s could not be posted: %s", ticket.reference, exc)
         await uow.commit()

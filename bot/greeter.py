@@ -57,9 +57,9 @@ class Greeter:
         self.known.add(message.chat.id)
         if not new or user is None or user.is_bot or message.media_group_id:
             return None
-        text = message.text or ""
-        if text.startswith("/") and not text.startswith("/start"):
-            return None  # a command has its own answer
+        text = (message.text or "").strip()
+        if text.startswith("/") and text.split("@")[0] != "/start":
+            return None  # a command (or a link's /start payload) has its own answer
         return message
 
     def answer(self, update: Update) -> asyncio.Task[bool] | None:

@@ -166,11 +166,19 @@ class DurablePoller:
                     backoff = min(backoff * 2, 30)
                     continue
                 if updates:
+                    # newcomers are answered before the inbox write: a database held up by
+                    # one customer's transaction never delays another's first answer (after a
+                    # crash before the write, Telegram sends the update again: answered twice)
+                    greetings = {
+                        u.update_id: greeting
+                        for u in updates
+                        if self.greeter and (greeting := self.greeter.answer(u))
+                    }
                     fresh = await self._store(updates)
                     offset = updates[-1].update_id + 1  # confirmed only now: they are in the inbox
                     for update, raw in fresh:
-                        greeting = self.greeter.answer(update) if self.greeter else None
-                        held.append((chat_key(update), self._handle(raw, greeting)))
+                        job = self._handle(raw, greetings.get(update.update_id))
+                        held.append((chat_key(update), job))
                 if len(updates) == BATCH and len(held) < MAX_HELD:
                     continue  # a burst: take it all in and answer the newcomers first
                 for key, job in held:

@@ -113,6 +113,7 @@ class Limiter:
         burst = max(1, round(private_burst))
         self._private = (burst, burst / private_rate)
         self._group = (max(1, round(group_per_minute)), 60.0)
+        self.group_per_minute = self._group[0]
         self._windows: dict[Hashable, Window] = {}
         self._queues: dict[Hashable, deque[_Waiter]] = {}
         self._seq = itertools.count()

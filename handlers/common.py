@@ -1,4 +1,5 @@
-"""For everyone: /whoami, stale or forged buttons, a customer who blocks the bot, errors."""
+"""For everyone: /whoami, a ticket opened from a digest, stale or forged buttons, a customer
+who blocks the bot, errors."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ from collections.abc import Callable
 from datetime import datetime
 
 from aiogram import F, Router
-from aiogram.filters import KICKED, MEMBER, ChatMemberUpdatedFilter, Command, ExceptionTypeFilter
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.filters import (
+    KICKED,
+    MEMBER,
+    ChatMemberUpdatedFilter,
+    Command,
+    CommandObject,
+    CommandStart,
+    ExceptionTypeFilter,
+)
 from aiogram.types import CallbackQuery, ChatMemberUpdated, ErrorEvent, Message
 
 from bot.channels.telegram import TelegramDesk
+from bot.domain.tickets import parse_reference
 from bot.render import Render
 from storage.uow import UnitOfWork
 
@@ -26,6 +37,25 @@ async def cmd_whoami(message: Message, render: Render, lang: str, role: str | No
     await message.answer(
         render(lang, "common/whoami.html", chat=message.chat, user=message.from_user, role=role)
     )
+
+
+@commands.message(
+    CommandStart(deep_link=True, magic=F.args.regexp(r"^T-\d{6,}$")), F.chat.type == "private"
+)
+async def ticket_opened_by_staff(
+    message: Message, command: CommandObject, uow: UnitOfWork, desk: TelegramDesk
+) -> None:
+    """A staff member tapped a ticket in a digest: its card, read-only, in their private chat.
+    Anyone else who opens such a link is a customer starting a complaint."""
+    if message.from_user is None or not await desk.is_staff(message.from_user.id):
+        raise SkipHandler
+    ticket = await uow.tickets.get(parse_reference(command.args or "") or 0)
+    if ticket is None:
+        await message.answer(desk.render(desk.lang, "staff/no_such_ticket.txt"))
+        return
+    text = desk.card_text(ticket)
+    note = desk.render(desk.lang, "staff/card_private_note.html", ticket=ticket)
+    await message.answer(f"{text}\n\n{note}")
 
 
 @router.callback_query()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import (
     InlineKeyboardMarkup,
     InputMediaPhoto,
@@ -22,6 +24,7 @@ from bot import keyboards
 from bot.channels.base import Delivery
 from bot.domain.clock import SlaPolicy, next_deadline
 from bot.domain.tickets import Actor, Ticket, reference
+from bot.outbox import Limiter, Priority, send_priority
 from bot.policy import Policy
 from bot.render import Render
 from bot.text import split_text
@@ -33,6 +36,9 @@ logger = logging.getLogger(__name__)
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CARD_STORY_LIMIT = 1500
+DIGEST_RESERVE = 2  # group places kept free in a burst: for the digest and a relay
+DIGEST_GATHER = 2.0  # seconds a digest waits for more tickets
+DIGEST_LINES = 25  # tickets in one digest message
 CAPTIONED = {"photo", "video", "document", "voice", "audio", "animation"}
 ALBUM_KINDS = {"photo", "video"}
 
@@ -53,6 +59,8 @@ class TelegramDesk:
         staff_language: str,
         clock: Callable[[], datetime],
         sla: SlaPolicy | None = None,
+        limiter: Limiter | None = None,
+        new_uow: Callable[[], UnitOfWork] | None = None,
     ) -> None:
         self.sla = sla or SlaPolicy()
         self.bot = bot
@@ -62,6 +70,14 @@ class TelegramDesk:
         self.lang = staff_language
         self.clock = clock
         self.forum: bool | None = None
+        self.bot_username: str | None = None  # for links that open a ticket with the bot
+        self.limiter = limiter
+        self.new_uow = new_uow
+        self._posting = 0  # cards on their way now
+        self._to_digest: list[int] = []  # tickets waiting for the next digest
+        self._to_card: deque[int] = deque()  # tickets listed in a digest, card still to come
+        self._digester: asyncio.Task[None] | None = None
+        self._carder: asyncio.Task[None] | None = None
 
     # -- the staff group -------------------------------------------------------------------
 
@@ -137,6 +153,100 @@ class TelegramDesk:
             deadline=next_deadline(ticket, self.sla, self.policy.hours),
             repeat=reference(ticket.repeat_of) if ticket.repeat_of else "",
         )
+
+    # -- many tickets at once --------------------------------------------------------------
+
+    async def announce(self, uow: UnitOfWork, ticket: Ticket) -> None:
+        """A submitted ticket reaches the group: its card at once while the group has room
+        under its limit; in a burst, a digest first (one message for many tickets, each with
+        a link that opens it with the bot) and the card as soon as the limit allows."""
+        assert ticket.id is not None
+        if self.limiter is None or self.new_uow is None:
+            await self.post_card(uow, ticket)
+            return
+        room = self.limiter.free(self.staff_chat_id) - self._posting
+        if not self._to_digest and not self._to_card and room > DIGEST_RESERVE:
+            self._posting += 1
+            try:
+                await self.post_card(uow, ticket)
+            finally:
+                self._posting -= 1
+            return
+        self._to_digest.append(ticket.id)
+        if self._digester is None or self._digester.done():
+            self._digester = asyncio.create_task(self._digest_loop())
+
+    @property
+    def waiting_for_card(self) -> int:
+        return len(self._to_digest) + len(self._to_card)
+
+    async def _digest_loop(self) -> None:
+        """Every few seconds while tickets pour in: one digest for those that came."""
+        assert self.new_uow is not None
+        while self._to_digest:
+            await asyncio.sleep(DIGEST_GATHER)
+            batch, self._to_digest = self._to_digest[:DIGEST_LINES], self._to_digest[DIGEST_LINES:]
+            async with self.new_uow() as uow:
+                tickets = [t for i in batch if (t := await uow.tickets.get(i)) is not None]
+            tickets = [t for t in tickets if t.card_message_id is None]
+            if not tickets:
+                continue
+            token = send_priority.set(Priority.RELAY)  # ahead of the cards it announces
+            try:
+                await self.bot.send_message(self.staff_chat_id, self.digest_text(tickets))
+            except TelegramAPIError as exc:
+                logger.error("Digest of %s tickets not sent: %s", len(tickets), exc)
+            finally:
+                send_priority.reset(token)
+            self._to_card.extend(t.id for t in tickets if t.id is not None)
+            if self._carder is None or self._carder.done():
+                self._carder = asyncio.create_task(self._card_loop())
+
+    async def _card_loop(self) -> None:
+        """The cards of digested tickets, one after another, as the group's limit allows."""
+        assert self.new_uow is not None
+        send_priority.set(Priority.CARD)  # this task's own context: after relays and digests
+        while self._to_card:
+            ticket_id = self._to_card[0]
+            try:
+                async with self.new_uow() as uow:
+                    ticket = await uow.tickets.get(ticket_id)
+                    if ticket is not None and ticket.card_message_id is None:
+                        await self.post_card(uow, ticket)
+                        await uow.commit()
+            except TelegramAPIError as exc:  # posted at the next start (catch-up)
+                logger.error("Card of ticket %s not posted: %s", ticket_id, exc)
+            finally:
+                self._to_card.popleft()
+
+    def digest_text(self, tickets: list[Ticket]) -> str:
+        lines = [
+            {
+                "ticket": ticket,
+                "link": self.ticket_link(ticket),
+                "category": self._category(ticket),
+                "severity": self._severity_label(ticket),
+            }
+            for ticket in tickets
+        ]
+        per_minute = self.limiter.group_per_minute if self.limiter else 20
+        return self.render(self.lang, "staff/digest.html", lines=lines, per_minute=per_minute)
+
+    def ticket_link(self, ticket: Ticket) -> str | None:
+        """A link that opens this ticket in a private chat with the bot (staff only)."""
+        if not self.bot_username:
+            return None
+        return f"https://t.me/{self.bot_username}?start={ticket.reference}"
+
+    async def is_staff(self, user_id: int) -> bool:
+        """Whether this person is in the staff group."""
+        try:
+            member = await self.bot.get_chat_member(self.staff_chat_id, user_id)
+        except TelegramAPIError:
+            return False
+        return member.status in ("creator", "administrator", "member", "restricted")
+
+    # -- cards ---------------------------------------------------------------------------
 
     async def post_card(self, uow: UnitOfWork, ticket: Ticket, with_relay: bool = True) -> None:
         """The ticket's card (summary and buttons), its photos as an album, and the full story

@@ -321,6 +321,7 @@ class Group:
     title: str
     forum: bool = False
     admins: set[int] = field(default_factory=set)
+    members: set[int] = field(default_factory=set)  # and everyone who wrote in it
     topics: dict[int, str] = field(default_factory=dict)
     deleted_topics: set[int] = field(default_factory=set)
 
@@ -556,6 +557,8 @@ class BotApiStandIn:
             # in a topic, Telegram sets the topic's first message as the reply
             pass
         self.messages[(chat["id"], message["message_id"])] = message
+        if chat["id"] in self.groups:
+            self.groups[chat["id"]].members.add(person.id)
         self._notify("user", message)
         self._push({"message": message})
         return message
@@ -720,6 +723,19 @@ class BotApiStandIn:
             if person:
                 admins.append({"status": "administrator", "user": person.user, **_ADMIN_RIGHTS})
         return admins
+
+    async def api_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = self.groups.get(int(params["chat_id"]))
+        if group is None:
+            raise ApiError(400, "Bad Request: chat not found")
+        user_id = int(params["user_id"])
+        person = self.people.get(user_id)
+        user = person.user if person else {"id": user_id, "is_bot": False, "first_name": "?"}
+        if user_id in group.admins:
+            return {"status": "administrator", "user": user, **_ADMIN_RIGHTS}
+        if user_id in group.members:
+            return {"status": "member", "user": user}
+        return {"status": "left", "user": user}
 
     async def api_createForumTopic(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = int(params["chat_id"])

@@ -697,7 +697,7 @@ async def complaint_submitted(
     )
     await uow.commit()  # the ticket is safe before the group is asked for anything
     try:
-        await desk.post_card(uow, ticket)
+        await desk.announce(uow, ticket)
     except TelegramAPIError as exc:  # posted again at the next start: never invisible
         logger.error("%s could not be posted to the staff group: %s", ticket.reference, exc)
 

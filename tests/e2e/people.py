@@ -26,8 +26,10 @@ async def file_complaint(
     story: str = "花送到的时候一半都蔫了,叶子也黄了",
     photos: tuple[str, ...] = ("photo-a", "photo-b"),
     phone: str | None = "13800138000",
+    submit: bool = True,
 ) -> Sent:
-    """A Chinese-speaking customer goes through the whole intake and submits; returns the card."""
+    """A Chinese-speaking customer goes through the whole intake and submits; returns the card
+    (with `submit=False`: stops at the summary and returns it)."""
     mark = len(api.sent)
     customer.send("你好")
     await said(api, customer, "哪一类问题", mark)
@@ -54,7 +56,9 @@ async def file_complaint(
         customer.share_contact(phone)
     else:
         customer.send("跳过,就在这里联系我")
-    await said(api, customer, "请您核对", mark)
+    summary = await said(api, customer, "请您核对", mark)
+    if not submit:
+        return summary
     mark = len(api.sent)
     customer.tap("✅ 提交")
     await said(api, customer, "投诉单号", mark)

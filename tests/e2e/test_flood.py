@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from bot.standin import BotApiStandIn, TelegramLimits
-from tests.e2e.people import said
+from tests.conftest import STAFF_CHAT
+from tests.e2e.people import file_complaint, in_group, said
+
+REFERENCE = re.compile(r"T-\d{6}")
 
 # Telegram's limits as the bot assumes them by default (the other tests widen them)
 TELEGRAM_DEFAULTS = {"rate_per_chat": "1", "rate_chat_burst": "5", "rate_group_per_minute": "20"}
@@ -47,3 +51,65 @@ async def test_a_429_under_the_limits_is_retried_not_lost(api: BotApiStandIn, st
     refused = [p for m, p in api.calls if m == "sendMessage" and p.get("chat_id") == unlucky.id]
     assert len(refused) == 2  # the 429, then the same reply again
     assert api.limits.refused == 0  # the bot caused no 429 of its own
+
+
+async def test_many_tickets_at_once_reach_the_group_as_a_digest_then_as_cards(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """Five tickets submitted in the same second to a group that takes four messages a
+    minute: the group gets a digest listing the tickets whose card must wait, each linked;
+    a staff member opens one in a private chat; every card still arrives; no 429."""
+    api.limits = TelegramLimits(group_per_minute=4)
+    await start_bot(**{**TELEGRAM_DEFAULTS, "rate_group_per_minute": "4"})
+    customers = [api.person(8200 + i, f"顾客{i}", "zh") for i in range(5)]
+    await asyncio.gather(*(file_complaint(api, c, photos=(), submit=False) for c in customers))
+    mark = len(api.sent)
+    for customer in customers:
+        customer.tap("✅ 提交")
+    confirmations = [await said(api, c, "投诉单号", mark, timeout=30) for c in customers]
+    references = [REFERENCE.findall(c.text)[0] for c in confirmations]
+    digest = await in_group(api, "同时进来", mark, timeout=30)
+    listed = REFERENCE.findall(digest.text)
+    cards = [s for s in api.sent_to(STAFF_CHAT) if "📋 投诉单" in s.text]
+    carded_before = {REFERENCE.findall(card.text)[0] for card in cards}
+    assert listed and set(listed) | carded_before == set(references)
+    assert digest.links == [f"https://t.me/desk_bot?start={ref}" for ref in listed]
+
+    staff = api.person(8300, "小王", "zh")
+    api.groups[STAFF_CHAT].members.add(staff.id)
+    staff.send(f"/start {listed[0]}")
+    copy = await said(api, staff, listed[0])
+    assert "只读副本" in copy.text and "经过" in copy.text
+
+    stranger = api.person(8301, "路人", "zh")  # not staff: the link starts a complaint
+    stranger.send(f"/start {listed[0]}")
+    await said(api, stranger, "哪一类问题")
+    assert not any(listed[0] in s.text for s in api.sent_to(stranger.id))
+
+    for ref in references:  # every ticket gets its card, as the group's limit allows
+        await api.wait_for(
+            lambda s, ref=ref: s.chat_id == STAFF_CHAT and "📋 投诉单" in s.text and ref in s.text,
+            timeout=90,
+        )
+    assert api.limits.refused == 0
+
+
+async def test_a_customer_held_up_does_not_hold_up_a_newcomers_first_answer(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """One customer's update is stuck in the middle of its transaction (its database write
+    done, Telegram slow to answer the next question); a new customer is answered meanwhile."""
+    await start_bot()
+    slow = api.person(8400, "小慢", "zh")
+    slow.send("你好")
+    await said(api, slow, "哪一类问题")
+    slow.tap("花材质量")
+    await said(api, slow, "订单号")
+    api.slow_answer("sendMessage", 8.0, chat_id=slow.id)
+    mark = len(api.sent)
+    slow.send("FS2026112301")  # stored with the ticket; the next question waits for Telegram
+    await said(api, slow, "发生了什么", mark)
+    newcomer = api.person(8401, "小新", "zh")
+    newcomer.send("你好")
+    reply = await said(api, newcomer, "哪一类问题", timeout=5)  # well before the 8 s are up
+    assert "非常抱歉" in reply.text
