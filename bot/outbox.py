@@ -75,6 +75,11 @@ class Window:
         """A granted message that was never sent."""
         self.pending = max(0, self.pending - 1)
 
+    def idle(self, now: float) -> bool:
+        """Nothing in flight, nothing counted, not blocked: as good as new."""
+        self._forget(now)
+        return not self.pending and not self.sent and now >= self.blocked_until
+
     def free(self, now: float) -> int:
         """How many more messages may go now."""
         self._forget(now)
@@ -115,6 +120,7 @@ class Limiter:
         self._group = (max(1, round(group_per_minute)), 60.0)
         self.group_per_minute = self._group[0]
         self._windows: dict[Hashable, Window] = {}
+        self._sweep_at = 1024
         self._queues: dict[Hashable, deque[_Waiter]] = {}
         self._seq = itertools.count()
         self._wake = asyncio.Event()
@@ -122,9 +128,20 @@ class Limiter:
 
     def window(self, chat_id: int) -> Window:
         if chat_id not in self._windows:
+            if len(self._windows) >= self._sweep_at:
+                self._sweep()
             limit, period = self._group if chat_id < 0 else self._private
             self._windows[chat_id] = Window(limit, period)
         return self._windows[chat_id]
+
+    def _sweep(self) -> None:
+        """Forget the windows of chats that have had nothing for a whole period (a shop meets
+        new customers every day: the table must not grow forever)."""
+        now = self.clock()
+        for chat_id, window in list(self._windows.items()):
+            if window.idle(now) and chat_id not in self._queues:
+                del self._windows[chat_id]
+        self._sweep_at = max(1024, 2 * len(self._windows))
 
     async def acquire(self, chat_id: int, priority: Priority = Priority.CARD) -> None:
         """Wait until a message to this chat may be sent; call `done` once Telegram answered."""

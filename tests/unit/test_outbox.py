@@ -170,3 +170,16 @@ def test_a_window_lets_a_message_go_once_the_oldest_ages_out() -> None:
     assert window.ready_at(1.3) == pytest.approx(1.4)
     window.take()
     assert window.ready_at(1.5) == float("inf")
+
+
+async def test_windows_of_chats_gone_quiet_are_forgotten() -> None:
+    """Thousands of customers over a day: windows with nothing left in them are dropped."""
+    time = FakeTime()
+    limiter = Limiter(clock=time.clock, sleep=time.sleep)
+    for chat in range(3000):
+        await limiter.acquire(chat)
+        limiter.done(chat)
+        time.now += 0.05  # 20 a second
+    assert len(limiter._windows) < 1100  # only chats of the last few seconds, roughly
+    await limiter.acquire(2999)
+    assert limiter.window(2999).pending == 1  # a live window is kept
