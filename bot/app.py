@@ -162,8 +162,8 @@ async def catch_up(app: Desk) -> None:
             if ticket is None or ticket.status.value in ("intake", "cancelled"):
                 continue
             try:
-                if ticket.card_message_id is None:
-                    await app.desk.post_card(uow, ticket)
+                if ticket.card_message_id is None:  # many at once: a digest, cards after
+                    await app.desk.announce(uow, ticket)
                 else:
                     await app.desk.relay_pending(uow, ticket)
                 await uow.commit()
@@ -191,7 +191,8 @@ async def serve(app: Desk) -> None:
         async with app.new_uow() as uow:
             app.poller.greeter.known.update(await uow.tickets.customer_ids("telegram"))
     await app.poller.recover()
-    await catch_up(app)
+    # the group's limit may make this take minutes: customers are answered meanwhile
+    catching_up = asyncio.create_task(catch_up(app))
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -202,8 +203,11 @@ async def serve(app: Desk) -> None:
         await app.poller.run()
     finally:
         app.scheduler.stop()
+        catching_up.cancel()  # what is left is caught up at the next start
+        await asyncio.gather(catching_up, return_exceptions=True)
         await clock_task
         await asyncio.wait_for(app.lanes.idle(), timeout=30)
+        await app.desk.stop()
         await bot.session.close()
         await app.engine.dispose()
         logger.info("Desk stopped")

@@ -78,6 +78,7 @@ class TelegramDesk:
         self._to_card: deque[int] = deque()  # tickets listed in a digest, card still to come
         self._digester: asyncio.Task[None] | None = None
         self._carder: asyncio.Task[None] | None = None
+        self._relaying: dict[int, asyncio.Lock] = {}
 
     # -- the staff group -------------------------------------------------------------------
 
@@ -175,6 +176,13 @@ class TelegramDesk:
         self._to_digest.append(ticket.id)
         if self._digester is None or self._digester.done():
             self._digester = asyncio.create_task(self._digest_loop())
+
+    async def stop(self) -> None:
+        """Stop digesting and carding; what is left is caught up at the next start."""
+        tasks = [t for t in (self._digester, self._carder) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     @property
     def waiting_for_card(self) -> int:
@@ -335,8 +343,22 @@ class TelegramDesk:
         """Show staff every stored customer message of this ticket they have not seen yet,
         in order; photos and videos that came as one album go as one album."""
         assert ticket.id is not None
+        if ticket.card_message_id is None:
+            return
+        # one at a time per ticket (the customer's lane, a card posted later, the catch-up):
+        # what one has shown, the other reads as shown
+        lock = self._relaying.setdefault(ticket.id, asyncio.Lock())
+        try:
+            async with lock:
+                await self._relay_pending(uow, ticket)
+        finally:
+            if not lock.locked() and self._relaying.get(ticket.id) is lock:
+                del self._relaying[ticket.id]
+
+    async def _relay_pending(self, uow: UnitOfWork, ticket: Ticket) -> None:
+        assert ticket.id is not None
         pending = await uow.messages.pending_relay(ticket.id)
-        if not pending or ticket.card_message_id is None:
+        if not pending:
             return
         header = self.render(self.lang, "staff/customer_header.html", ticket=ticket)
         index = 0

@@ -105,11 +105,11 @@ async def test_a_customer_held_up_does_not_hold_up_a_newcomers_first_answer(
     await said(api, slow, "哪一类问题")
     slow.tap("花材质量")
     await said(api, slow, "订单号")
-    api.slow_answer("sendMessage", 8.0, chat_id=slow.id)
+    api.slow_answer("sendMessage", 15.0, chat_id=slow.id)
     mark = len(api.sent)
     slow.send("FS2026112301")  # stored with the ticket; the next question waits for Telegram
     await said(api, slow, "发生了什么", mark)
     newcomer = api.person(8401, "小新", "zh")
     newcomer.send("你好")
-    reply = await said(api, newcomer, "哪一类问题", timeout=5)  # well before the 8 s are up
+    reply = await said(api, newcomer, "哪一类问题", timeout=8)  # well before the 15 s are up
     assert "非常抱歉" in reply.text
