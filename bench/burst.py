@@ -77,7 +77,7 @@ async def burst(
     timeout: float = 300.0,
 ) -> Result:
     """Start a bot with `command` against a fresh stand-in; `customers` write at once."""
-    api = BotApiStandIn()
+    api = BotApiStandIn(first_update_id=first_id)  # runs may share one database
     url = await api.start()
     api.add_group(STAFF, "staff")
     first_reply: dict[int, float] = {}

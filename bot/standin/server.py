@@ -329,10 +329,11 @@ class Group:
 class BotApiStandIn:
     """The stand-in server and the world it keeps: chats, messages, updates."""
 
-    def __init__(self, token: str = "123456:TEST-token") -> None:
+    def __init__(self, token: str = "123456:TEST-token", first_update_id: int = 1) -> None:
         self.token = token
         self.ids = itertools.count(1)
-        self._update_ids = itertools.count(1)
+        # Telegram's update ids only grow: a bot's database never sees one twice
+        self._update_ids = itertools.count(first_update_id)
         self._message_ids: dict[int, itertools.count[int]] = {}
         self.updates: list[dict[str, Any]] = []
         self.confirmed = 0  # the highest offset a getUpdates call has confirmed
