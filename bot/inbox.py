@@ -3,8 +3,9 @@ it (the next getUpdates offset), handled from there, and marked handled in the h
 transaction. On start, whatever is left is handled first; a repeated update_id is ignored.
 
 Updates of one chat run in order, one at a time; different chats run concurrently. A new
-customer's first message is answered by the `Greeter` as soon as it is stored; in a burst the
-whole backlog is taken in (and the newcomers answered) before the handlers start on it.
+customer's first message is answered by the `Greeter` as soon as it arrives, even before it is
+stored; in a burst the whole backlog is taken in (and the newcomers answered) before the
+handlers start on it.
 """
 
 from __future__ import annotations
@@ -112,7 +113,12 @@ class DurablePoller:
 
     def _handle(self, raw: str, greeting: asyncio.Task[bool] | None = None) -> Job:
         async def job() -> None:
-            greeted = await greeting if greeting is not None else False
+            greeted = False
+            if greeting is not None:
+                try:
+                    greeted = await greeting
+                except Exception:  # the handler answers instead
+                    logger.exception("The first answer failed; the handler answers")
             update = Update.model_validate_json(raw, context={"bot": self.bot})
             await self.dp.feed_update(self.bot, update, greeted=greeted)
 
