@@ -37,7 +37,7 @@ from bot.scheduler import Scheduler
 from handlers import get_routers
 from storage.db import create_engine, session_factory
 from storage.fsm import SqlStorage
-from storage.uow import UnitOfWork
+from storage.uow import UnitOfWork, commit_current
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         private_burst=settings.rate_chat_burst,
         group_per_minute=settings.rate_group_per_minute,
     )
-    session.middleware(RetryRequests(limiter=limiter))
+    session.middleware(RetryRequests(limiter=limiter, before_wait=commit_current))
     bot = Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,

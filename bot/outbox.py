@@ -168,6 +168,13 @@ class Limiter:
                 self._wake.set()
             raise
 
+    def would_wait(self, chat_id: int) -> bool:
+        """Whether a message to this chat would have to wait for its turn now."""
+        now = self.clock()
+        if self._queues:
+            return True
+        return max(self.global_window.ready_at(now), self.window(chat_id).ready_at(now)) > now
+
     def done(self, chat_id: int) -> None:
         """Telegram answered a granted message: it counts from now."""
         now = self.clock()

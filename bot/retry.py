@@ -1,11 +1,16 @@
 """The one outgoing path: every send waits for its turn in the flood-control limiter (when
 given one); 429 waits `retry_after` (and tightens that window) and sends the same message again;
-5xx and network errors are retried with back-off. aiogram raises these but retries nothing."""
+5xx and network errors are retried with back-off. aiogram raises these but retries nothing.
+
+A send that must wait for its turn first commits the update's transaction so far
+(`before_wait`): SQLite has one writer, and a write lock held through a wait of seconds would
+make every other chat's handler wait too."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import (
@@ -49,11 +54,13 @@ class RetryRequests(BaseRequestMiddleware):
         first_backoff: float = 0.5,
         max_backoff: float = 8.0,
         limiter: Limiter | None = None,
+        before_wait: Callable[[], Awaitable[None]] | None = None,
     ):
         self.attempts = attempts
         self.first_backoff = first_backoff
         self.max_backoff = max_backoff
         self.limiter = limiter
+        self.before_wait = before_wait
 
     async def __call__(
         self,
@@ -67,6 +74,8 @@ class RetryRequests(BaseRequestMiddleware):
         chat = limited_chat(method) if self.limiter is not None else None
         for attempt in range(1, self.attempts + 1):
             if chat is not None and self.limiter is not None:
+                if self.before_wait is not None and self.limiter.would_wait(chat):
+                    await self.before_wait()  # no database lock is held while it waits
                 await self.limiter.acquire(chat, send_priority.get())
             try:
                 try:

@@ -56,3 +56,10 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         await self.session.rollback()
+
+
+async def commit_current() -> None:
+    """Commit what the current update (or task) has done so far, if it has a transaction."""
+    session = current_session.get()
+    if session is not None and session.in_transaction():
+        await session.commit()

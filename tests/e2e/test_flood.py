@@ -113,3 +113,32 @@ async def test_a_customer_held_up_does_not_hold_up_a_newcomers_first_answer(
     newcomer.send("你好")
     reply = await said(api, newcomer, "哪一类问题", timeout=8)  # well before the 15 s are up
     assert "非常抱歉" in reply.text
+
+
+async def test_a_customer_whose_answer_must_wait_does_not_hold_up_another(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """A customer has had their share of messages for now, so the bot's next answer to them
+    must wait its turn, with their words already stored: another customer in the middle of
+    the intake is answered meanwhile (the database is not held through the wait)."""
+    await start_bot(rate_per_chat="0.2", rate_chat_burst="5")  # then one per 5 s, 25 s window
+    other = api.person(8500, "小等", "zh")
+    other.send("你好")
+    await said(api, other, "哪一类问题")
+    busy = api.person(8501, "小急", "zh")
+    busy.send("你好")
+    await said(api, busy, "哪一类问题")
+    busy.tap("花材质量")  # the buttons taken off (2) and the next question (3)
+    await said(api, busy, "订单号")
+    busy.send("FS2026112301")
+    await said(api, busy, "发生了什么")  # 4
+    busy.send("花送到的时候一半都蔫了")
+    await said(api, busy, "照片")  # 5: the window is full for about 25 s
+    mark = len(api.sent)
+    busy.send("我没有照片")  # stored at once; the answer waits its turn
+    await asyncio.sleep(0.5)
+    other.tap("花材质量")
+    reply = await said(api, other, "订单号", mark, timeout=10)  # long before the 25 s
+    assert "好的:花材质量" in reply.text
+    assert not any(s.chat_id == busy.id for s in api.sent[mark:])  # still waiting, not lost
+    await said(api, busy, "记下了", mark, timeout=40)
