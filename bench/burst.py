@@ -22,25 +22,15 @@ import argparse
 import asyncio
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, STAFF, WIDE_OPEN, bot_env, start_warm, stop
 
-from bot.standin import BotApiStandIn, TelegramLimits  # noqa: E402
-
-STAFF = -1000000000001
-WIDE_OPEN = {
-    "RATE_GLOBAL": "100000",
-    "RATE_PER_CHAT": "100000",
-    "RATE_CHAT_BURST": "100000",
-    "RATE_GROUP_PER_MINUTE": "100000",
-}
+from bot.standin import BotApiStandIn, TelegramLimits
 
 
 @dataclass
@@ -78,7 +68,7 @@ async def burst(
 ) -> Result:
     """Start a bot with `command` against a fresh stand-in; `customers` write at once."""
     api = BotApiStandIn(first_update_id=first_id)  # runs may share one database
-    url = await api.start()
+    await api.start()
     api.add_group(STAFF, "staff")
     first_reply: dict[int, float] = {}
     replies: dict[int, int] = {}
@@ -97,25 +87,8 @@ async def burst(
 
     api.listeners.append(listener)
     with tempfile.TemporaryDirectory() as folder:
-        full_env = {
-            **os.environ,
-            "BOT_TOKEN": api.token,
-            "STAFF_CHAT_ID": str(STAFF),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench.db",
-            "TELEGRAM_API_URL": url,
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
-            **env,
-        }
-        proc = subprocess.Popen(command, cwd=folder, env=full_env)
+        proc = await start_warm(api, command, folder, bot_env(api, folder, **env))
         try:
-            while not any(m == "getUpdates" for m, _ in api.calls):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{command} exited with {proc.returncode}")
-                await asyncio.sleep(0.05)
-            warm = api.person(1, "warm-up", "zh")
-            warm.send("你好")
-            await api.wait_for(lambda s: s.chat_id == 1, timeout=60)
             await asyncio.sleep(1.5)  # the warm-up customer's own window passes
             api.limits = TelegramLimits() if limits else None
             people = [api.person(first_id + i, f"客户{i}", "zh") for i in range(customers)]
@@ -130,11 +103,7 @@ async def burst(
             last = max(first_reply.values(), default=start)
             rss = peak_rss_mb(proc.pid)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     await api.stop()
     return Result(
         customers=customers,

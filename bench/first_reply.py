@@ -17,18 +17,13 @@ import asyncio
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import STAFF, WIDE_OPEN, bot_env, start_warm, stop
 
-from bot.standin import BotApiStandIn  # noqa: E402
-
-STAFF = -1000000000001
+from bot.standin import BotApiStandIn
 
 
 def summary(name: str, waits: list[float]) -> str:
@@ -42,7 +37,7 @@ def summary(name: str, waits: list[float]) -> str:
 
 async def main(quiet: int, burst: int) -> None:
     api = BotApiStandIn()
-    url = await api.start()
+    await api.start()
     api.add_group(STAFF, "staff")
     pushed: dict[int, float] = {}
     answered: dict[int, float] = {}
@@ -55,28 +50,9 @@ async def main(quiet: int, burst: int) -> None:
 
     api.listeners.append(listener)
     with tempfile.TemporaryDirectory() as folder:
-        env = {
-            **os.environ,
-            "BOT_TOKEN": api.token,
-            "STAFF_CHAT_ID": str(STAFF),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench.db",
-            "TELEGRAM_API_URL": url,
-            "LOG_LEVEL": "WARNING",
-            # the bot's own cost: its flood control opened wide (the stand-in has no limits)
-            "RATE_GLOBAL": "100000",
-            "RATE_PER_CHAT": "100000",
-            "RATE_CHAT_BURST": "100000",
-            "RATE_GROUP_PER_MINUTE": "100000",
-            "PYTHONPATH": str(ROOT),
-        }
-        proc = subprocess.Popen([sys.executable, "-m", "bot"], cwd=folder, env=env)
+        command = [sys.executable, "-m", "bot"]
+        proc = await start_warm(api, command, folder, bot_env(api, folder, **WIDE_OPEN))
         try:
-            while not any(m == "getUpdates" for m, _ in api.calls):
-                await asyncio.sleep(0.05)
-            warm = api.person(1, "warm-up", "zh")
-            warm.send("你好")
-            await api.wait_text(1, "抱歉", timeout=30)
-
             for i in range(quiet):
                 person = api.person(10_000 + i, f"客户{i}", "zh")
                 person.send("你好,我的花蔫了")
@@ -90,8 +66,7 @@ async def main(quiet: int, burst: int) -> None:
                 await api.wait_text(person.id, "抱歉", timeout=120)
             burst_waits = [answered[p.id] - pushed[p.id] for p in people]
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop(proc)
     await api.stop()
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
