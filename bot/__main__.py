@@ -33,11 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     from storage.migrate import migrate_apart
 
-    problem = migrate_apart(settings.database_url)  # before aiogram is imported: a cheap fork
+    problem = migrate_apart(settings.database_url)  # before the desk is imported: a cheap fork
     if problem:  # one line, not a traceback, for a bad URL
         print(f"DATABASE_URL: cannot prepare the database: {problem}", file=sys.stderr)
         return 2

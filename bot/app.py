@@ -1,4 +1,5 @@
-"""Wiring: the bot, the dispatcher with its context and middlewares, the durable poller."""
+"""Wiring: the one place where the desk's parts are built and put together (the composition
+root). `build` makes them; `serve` runs them until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,38 +7,26 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
-from aiogram.types import BotCommand
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.albums import Debouncer
-from bot.channels.telegram import TelegramDesk
-from bot.clockwork import Clockwork
+from bot.channels.telegram.adapter import Telegram
 from bot.config import Settings
-from bot.domain.clock import Deadline, plan
+from bot.domain.clock import Deadline, DeadlineKind, plan
 from bot.domain.tickets import Ticket
-from bot.greeter import Greeter
-from bot.inbox import DurablePoller, Lanes
-from bot.middlewares import Managers, RoleMiddleware, UnitOfWorkMiddleware
-from bot.outbox import Limiter
+from bot.lanes import Lanes
 from bot.policy import Policy
 from bot.render import make_renderer
-from bot.retry import RetryRequests
 from bot.scheduler import Scheduler
-from handlers import get_routers
+from bot.sender import Sender
+from handlers import clock as clock_cases
+from handlers.context import Desk
 from storage.db import create_engine, session_factory
-from storage.fsm import SqlStorage
-from storage.uow import UnitOfWork, commit_current
+from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -47,167 +36,113 @@ def utc_now() -> datetime:
 
 
 @dataclass
-class Desk:
-    """The running desk: what `python -m bot` starts and the demo drives."""
+class App:
+    """The running desk: what `python -m bot` starts and the demo and tests drive."""
 
     settings: Settings
     policy: Policy
-    bot: Bot
-    dispatcher: Dispatcher
+    desk: Desk
+    telegram: Telegram
     engine: AsyncEngine
-    factory: async_sessionmaker[AsyncSession]
-    poller: DurablePoller
     lanes: Lanes
-    desk: TelegramDesk
-    albums: Debouncer
+    sender: Sender
     scheduler: Scheduler
     new_uow: Callable[[], UnitOfWork]
+    clock: Callable[[], datetime]
+
+    @property
+    def poller(self) -> Any:
+        return self.telegram.poller
 
 
-def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = utc_now) -> Desk:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
-    limiter = Limiter(
-        global_rate=settings.rate_global,
-        private_rate=settings.rate_per_chat,
-        private_burst=settings.rate_chat_burst,
-        group_per_minute=settings.rate_group_per_minute,
-    )
-    session.middleware(RetryRequests(limiter=limiter, before_wait=commit_current))
-    bot = Bot(
-        token=settings.bot_token.get_secret_value(),
-        session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
-    )
+def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = utc_now) -> App:
+    telegram = Telegram(settings)
     engine = create_engine(settings.database_url)
     factory = session_factory(engine)
-    sla_policy = settings.sla()
+    sla = settings.sla()
+    desk = Desk(
+        policy=policy,
+        render=make_renderer(policy.timezone),
+        sla=sla,
+        staff_language=settings.default_language,
+        managers=telegram.managers.people,
+        album_window=settings.album_window,
+        group_per_minute=telegram.limiter.group_per_minute,
+    )
 
     def planner(ticket: Ticket) -> list[Deadline]:
-        return plan(ticket, sla_policy, policy.hours)
+        return plan(ticket, sla, policy.hours)
+
+    wake: list[Callable[[], None]] = []
+
+    def committed() -> None:
+        for poke in wake:
+            poke()
 
     def new_uow() -> UnitOfWork:
-        return UnitOfWork(factory, planner)
+        return UnitOfWork(factory, planner, on_commit=committed)
 
-    render = make_renderer(policy.timezone)
     lanes = Lanes()
-    albums = Debouncer(settings.album_window.total_seconds(), enqueue=lanes.submit)
-    desk = TelegramDesk(
-        bot,
-        settings.staff_chat_id,
-        policy,
-        render,
-        settings.default_language,
-        clock,
-        sla_policy,
-        limiter=limiter,
-        new_uow=new_uow,
-    )
-    managers = Managers(
-        settings.manager_ids, settings.staff_chat_id, policy.managers_include_group_admins
-    )
-    fsm = SqlStorage(factory)
-    clockwork = Clockwork(bot, desk, policy, managers, fsm, new_uow, clock)
-    scheduler = Scheduler(new_uow, clock, clockwork.fire, lanes.submit, clockwork.lane_of)
-    sla: dict[str, Any] = {
-        "first_response": settings.sla_first_response,
-        "resolution": settings.sla_resolution,
-    }
-    dispatcher = Dispatcher(
-        storage=fsm,
-        settings=settings,
-        policy=policy,
-        render=render,
-        clock=clock,
-        desk=desk,
-        albums=albums,
-        new_uow=new_uow,
-        managers=managers,
-        clockwork=clockwork,
-        sla=sla,
-    )
-    dispatcher.update.outer_middleware(
-        UnitOfWorkMiddleware(factory, clock, planner, on_commit=scheduler.poke)
-    )
-    dispatcher.update.outer_middleware(
-        RoleMiddleware(settings.staff_chat_id, managers, settings.default_language)
-    )
-    dispatcher.include_routers(*get_routers())
-    greeter = Greeter(bot, policy, render, settings.default_language, clock)
-    poller = DurablePoller(bot, dispatcher, factory, lanes, clock, greeter=greeter)
-    return Desk(
-        settings,
-        policy,
-        bot,
-        dispatcher,
-        engine,
-        factory,
-        poller,
-        lanes,
-        desk,
-        albums,
-        scheduler,
-        new_uow,
-    )
+    telegram.connect(desk, new_uow, lanes, clock)
+    sender = Sender(new_uow, desk, telegram.staff_room, {"telegram": telegram.customers}, clock)
 
+    async def fire(ticket_id: int, kind: DeadlineKind) -> None:
+        async with new_uow() as uow:
+            await clock_cases.deadline_passed(uow, desk, ticket_id, kind, clock())
+            await uow.commit()
 
-async def catch_up(app: Desk) -> None:
-    """What the staff group should have but did not get before the bot stopped: cards of
-    submitted tickets, and customer messages not yet shown."""
-    async with app.new_uow() as uow:
-        pending = await uow.messages.pending_relay()
-        ticket_ids = set(await uow.tickets.without_card()) | {m.ticket_id for m in pending}
-    for ticket_id in sorted(ticket_ids):
-        async with app.new_uow() as uow:
+    async def lane_of(ticket_id: int) -> Hashable:
+        async with new_uow() as uow:
             ticket = await uow.tickets.get(ticket_id)
-            if ticket is None or ticket.status.value in ("intake", "cancelled"):
-                continue
-            try:
-                if ticket.card_message_id is None:  # many at once: a digest, cards after
-                    await app.desk.announce(uow, ticket)
-                else:
-                    await app.desk.relay_pending(uow, ticket)
-                await uow.commit()
-            except TelegramAPIError as exc:
-                logger.error("%s: staff group not reached: %s", ticket.reference, exc)
+        return f"{ticket.channel}:{ticket.customer_id}" if ticket else f"ticket:{ticket_id}"
+
+    scheduler = Scheduler(new_uow, clock, fire, lanes.submit, lane_of)
+    wake.extend([sender.poke, scheduler.poke])
+    return App(settings, policy, desk, telegram, engine, lanes, sender, scheduler, new_uow, clock)
 
 
-async def serve(app: Desk) -> None:
-    """Run until SIGINT/SIGTERM: recover, then poll; on stop, finish what is in hand."""
-    bot = app.bot
-    me = await bot.get_me()
-    app.desk.bot_username = me.username
-    logger.info("Desk started as @%s; staff group %s", me.username, app.settings.staff_chat_id)
-    await bot.delete_webhook(drop_pending_updates=False)
-    await app.desk.detect_forum()
-    with contextlib.suppress(Exception):
-        await bot.set_my_commands(
-            [
-                BotCommand(command="start", description="投诉 / file a complaint"),
-                BotCommand(command="cancel", description="取消 / cancel"),
-                BotCommand(command="whoami", description="ids for setup"),
-            ]
-        )
-    if app.poller.greeter is not None:
-        async with app.new_uow() as uow:
-            app.poller.greeter.known.update(await uow.tickets.customer_ids("telegram"))
-    await app.poller.recover()
-    # the group's limit may make this take minutes: customers are answered meanwhile
-    catching_up = asyncio.create_task(catch_up(app))
+async def start(app: App) -> None:
+    """Catch up on what a stop left, connect the messengers and recover their inboxes (the
+    poller is `serve`'s)."""
+    async with app.new_uow() as uow:
+        known = await uow.tickets.customer_ids("telegram")
+        caught = await clock_cases.catch_up(uow, app.desk)
+        await uow.commit()
+    if caught:
+        logger.info("Catching up: %s tickets' cards", caught)
+    await app.telegram.start(known)
 
+
+async def serve(app: App, signals: bool = True) -> None:
+    """Run until SIGINT/SIGTERM (or `app.poller.stop()`): recover, then poll; on stop, finish
+    what is in hand. `signals`: False where the caller owns them (tests, the demo)."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
+    for sig in (signal.SIGINT, signal.SIGTERM) if signals else ():
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, app.poller.stop)
-    clock_task = asyncio.create_task(app.scheduler.run())
+    try:
+        await start(app)
+    except BaseException:
+        await app.telegram.shutdown()
+        await app.engine.dispose()
+        raise
+    sending = asyncio.create_task(app.sender.run())
+    ticking = asyncio.create_task(app.scheduler.run())
     try:
         await app.poller.run()
     finally:
         app.scheduler.stop()
-        catching_up.cancel()  # what is left is caught up at the next start
-        await asyncio.gather(catching_up, return_exceptions=True)
-        await clock_task
-        await asyncio.wait_for(app.lanes.idle(), timeout=30)
-        await app.desk.stop()
-        await bot.session.close()
+        await ticking
+        try:  # what is left is handled at the next start (it is in the inbox)
+            await asyncio.wait_for(app.lanes.idle(), timeout=30)
+        except TimeoutError:
+            logger.warning("Stopped with updates still being handled")
+        await app.sender.stop()
+        await sending
+        await app.telegram.stop()
+        await app.telegram.shutdown()
         await app.engine.dispose()
+        for sig in (signal.SIGINT, signal.SIGTERM) if signals else ():
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
         logger.info("Desk stopped")

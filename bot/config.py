@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     )
 
     bot_token: SecretStr
-    staff_chat_id: int
+    staff_chat_id: int | None = None  # none yet: the set-up mode (README step 3)
     manager_ids: Annotated[tuple[int, ...], NoDecode] = ()
     database_url: str = "sqlite+aiosqlite:///./desk.db"
     telegram_api_url: str = PUBLIC_API_URL
@@ -120,11 +120,6 @@ def describe_errors(error: ValidationError) -> str:
                     "BOT_TOKEN is not set: create a bot with @BotFather in Telegram (/newbot) and "
                     "put its token in .env as BOT_TOKEN=...; to try the desk without a token run "
                     "`python -m bot demo`."
-                )
-            elif name == "STAFF_CHAT_ID":
-                lines.append(
-                    "STAFF_CHAT_ID is not set: add the bot to your staff group, send /whoami "
-                    "there, and put the number it answers in .env as STAFF_CHAT_ID=..."
                 )
             else:
                 lines.append(f"{name} is not set.")

@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from bot import keyboards
+from bot import labels as keyboards
 from bot.app import build, serve
 from bot.config import load_settings
 from bot.policy import load_policy
@@ -124,7 +124,7 @@ async def _next(api: BotApiStandIn, person: Person | int, needle: str, mark: int
 
 async def run_demo(lang: str = "zh") -> int:
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiogram").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.ERROR)
     w = SCRIPT[lang]
     folder = Path(tempfile.mkdtemp(prefix="desk-demo-"))
     api = BotApiStandIn()
@@ -145,7 +145,7 @@ async def run_demo(lang: str = "zh") -> int:
         )
         policy = load_policy(settings.shop_policy)
         app = build(settings, policy)
-        desk = asyncio.create_task(serve(app))
+        desk = asyncio.create_task(serve(app, signals=False))
         api.listeners.append(Printer(api, lang))
         started = asyncio.get_running_loop().time()
         try:

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 Fire = Callable[[int, DeadlineKind], Awaitable[None]]
 Submit = Callable[[Hashable, Callable[[], Awaitable[None]]], None]
+LaneOf = Callable[[int], Awaitable[Hashable]]
 MAX_SLEEP = 30.0  # also notices deadlines written by another instance
 
 
@@ -28,7 +29,7 @@ class Scheduler:
         clock: Callable[[], datetime],
         fire: Fire,
         lanes: Submit,
-        lane_of: Callable[[int], Awaitable[Hashable]],
+        lane_of: LaneOf,
     ) -> None:
         self.new_uow = new_uow
         self.clock = clock
@@ -47,12 +48,14 @@ class Scheduler:
 
     async def run(self) -> None:
         while not self._stop.is_set():
+            self._poke.clear()  # before the tick: a poke during it is not lost
             try:
                 delay = await self._tick()
             except Exception:
                 logger.exception("Scheduler tick failed")
                 delay = 5.0
-            self._poke.clear()
+            if self._stop.is_set():
+                break
             try:
                 await asyncio.wait_for(self._poke.wait(), timeout=delay)
             except TimeoutError:

@@ -1,91 +1,180 @@
-"""For everyone: /whoami, a ticket opened from a digest, stale or forged buttons, a customer
-who blocks the bot, errors."""
+"""Steps several actors share: the ticket's card, saying things to the customer and into the
+ticket's thread, submitting a ticket, and the alarm words."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from datetime import datetime
+import html
+from datetime import datetime, timedelta
+from typing import Any
 
-from aiogram import F, Router
-from aiogram.dispatcher.event.bases import SkipHandler
-from aiogram.filters import (
-    KICKED,
-    MEMBER,
-    ChatMemberUpdatedFilter,
-    Command,
-    CommandObject,
-    CommandStart,
-    ExceptionTypeFilter,
-)
-from aiogram.types import CallbackQuery, ChatMemberUpdated, ErrorEvent, Message
-
-from bot.channels.telegram import TelegramDesk
-from bot.domain.tickets import parse_reference
-from bot.render import Render
+from bot.domain.clock import next_deadline
+from bot.domain.guard import find_signals
+from bot.domain.messages import Say, Urgency
+from bot.domain.signals import suggest_severity
+from bot.domain.tickets import Ticket, reference
+from bot.text import split_text
+from handlers import choices
+from handlers.choices import Rows
+from handlers.context import Desk
 from storage.uow import UnitOfWork
 
-logger = logging.getLogger(__name__)
-router = Router(name=__name__)
-commands = Router(name=f"{__name__}.commands")  # before the actors' routers: /whoami anywhere
-Clock = Callable[[], datetime]
+REPEAT_WINDOW = timedelta(days=30)
+TEXT_LIMIT = 4096
+CARD_STORY_LIMIT = 1500
 
 
-@commands.message(Command("whoami"))
-async def cmd_whoami(message: Message, render: Render, lang: str, role: str | None) -> None:
-    """Tell the ids a shop owner needs for .env: this chat's and the user's."""
-    await message.answer(
-        render(lang, "common/whoami.html", chat=message.chat, user=message.from_user, role=role)
+def escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def category_label(desk: Desk, ticket: Ticket, language: str) -> str:
+    category = desk.policy.intake.category(ticket.category or "")
+    return category.label.in_(language) if category else "—"
+
+
+def severity_label(desk: Desk, ticket: Ticket, language: str) -> str:
+    if not ticket.severity:
+        return ""
+    return desk.policy.ladder.tier(ticket.severity).label.in_(language)
+
+
+def card(desk: Desk, ticket: Ticket) -> Say:
+    """The ticket's card as staff see it: the summary, where it stands, and its buttons."""
+    lang = desk.staff_language
+    ladder = desk.policy.ladder
+    story = "\n".join(ticket.story)
+    tier = ladder.tier(ticket.tier).label.in_(lang) if ticket.tier else ""
+    option = (
+        ladder.tier(ticket.tier).option(ticket.chosen_option).label.in_(lang)
+        if ticket.tier and ticket.chosen_option is not None
+        else ""
+    )
+    text = desk.render(
+        lang,
+        "staff/card.html",
+        ticket=ticket,
+        policy=desk.policy,
+        category=category_label(desk, ticket, lang),
+        story=story[:CARD_STORY_LIMIT],
+        story_cut=len(story) > CARD_STORY_LIMIT,
+        tier=tier,
+        option=option,
+        severity=severity_label(desk, ticket, lang),
+        deadline=next_deadline(ticket, desk.sla, desk.policy.hours),
+        repeat=reference(ticket.repeat_of) if ticket.repeat_of else "",
+    )
+    return Say(text, choices.card(ticket, ladder, lang))
+
+
+def post_card(uow: UnitOfWork, desk: Desk, ticket: Ticket) -> None:
+    """The ticket reaches the staff room: its card, its photos, the full story when long."""
+    assert ticket.id is not None
+    story = "\n".join(ticket.story)
+    full = story if len(story) > CARD_STORY_LIMIT else ""
+    uow.outbox.card(ticket.id, card(desk, ticket), story=full)
+
+
+def refresh_card(uow: UnitOfWork, desk: Desk, ticket: Ticket) -> None:
+    """The card shows the ticket's new state (only once it is in the staff room)."""
+    assert ticket.id is not None
+    if ticket.status.value not in ("intake", "cancelled"):
+        uow.outbox.card_edit(ticket.id, card(desk, ticket))
+
+
+def tell_customer(
+    uow: UnitOfWork,
+    desk: Desk,
+    ticket: Ticket,
+    template: str,
+    *,
+    rows: Rows = (),
+    urgency: Urgency = Urgency.RELAY,
+    clear: bool = False,
+    **context: Any,
+) -> None:
+    text = desk.render(ticket.language, template, ticket=ticket, policy=desk.policy, **context)
+    uow.outbox.to_customer(
+        ticket.customer,
+        Say(text, rows, clear_choices=clear),
+        ticket_id=ticket.id,
+        urgency=urgency,
     )
 
 
-@commands.message(
-    CommandStart(deep_link=True, magic=F.args.regexp(r"^T-\d{6,}$")), F.chat.type == "private"
-)
-async def ticket_opened_by_staff(
-    message: Message, command: CommandObject, uow: UnitOfWork, desk: TelegramDesk
+def tell_thread(
+    uow: UnitOfWork,
+    desk: Desk,
+    ticket: Ticket,
+    template: str,
+    *,
+    rows: Rows = (),
+    reply_to: str | None = None,
+    urgency: Urgency = Urgency.CARD,
+    **context: Any,
 ) -> None:
-    """A staff member tapped a ticket in a digest: its card, read-only, in their private chat.
-    Anyone else who opens such a link is a customer starting a complaint."""
-    if message.from_user is None or not await desk.is_staff(message.from_user.id):
-        raise SkipHandler
-    ticket = await uow.tickets.get(parse_reference(command.args or "") or 0)
-    if ticket is None:
-        await message.answer(desk.render(desk.lang, "staff/no_such_ticket.txt"))
+    """A word to staff in the ticket's thread."""
+    assert ticket.id is not None
+    text = desk.render(desk.staff_language, template, ticket=ticket, policy=desk.policy, **context)
+    uow.outbox.to_thread(ticket.id, Say(text, rows), reply_to=reply_to, urgency=urgency)
+
+
+def texts(header: str, body: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """The header and the escaped body, in pieces Telegram accepts (each with the header)."""
+    pieces = split_text(body, limit - len(header) - 2) if body else []
+    return [f"{header}\n{escape(p)}" for p in pieces] or [header]
+
+
+async def submit(
+    uow: UnitOfWork, desk: Desk, ticket: Ticket, now: datetime, auto: bool = False
+) -> None:
+    """Send the ticket on to staff: severity suggested from the words, repeat complaints within
+    30 days flagged, the card queued."""
+    assert ticket.id is not None
+    policy = desk.policy
+    suggestion = suggest_severity(ticket.story, policy.ladder)
+    tier = suggestion.tier_key if suggestion else None
+    words = list(suggestion.words) if suggestion else []
+    if ticket.priority == "critical":
+        tier = policy.ladder.tiers[-1].key
+    if auto:
+        ticket.auto_submit(now, tier, words)
+    else:
+        ticket.submit(now, tier, words)
+    earlier = await uow.tickets.recent_for_customer(
+        ticket.customer, now - REPEAT_WINDOW, ticket.id
+    )
+    ticket.repeat_of = earlier.id if earlier else None
+    await uow.tickets.save(ticket)
+    post_card(uow, desk, ticket)
+
+
+async def watch(uow: UnitOfWork, desk: Desk, ticket: Ticket, text: str, now: datetime) -> None:
+    """Safety or public-threat words, at any step: the ticket turns critical and the managers
+    are paged in the staff room at once, even before the intake is done."""
+    words = find_signals(text, desk.policy.signal_words)
+    if not words:
         return
-    text = desk.card_text(ticket)
-    note = desk.render(desk.lang, "staff/card_private_note.html", ticket=ticket)
-    await message.answer(f"{text}\n\n{note}")
-
-
-@router.callback_query()
-async def button_stale(query: CallbackQuery, render: Render, lang: str) -> None:
-    """A button whose data we do not know (old, forged, or from elsewhere): a short alert."""
-    await query.answer(render(lang, "common/stale_button.txt"), show_alert=True)
-
-
-@router.my_chat_member(F.chat.type == "private", ChatMemberUpdatedFilter(KICKED))
-async def bot_blocked(
-    event: ChatMemberUpdated, uow: UnitOfWork, clock: Clock, desk: TelegramDesk
-) -> None:
-    """The customer blocked the bot: their open ticket is marked unreachable on its card."""
-    ticket = await uow.tickets.active_for_customer("telegram", event.chat.id)
-    if ticket is not None and not ticket.customer_blocked:
-        ticket.mark_undeliverable(clock(), "blocked the bot")
-        await uow.tickets.save(ticket)
-        await desk.refresh_card(ticket)
-
-
-@router.my_chat_member(F.chat.type == "private", ChatMemberUpdatedFilter(MEMBER))
-async def bot_unblocked(event: ChatMemberUpdated, uow: UnitOfWork) -> None:
-    """The customer unblocked the bot: reachable again."""
-    ticket = await uow.tickets.active_for_customer("telegram", event.chat.id)
-    if ticket is not None and ticket.customer_blocked:
-        ticket.mark_reachable()
-        await uow.tickets.save(ticket)
-
-
-@router.error(ExceptionTypeFilter(Exception))
-async def error_logged(event: ErrorEvent) -> None:
-    """Log what went wrong with the update; the inbox keeps the update and its error."""
-    logger.exception("Update %s failed", event.update.update_id, exc_info=event.exception)
+    new = ticket.flag(words, now)
+    if not new:
+        return
+    assert ticket.id is not None
+    await uow.tickets.save(ticket)
+    managers = await desk.managers()
+    lang = desk.staff_language
+    if ticket.status.value == "intake":
+        # no card yet: an alert of its own; replies to it reach the customer
+        text = desk.render(
+            lang, "staff/critical_early.html", ticket=ticket, managers=managers, words=new
+        )
+        uow.outbox.to_room(Say(text), ticket_id=ticket.id, urgency=Urgency.RELAY)
+        return
+    tell_thread(
+        uow,
+        desk,
+        ticket,
+        "staff/critical.html",
+        managers=managers,
+        words=new,
+        urgency=Urgency.RELAY,
+    )
+    refresh_card(uow, desk, ticket)

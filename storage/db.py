@@ -31,7 +31,10 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+    # at most 20 connections a process: PostgreSQL serves 100 by default, for every instance
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_timeout=120, pool_pre_ping=True
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

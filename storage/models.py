@@ -64,7 +64,7 @@ class TicketRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    customer_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[str] = mapped_column(String(64))
     customer_name: Mapped[str] = mapped_column(String(256))
     customer_username: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
@@ -81,10 +81,10 @@ class TicketRow(Base):
     submitted_at: Mapped[datetime | None]
     severity: Mapped[str | None] = mapped_column(String(32))
     severity_words: Mapped[list[str]] = mapped_column(JSON, default=list)
-    taken_by_id: Mapped[int | None] = mapped_column(BigInteger)
+    taken_by_id: Mapped[str | None] = mapped_column(String(64))
     taken_by_name: Mapped[str | None] = mapped_column(String(256))
     first_response_at: Mapped[datetime | None]
-    first_response_by_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_response_by_id: Mapped[str | None] = mapped_column(String(64))
     first_response_by_name: Mapped[str | None] = mapped_column(String(256))
     tier: Mapped[str | None] = mapped_column(String(32))
     chosen_option: Mapped[int | None]
@@ -103,6 +103,7 @@ class TicketRow(Base):
     satisfaction: Mapped[int | None]
     satisfaction_comment: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None]
+    awaiting_comment: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     __table_args__ = (Index("ix_tickets_customer", "channel", "customer_id", "status"),)
 
@@ -115,16 +116,16 @@ class MessageRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     direction: Mapped[str] = mapped_column(String(8))  # in (from the customer) | out (to them)
-    sender_id: Mapped[int] = mapped_column(BigInteger)
+    sender_id: Mapped[str] = mapped_column(String(64))
     sender_name: Mapped[str] = mapped_column(String(256))
     kind: Mapped[str] = mapped_column(String(24))
     text: Mapped[str | None] = mapped_column(Text)
     file_id: Mapped[str | None] = mapped_column(String(256))
     media_group_id: Mapped[str | None] = mapped_column(String(64))
-    chat_id: Mapped[int] = mapped_column(BigInteger)
-    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    chat_id: Mapped[str] = mapped_column(String(64))  # the customer's, or the staff room's
+    message_id: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime]
-    # customer messages that arrive after submit wait here until they are shown to staff
+    # unused since the outbox carries relays (kept: old rows say what was shown)
     relay_pending: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
 
 
@@ -152,7 +153,7 @@ class EventRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
-    actor_id: Mapped[int] = mapped_column(BigInteger)
+    actor_id: Mapped[str] = mapped_column(String(64))
     actor_name: Mapped[str] = mapped_column(String(256))
     actor_role: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime]
@@ -180,13 +181,35 @@ class InboxRow(Base):
     received_at: Mapped[datetime]
     handled_at: Mapped[datetime | None] = mapped_column(index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    # the poller queued the newcomer's first answer with the row: the handler does not again
+    greeted: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
-class FsmRow(Base):
-    """aiogram's dialogue state (the step a customer is at), kept in our own database."""
+class OutboxRow(Base):
+    """Everything the desk says, written in the same transaction as the change that says it,
+    then delivered by the sender, which records the messenger's message ids.
 
-    __tablename__ = "fsm"
+    `lane`: rows of one lane go out in order, one at a time (a customer's chat; a ticket's
+    thread in the staff room); different lanes go at once. `not_before`: held back until then
+    (an album's last photo may still come). `collapse`: a later pending row with the same key
+    makes this one unnecessary (a photo count, a card edit)."""
 
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    state: Mapped[str | None] = mapped_column(String(255))
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))  # telegram | wecom | staff
+    recipient: Mapped[str] = mapped_column(String(64))
+    lane: Mapped[str] = mapped_column(String(96))
+    ticket_id: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(24))
+    urgency: Mapped[int] = mapped_column(default=2)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    not_before: Mapped[datetime | None]
+    collapse: Mapped[str | None] = mapped_column(String(96))
+    sent_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))  # sent | blocked | failed | dropped
+    detail: Mapped[str | None] = mapped_column(Text)
+    message_ids: Mapped[list[str] | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "lane", "id"),)

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Deadline, DeadlineKind
-from bot.domain.tickets import ACTIVE, Actor, Event, EventKind, Status, Ticket
+from bot.domain.tickets import ACTIVE, Actor, CustomerRef, Event, EventKind, Status, Ticket
 from storage.models import (
     DeadlineRow,
     EventRow,
@@ -25,11 +25,11 @@ _FIELDS = (
     "order_skipped photos_done contact contact_skipped created_at submitted_at severity "
     "tier chosen_option resolved_at customer_blocked card_message_id topic_id "
     "first_response_at last_customer_at clock_started_at deadline_round incomplete priority "
-    "repeat_of follow_up_asked_at satisfaction satisfaction_comment closed_at"
+    "repeat_of follow_up_asked_at satisfaction satisfaction_comment closed_at awaiting_comment"
 ).split()
 
 
-def _actor(actor_id: int | None, name: str | None, role: str) -> Actor | None:
+def _actor(actor_id: str | None, name: str | None, role: str) -> Actor | None:
     return Actor(actor_id, name or "", role) if actor_id is not None else None
 
 
@@ -52,13 +52,28 @@ class TicketRepository:
         self._loaded[row.id] = self._columns(ticket)
         return ticket
 
-    async def active_for_customer(self, channel: str, customer_id: int) -> Ticket | None:
+    async def active_for_customer(self, who: CustomerRef) -> Ticket | None:
         row = await self.session.scalar(
             select(TicketRow)
             .where(
-                TicketRow.channel == channel,
-                TicketRow.customer_id == customer_id,
+                TicketRow.channel == who.channel,
+                TicketRow.customer_id == who.id,
                 TicketRow.status.in_([s.value for s in ACTIVE]),
+            )
+            .order_by(TicketRow.id.desc())
+            .limit(1)
+            .execution_options(populate_existing=True)
+        )
+        return self._loaded_ticket(row) if row else None
+
+    async def awaiting_comment(self, who: CustomerRef) -> Ticket | None:
+        """The customer's rated ticket whose comment the desk is waiting for."""
+        row = await self.session.scalar(
+            select(TicketRow)
+            .where(
+                TicketRow.channel == who.channel,
+                TicketRow.customer_id == who.id,
+                TicketRow.awaiting_comment.is_(True),
             )
             .order_by(TicketRow.id.desc())
             .limit(1)
@@ -101,14 +116,14 @@ class TicketRepository:
             await self.deadlines.sync(ticket, self.planner(ticket))
 
     async def recent_for_customer(
-        self, channel: str, customer_id: int, since: datetime, before_id: int
+        self, who: CustomerRef, since: datetime, before_id: int
     ) -> Ticket | None:
         """The customer's latest earlier ticket submitted since `since` (a repeat complaint)."""
         row = await self.session.scalar(
             select(TicketRow)
             .where(
-                TicketRow.channel == channel,
-                TicketRow.customer_id == customer_id,
+                TicketRow.channel == who.channel,
+                TicketRow.customer_id == who.id,
                 TicketRow.id < before_id,
                 TicketRow.submitted_at >= since,
             )
@@ -117,7 +132,7 @@ class TicketRepository:
         )
         return self._to_domain(row) if row else None
 
-    async def customer_ids(self, channel: str) -> set[int]:
+    async def customer_ids(self, channel: str) -> set[str]:
         """Every customer who ever had a ticket on this channel."""
         rows = await self.session.scalars(
             select(TicketRow.customer_id).where(TicketRow.channel == channel).distinct()
@@ -285,14 +300,14 @@ class StoredMessage:
     id: int
     ticket_id: int
     direction: str
-    sender_id: int
+    sender_id: str
     sender_name: str
     kind: str
     text: str | None
     file_id: str | None
     media_group_id: str | None
-    chat_id: int
-    message_id: int | None
+    chat_id: str
+    message_id: str | None
     at: datetime
 
 
@@ -311,8 +326,8 @@ class MessageRepository:
         kind: str,
         text: str | None,
         file_id: str | None,
-        chat_id: int,
-        message_id: int | None,
+        chat_id: str,
+        message_id: str | None,
         at: datetime,
         media_group_id: str | None = None,
         relay_pending: bool = False,
@@ -333,7 +348,7 @@ class MessageRepository:
         )
         self.session.add(row)  # written at commit (or the next query)
 
-    async def exists(self, chat_id: int, message_id: int) -> bool:
+    async def exists(self, chat_id: str, message_id: str) -> bool:
         found = await self.session.scalar(
             select(MessageRow.id)
             .where(MessageRow.chat_id == chat_id, MessageRow.message_id == message_id)
@@ -435,6 +450,9 @@ class InboxRepository:
             select(InboxRow).where(InboxRow.handled_at.is_(None)).order_by(InboxRow.update_id)
         )
         return list(rows)
+
+    async def get(self, update_id: int) -> InboxRow | None:
+        return await self.session.get(InboxRow, update_id)
 
     async def mark_handled(self, update_id: int, at: datetime, error: str | None = None) -> None:
         await self.session.execute(

@@ -1,12 +1,14 @@
-"""The unit of work: one session and one transaction per update."""
+"""The unit of work: one session and one transaction per update: the ticket, its events, its
+deadlines, the inbox row and the outgoing messages (the outbox) are committed together."""
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.outbox import Outbox
 from storage.repositories import (
     GroupLinkRepository,
     InboxRepository,
@@ -15,19 +17,20 @@ from storage.repositories import (
     TicketRepository,
 )
 
-# the session of the update being handled, so that the FSM storage writes in the same
-# transaction as the ticket (a kill -9 leaves both before or both after)
-current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
-
 
 class UnitOfWork:
-    """Rolls back unless `commit()` was called."""
+    """Rolls back unless `commit()` was called; `on_commit` runs after a commit that queued
+    messages or changed deadlines (it wakes the sender and the scheduler)."""
 
     def __init__(
-        self, factory: async_sessionmaker[AsyncSession], planner: Planner | None = None
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        planner: Planner | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._factory = factory
         self._planner = planner
+        self._on_commit = on_commit
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._factory()
@@ -36,7 +39,7 @@ class UnitOfWork:
         self.messages = MessageRepository(self.session)
         self.links = GroupLinkRepository(self.session)
         self.inbox = InboxRepository(self.session)
-        self._token = current_session.set(self.session)
+        self.outbox = Outbox(self.session)
         return self
 
     async def __aexit__(
@@ -45,7 +48,6 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        current_session.reset(self._token)
         try:
             await self.session.rollback()
         finally:
@@ -53,13 +55,8 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+        if self._on_commit is not None:
+            self._on_commit()
 
     async def rollback(self) -> None:
         await self.session.rollback()
-
-
-async def commit_current() -> None:
-    """Commit what the current update (or task) has done so far, if it has a transaction."""
-    session = current_session.get()
-    if session is not None and session.in_transaction():
-        await session.commit()

@@ -1,5 +1,5 @@
 """Shared fixtures: databases (a real SQLite file; PostgreSQL where it runs), the Bot API
-stand-in, and the bot started as a user starts it (`python -m bot`)."""
+stand-in, and the bot: in-process, or as a user starts it (`python -m bot`)."""
 
 from __future__ import annotations
 
@@ -79,8 +79,81 @@ async def api() -> AsyncIterator[BotApiStandIn]:
     await standin.stop()
 
 
+def bot_settings(api: BotApiStandIn, database_url: str, **settings: str) -> dict[str, str]:
+    """The desk's settings for a test, as a user writes them in .env (upper-case names)."""
+    return {
+        "BOT_TOKEN": api.token,
+        "STAFF_CHAT_ID": str(STAFF_CHAT),
+        "MANAGER_IDS": str(MANAGER_ID),
+        "DATABASE_URL": database_url,
+        "TELEGRAM_API_URL": api.base_url,
+        "ALBUM_WINDOW": "1s",
+        # scripted people answer instantly; real ones take seconds: roomier per-chat limits
+        # keep the tests quick (the defaults: tests/unit/test_outbox.py, e2e/test_flood.py)
+        "RATE_PER_CHAT": "20",
+        "RATE_CHAT_BURST": "20",
+        "RATE_GROUP_PER_MINUTE": "120",
+        **{k.upper(): v for k, v in settings.items()},
+    }
+
+
+def _polls(api: BotApiStandIn) -> int:
+    return sum(1 for method, _ in api.calls if method == "getUpdates")
+
+
+class InProcessBot:
+    """The desk built and served inside the test's event loop, as the demo runs it: quick to
+    start, and its log is the test's captured log."""
+
+    def __init__(self, api: BotApiStandIn, database_url: str, **settings: str) -> None:
+        self.api = api
+        self.settings = bot_settings(api, database_url, **settings)
+        self.task: asyncio.Task[None] | None = None
+        self.app: Any = None
+
+    async def start(self) -> None:
+        from bot.app import build, serve
+        from bot.config import load_settings
+        from bot.policy import load_policy
+        from storage.migrate import migrate
+
+        await asyncio.to_thread(migrate, self.settings["DATABASE_URL"])
+        settings = load_settings(
+            **{k.lower(): v for k, v in self.settings.items()}, _env_file=None
+        )
+        self.app = build(settings, load_policy(settings.shop_policy))
+        polls = _polls(self.api)
+        self.task = asyncio.create_task(serve(self.app, signals=False))
+        waiting = asyncio.create_task(self.api.wait_calls("getUpdates", polls + 1))
+        await asyncio.wait({self.task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if self.task.done():  # it stopped before it polled: say why
+            waiting.cancel()
+            self.task.result()
+        await waiting
+
+    async def handled(self) -> None:
+        """A barrier: every update sent so far has been fetched and handled (committed)."""
+        await self.api.wait_confirmed(timeout=60)  # their jobs are in the lanes by then
+        await self.app.lanes.idle()
+
+    async def settled(self) -> None:
+        """A barrier: handled, and everything the desk had to say has been sent."""
+        await self.handled()
+        await self.app.sender.idle()
+
+    async def stop(self) -> None:
+        if self.task is None or self.task.done():
+            return
+        self.app.poller.stop()
+        await asyncio.wait_for(self.task, timeout=60)
+
+    def output(self) -> str:
+        return "(in-process: see the captured log)"
+
+
 class BotProcess:
-    """`python -m bot` in a subprocess, configured through its environment like a user does."""
+    """`python -m bot` in a subprocess, configured through its environment like a user does:
+    for what only a process shows (start-up, settings errors, kill -9)."""
 
     def __init__(
         self, api: BotApiStandIn, database_url: str, workdir: Path, **settings: str
@@ -89,26 +162,15 @@ class BotProcess:
         self.workdir = workdir
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLA_"))},
-            "BOT_TOKEN": api.token,
-            "STAFF_CHAT_ID": str(STAFF_CHAT),
-            "MANAGER_IDS": str(MANAGER_ID),
-            "DATABASE_URL": database_url,
-            "TELEGRAM_API_URL": api.base_url,
-            "ALBUM_WINDOW": "1s",
-            # scripted people answer instantly; real ones take seconds: roomier per-chat limits
-            # keep the tests quick (the defaults: tests/unit/test_outbox.py, e2e/test_flood.py)
-            "RATE_PER_CHAT": "20",
-            "RATE_CHAT_BURST": "20",
-            "RATE_GROUP_PER_MINUTE": "120",
+            **bot_settings(api, database_url, **settings),
             "PYTHONPATH": str(ROOT),
-            **{k.upper(): v for k, v in settings.items()},
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.log = workdir / "bot.log"
 
     async def start(self) -> None:
-        polls_before = self._polls()
+        polls_before = _polls(self.api)
         self.starts += 1
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -118,16 +180,13 @@ class BotProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        for _ in range(400):  # ready once it polls
-            if self._polls() > polls_before:
-                return
+        polled = asyncio.create_task(self.api.wait_calls("getUpdates", polls_before + 1))
+        while not polled.done():  # ready once it polls; a busy machine may take a while
             if self.proc.poll() is not None:
+                polled.cancel()
                 raise RuntimeError(f"the bot exited: {self.log.read_text()[-3000:]}")
-            await asyncio.sleep(0.025)
-        raise TimeoutError(f"the bot did not start polling: {self.log.read_text()[-3000:]}")
-
-    def _polls(self) -> int:
-        return sum(1 for method, _ in self.api.calls if method == "getUpdates")
+            await asyncio.wait({polled}, timeout=0.1)
+        polled.result()
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -138,12 +197,11 @@ class BotProcess:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
-        for _ in range(400):
-            if self.proc.poll() is not None:
-                return
-            await asyncio.sleep(0.025)
-        self.proc.kill()
-        self.proc.wait(5)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout=60)
+        except TimeoutError:
+            self.proc.kill()
+            self.proc.wait(5)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -159,16 +217,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture
 async def start_bot(
+    api: BotApiStandIn, database_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Any]:
+    """Start the desk in-process against the stand-in and the database (again after a stop).
+    Every bot started is stopped at the end, whether or not it came up."""
+    bots: list[InProcessBot] = []
+
+    async def start(**settings: str) -> InProcessBot:
+        bot = InProcessBot(api, database_url, **settings)
+        bots.append(bot)  # stopped at the end even if it does not start
+        await bot.start()
+        return bot
+
+    yield start
+    for bot in bots:
+        await bot.stop()
+
+
+@pytest.fixture
+async def start_bot_process(
     api: BotApiStandIn, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[Any]:
-    """Start the bot (once or again after a kill) against the stand-in and the database.
-    When the test fails, the bot's log is printed with the failure."""
+    """Start `python -m bot` as a user does (once, or again after a kill -9). When the test
+    fails, the bot's log is printed with the failure."""
     processes: list[BotProcess] = []
 
     async def start(**settings: str) -> BotProcess:
         process = BotProcess(api, database_url, tmp_path, **settings)
+        processes.append(process)  # stopped at the end even if it does not start
         await process.start()
-        processes.append(process)
         return process
 
     yield start

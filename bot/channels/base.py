@@ -1,13 +1,61 @@
-"""What every messenger adapter offers the rest of the desk."""
+"""The ports the core talks to: a customer channel (one per messenger) and the staff room.
+
+The sender (`bot.sender`) hands each an outbox row (with the rows queued behind it in the same
+lane, which an adapter may send as one message) and records what came back: the messenger's
+message ids, or that the customer cannot be reached.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
+
+from bot.domain.messages import Outgoing
+from bot.domain.tickets import Ticket
 
 
 class Delivery(StrEnum):
-    """How sending something to a customer went."""
+    """How sending went."""
 
     SENT = "sent"
     BLOCKED = "blocked"  # the customer blocked the bot or left: nothing can reach them here
-    FAILED = "failed"  # refused for another reason (logged)
+    FAILED = "failed"  # refused for another reason (the detail says why)
+
+
+@dataclass
+class Outcome:
+    """What an adapter did with the rows it was given: which it covered (several, when it
+    merged them into one message), how it went, and the messenger's ids of what it sent."""
+
+    delivery: Delivery
+    rows: list[int] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+    detail: str = ""
+    topic_id: int | None = None  # the staff room made a thread (topic) for the ticket
+    card_id: int | None = None  # the staff room posted the ticket's card
+    room_id: int | None = None  # the staff room's chat, where `message_ids` are
+
+
+Refresh = Callable[[], Awaitable[list[Outgoing]]]
+
+
+class CustomerChannel(Protocol):
+    """Deliver a message to a customer reference on one messenger."""
+
+    name: str
+
+    async def deliver(self, rows: list[Outgoing], refresh: Refresh) -> Outcome:
+        """Send `rows[0]` (and any rows behind it the channel merges with it)."""
+        ...
+
+
+class StaffRoom(Protocol):
+    """Where staff work: post or edit a ticket's card, relay into its thread, alert."""
+
+    async def deliver(
+        self, rows: list[Outgoing], ticket: Ticket | None, refresh: Refresh
+    ) -> Outcome:
+        """Send `rows[0]` (and what it merges) into the ticket's thread or the room."""
+        ...

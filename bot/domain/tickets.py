@@ -46,15 +46,27 @@ class EventKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class CustomerRef:
+    """Who a customer is, whatever the messenger: the channel and its id for them, as text
+    (a Telegram user id, a WeCom external_userid)."""
+
+    channel: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.id}"
+
+
+@dataclass(frozen=True)
 class Actor:
     """Who did something: a customer, a staff member, a manager, or the bot itself."""
 
-    id: int
+    id: str
     name: str
     role: str  # customer | staff | manager | bot
 
 
-BOT = Actor(0, "bot", "bot")
+BOT = Actor("0", "bot", "bot")
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ class TicketStateError(Exception):
 class Ticket:
     """A complaint. Fields gathered during the intake are filled in step by step."""
 
-    customer_id: int
+    customer_id: str
     customer_name: str
     language: str
     created_at: datetime
@@ -113,6 +125,7 @@ class Ticket:
     satisfaction: int | None = None
     satisfaction_comment: str | None = None
     closed_at: datetime | None = None
+    awaiting_comment: bool = False  # rated: the customer's next words are their comment
     # where it lives in the staff group
     card_message_id: int | None = None
     topic_id: int | None = None
@@ -121,6 +134,10 @@ class Ticket:
     @property
     def reference(self) -> str:
         return reference(self.id)
+
+    @property
+    def customer(self) -> CustomerRef:
+        return CustomerRef(self.channel, self.customer_id)
 
     @property
     def is_active(self) -> bool:
@@ -135,22 +152,22 @@ class Ticket:
     @classmethod
     def receive(
         cls,
-        customer: Actor,
+        who: CustomerRef,
+        name: str,
         language: str,
         now: datetime,
         username: str | None = None,
-        channel: str = "telegram",
     ) -> Ticket:
         """A customer's first message opens a ticket in intake."""
         ticket = cls(
-            customer_id=customer.id,
-            customer_name=customer.name,
+            customer_id=who.id,
+            customer_name=name,
             customer_username=username,
             language=language,
             created_at=now,
-            channel=channel,
+            channel=who.channel,
         )
-        ticket._record(EventKind.RECEIVED, customer, now)
+        ticket._record(EventKind.RECEIVED, ticket._customer(), now)
         ticket._record(EventKind.IN_INTAKE, BOT, now)
         return ticket
 
@@ -203,6 +220,7 @@ class Ticket:
         if not 1 <= score <= 5:
             raise TicketStateError("score out of range")
         self.satisfaction = score
+        self.awaiting_comment = True
         self._record(EventKind.RATED, self._customer(), now, str(score))
         if score <= 2:
             self.reopen(self._customer(), now)
@@ -213,9 +231,13 @@ class Ticket:
         return False
 
     def add_comment(self, text: str) -> None:
+        self.awaiting_comment = False
         self.satisfaction_comment = (
             f"{self.satisfaction_comment}\n{text}" if self.satisfaction_comment else text
         )
+
+    def decline_comment(self) -> None:
+        self.awaiting_comment = False
 
     def close_as_accepted(self, now: datetime) -> None:
         """No answer to the follow-up: the solution is taken as accepted."""

@@ -71,6 +71,24 @@ STRING_FIELDS = {
 }
 
 
+# what Telegram says of an administrator's rights (every field the Bot API requires)
+ADMIN_RIGHTS = {
+    "can_be_edited": False,
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": True,
+    "can_manage_video_chats": False,
+    "can_restrict_members": False,
+    "can_promote_members": False,
+    "can_change_info": False,
+    "can_invite_users": True,
+    "can_post_stories": False,
+    "can_edit_stories": False,
+    "can_delete_stories": False,
+    "can_manage_topics": True,
+}
+
+
 class EntityError(ValueError):
     pass
 
@@ -384,6 +402,7 @@ class BotApiStandIn:
         method = request.match_info["method"]
         params = await self._params(request)
         self.calls.append((method, params))
+        await self._wake()  # a test may wait for a call (the bot's first getUpdates)
         try:
             self._maybe_fault(method, params.get("chat_id"))
             self._maybe_too_many(method, params)
@@ -522,6 +541,24 @@ class BotApiStandIn:
             }
         )
 
+    def add_bot_to_group(
+        self, person: Person, chat_id: int, status: str = "administrator"
+    ) -> None:
+        """`person` adds the bot to the group (as an administrator, as the README asks)."""
+        self._push(
+            {
+                "my_chat_member": {
+                    "chat": self.group_chat(chat_id),
+                    "from": person.user,
+                    "date": int(time.time()),
+                    "old_chat_member": {"status": "left", "user": BOT_USER},
+                    "new_chat_member": {"status": status, "user": BOT_USER, **ADMIN_RIGHTS}
+                    if status == "administrator"
+                    else {"status": status, "user": BOT_USER},
+                }
+            }
+        )
+
     def delete_topic(self, chat_id: int, thread_id: int) -> None:
         self.groups[chat_id].deleted_topics.add(thread_id)
 
@@ -633,6 +670,33 @@ class BotApiStandIn:
                         f"  [{s.chat_id}] {s.text[:120]!r}" for s in self.sent[after:]
                     )
                     raise TimeoutError(f"no matching message within {timeout}s; sent:\n{seen}")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
+                except TimeoutError:
+                    pass
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 15.0) -> None:
+        """Until `condition()` holds, looked at each time the bot calls or a message arrives
+        (a barrier on what the people see, not a sleep)."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not condition():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the condition did not hold within {timeout}s")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
+                except TimeoutError:
+                    pass
+
+    async def wait_calls(self, method: str, count: int, timeout: float = 120.0) -> None:
+        """Until the bot has called `method` at least `count` times (a barrier, not a sleep)."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while sum(1 for m, _ in self.calls if m == method) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{method} was not called {count} times in {timeout}s")
                 try:
                     await asyncio.wait_for(self._changed.wait(), timeout=remaining)
                 except TimeoutError:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from bot.standin import BotApiStandIn
 from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group, said
@@ -70,11 +68,14 @@ async def test_long_texts_and_html_are_delivered_whole_and_escaped(
     card = await file_complaint(api, customer, story=story, photos=())
     assert name in card.text  # shown literally: escaped, not parsed
     assert len(card.text) < 4096 and "全文见下方" in card.text
-    await asyncio.sleep(0.5)
-    full = "".join(
-        s.text.split("\n", 1)[1] for s in api.sent_to(STAFF_CHAT) if "经过全文" in s.text
-    )
-    assert full == story
+
+    def full() -> str:
+        return "".join(
+            s.text.split("\n", 1)[1] for s in api.sent_to(STAFF_CHAT) if "经过全文" in s.text
+        )
+
+    await api.until(lambda: len(full()) >= len(story))
+    assert full() == story
 
     mark = len(api.sent)
     staff.say_in_group(
@@ -82,16 +83,19 @@ async def test_long_texts_and_html_are_delivered_whole_and_escaped(
     )
     first = await said(api, customer, "好的 <u>马上</u> & 处理", mark)
     assert first.text.startswith("<i>王(花语花店)")
-    await asyncio.sleep(0.5)
+    await api.until(lambda: sum(s.text.count("。") for s in api.sent_to(customer.id)) >= 4080)
     pieces = [s for s in api.sent[mark:] if s.chat_id == customer.id]
     assert len(pieces) == 2 and all(len(p.text) <= 4096 for p in pieces)
 
     mark = len(api.sent)
     customer.send("再补充:" + "很" * 4090)
     await in_group(api, "再补充", mark)
-    await asyncio.sleep(0.5)
-    relayed = [s for s in api.sent[mark:] if s.chat_id == STAFF_CHAT]
-    assert sum(s.text.count("很") for s in relayed) == 4090
+
+    def relayed() -> int:
+        return sum(s.text.count("很") for s in api.sent[mark:] if s.chat_id == STAFF_CHAT)
+
+    await api.until(lambda: relayed() >= 4090)
+    assert relayed() == 4090
 
 
 async def test_forged_and_stale_buttons_get_an_alert_and_change_nothing(
@@ -129,7 +133,7 @@ async def test_a_second_album_while_the_first_is_collected_is_counted_too(
     api: BotApiStandIn, start_bot
 ) -> None:
     """Two albums in quick succession: every photo kept, one answer."""
-    await start_bot()
+    bot = await start_bot()
     customer = api.person(6005, "小吴", "zh")
     customer.send("订单 FS2026112301 的花全蔫了,一半都不能看")
     await said(api, customer, "照片")
@@ -137,19 +141,18 @@ async def test_a_second_album_while_the_first_is_collected_is_counted_too(
     customer.send_album(["a1", "a2", "a3"])
     customer.send_album(["b1", "b2"])
     await said(api, customer, "已经收到 5 张照片", mark)
-    await asyncio.sleep(1.5)
+    await bot.settled()
     assert len([s for s in api.sent[mark:] if s.chat_id == customer.id]) == 1
 
 
 async def test_messages_in_unknown_groups_are_ignored(api: BotApiStandIn, start_bot) -> None:
     """A group that is not the staff group gets no answer and opens no ticket."""
-    await start_bot()
+    bot = await start_bot()
     stranger = api.person(6006, "路人", "zh")
     api.add_group(-100777, "别的群")
     stranger.say_in_group(-100777, "你好")
     stranger.say_in_group(-100777, "订单 FS2026112301 的花蔫了")
-    await api.wait_confirmed()
-    await asyncio.sleep(1)
+    await bot.settled()
     assert api.sent_to(-100777) == [] and api.sent_to(STAFF_CHAT) == []
 
 

@@ -37,19 +37,19 @@ async def test_a_missed_first_response_pages_the_manager_and_calms_the_customer(
 
 
 async def test_a_deadline_that_passed_while_the_bot_was_down_fires_once_after_restart(
-    api: BotApiStandIn, start_bot
+    api: BotApiStandIn, start_bot_process
 ) -> None:
     """Killed before the deadline, started after it: the page comes once, right after start."""
-    bot = await start_bot(sla_first_response="3s")
+    bot = await start_bot_process(sla_first_response="3s")
     customer = api.person(8003, "小刚", "zh")
     await file_complaint(api, customer, photos=())
     bot.kill9()
     await asyncio.sleep(4)
     assert not any("还没有人回复" in s.text for s in api.sent)
-    again = await start_bot(sla_first_response="3s")
+    again = await start_bot_process(sla_first_response="3s")
     await in_group(api, "还没有人回复", timeout=15)
     await again.stop()
-    await start_bot(sla_first_response="3s")
+    await start_bot_process(sla_first_response="3s")
     await asyncio.sleep(2)
     assert len([s for s in api.sent if "还没有人回复" in s.text]) == 1
 

@@ -121,7 +121,7 @@ async def test_a_customer_whose_answer_must_wait_does_not_hold_up_another(
     """A customer has had their share of messages for now, so the bot's next answer to them
     must wait its turn, with their words already stored: another customer in the middle of
     the intake is answered meanwhile (the database is not held through the wait)."""
-    await start_bot(rate_per_chat="0.2", rate_chat_burst="5")  # then one per 5 s, 25 s window
+    bot = await start_bot(rate_per_chat="0.5", rate_chat_burst="5")  # one per 2 s, 10 s window
     other = api.person(8500, "小等", "zh")
     other.send("你好")
     await said(api, other, "哪一类问题")
@@ -133,12 +133,57 @@ async def test_a_customer_whose_answer_must_wait_does_not_hold_up_another(
     busy.send("FS2026112301")
     await said(api, busy, "发生了什么")  # 4
     busy.send("花送到的时候一半都蔫了")
-    await said(api, busy, "照片")  # 5: the window is full for about 25 s
+    await said(api, busy, "照片")  # 5: the window is full for about 10 s
     mark = len(api.sent)
     busy.send("我没有照片")  # stored at once; the answer waits its turn
-    await asyncio.sleep(0.5)
+    await bot.handled()
     other.tap("花材质量")
-    reply = await said(api, other, "订单号", mark, timeout=10)  # long before the 25 s
+    reply = await said(api, other, "订单号", mark, timeout=5)  # well before the 10 s
     assert "好的:花材质量" in reply.text
     assert not any(s.chat_id == busy.id for s in api.sent[mark:])  # still waiting, not lost
     await said(api, busy, "记下了", mark, timeout=40)
+
+
+async def test_the_card_does_not_wait_behind_the_customers_own_confirmation(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """The customer's chat is at its limit when they submit: their confirmation waits its
+    turn there, and the card reaches the staff group meanwhile (the group is not that chat)."""
+    api.limits = TelegramLimits(private_rate=0.2, private_burst=3)
+    await start_bot(rate_per_chat="0.2", rate_chat_burst="3")  # then one per 5 s
+    customer = api.person(8600, "小快", "zh")
+    customer.send("订单 FS2026112301 的花全蔫了,一半都不能看,电话 13800138000")
+    await said(api, customer, "照片")  # 1
+    customer.tap("没有照片,跳过")
+    await said(api, customer, "请您核对")  # 2, and the buttons taken off: 3, the chat is full
+    mark = len(api.sent)
+    customer.tap("✅ 提交")
+    card = await in_group(api, "投诉单 T-000001", mark, timeout=30)
+    confirmation = await said(api, customer, "投诉单号", mark, timeout=60)
+    assert api.sent.index(card) < api.sent.index(confirmation)  # the card did not wait for it
+    assert api.limits.refused == 0
+
+
+async def test_one_customer_flooding_does_not_hold_up_another_customers_card(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """One angry customer sends 120 short messages into their open ticket while another files
+    a complaint: the second card reaches the group before the flood is through, and all 120
+    messages reach staff, merged into a few messages that say how many they hold."""
+    api.limits = TelegramLimits()
+    await start_bot(**TELEGRAM_DEFAULTS)
+    angry = api.person(8700, "小怒", "zh")
+    await file_complaint(api, angry, photos=())
+    mark = len(api.sent)
+    for number in range(1, 121):
+        angry.send(f"第{number}句")
+    calm = api.person(8701, "小静", "zh")
+    card = await file_complaint(api, calm, photos=())  # waits for its own card
+    last = await in_group(api, "第120句", mark, timeout=150)
+    assert api.sent.index(card) < api.sent.index(last)  # the card did not wait for the flood
+    relayed = [s for s in api.sent_to(STAFF_CHAT)[0:] if "小怒" in s.text and "句" in s.text]
+    said_all = "\n".join(s.text for s in relayed)
+    assert all(f"第{n}句" in said_all for n in range(1, 121))  # nothing lost
+    assert len(relayed) < 30  # merged, not one group message per customer message
+    assert any("条消息" in s.text for s in relayed)  # a merged one says how many it holds
+    assert api.limits.refused == 0

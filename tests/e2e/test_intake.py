@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from bot.standin import BotApiStandIn
 from tests.conftest import STAFF_CHAT
 from tests.e2e.people import in_group, said
@@ -13,7 +11,7 @@ async def test_whole_intake_with_album_reaches_the_staff_group(
     api: BotApiStandIn, start_bot
 ) -> None:
     """Empathy first, every question asked, the album kept as one answer, and a full card."""
-    await start_bot()
+    bot = await start_bot()
     customer = api.person(1001, "小明", "zh", username="xiaoming")
     customer.send("你好")
     first = await said(api, customer, "非常抱歉给您带来不好的体验")
@@ -37,7 +35,7 @@ async def test_whole_intake_with_album_reaches_the_staff_group(
     customer.send_album(["p1", "p2", "p3"])
     ack = await said(api, customer, "已经收到 3 张照片", mark)
     assert ack.buttons() == ["✅ 照片发完了"]
-    await asyncio.sleep(1.5)
+    await bot.settled()
     acks = [s for s in api.sent_to(customer.id) if "已经收到" in s.text]
     assert len(acks) == 1  # one answer for the whole album
     mark = len(api.sent)

@@ -1,4 +1,5 @@
-"""Storage on real databases: the migrations, tickets and events, the inbox, dialogue state."""
+"""Storage on real databases: the migrations (and an upgrade), tickets and events, the inbox,
+the outbox."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from aiogram.fsm.storage.base import StorageKey
 from alembic import command
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain.tickets import Actor, EventKind, Status, Ticket
+from bot.domain.messages import Choice, Say
+from bot.domain.tickets import Actor, CustomerRef, EventKind, Status, Ticket
 from storage.db import create_engine, session_factory
-from storage.fsm import SqlStorage
 from storage.migrate import alembic_config, migrate
 from storage.uow import UnitOfWork
 
@@ -38,21 +39,21 @@ async def test_a_ticket_round_trips_with_its_events(
     factory: async_sessionmaker[AsyncSession],
 ) -> None:
     """What the domain sets is what comes back, aware UTC times included; events are kept."""
-    ticket = Ticket.receive(Actor(9, "<b>小明</b>", "customer"), "zh", NOW, username="xm")
+    ticket = Ticket.receive(CustomerRef("telegram", "9"), "<b>小明</b>", "zh", NOW, username="xm")
     ticket.category, ticket.story, ticket.photos = "quality", ["蔫了", "很生气"], ["p1"]
     async with UnitOfWork(factory) as uow:
         await uow.tickets.add(ticket)
         ticket.submit(NOW, "medium", ["蔫"])
-        ticket.take(Actor(5, "小王", "staff"), NOW)
+        ticket.take(Actor("5", "小王", "staff"), NOW)
         await uow.tickets.save(ticket)
         await uow.commit()
     async with UnitOfWork(factory) as uow:
         loaded = await uow.tickets.get(ticket.id or 0)
         events = await uow.tickets.events(ticket.id or 0)
-        active = await uow.tickets.active_for_customer("telegram", 9)
+        active = await uow.tickets.active_for_customer(CustomerRef("telegram", "9"))
     assert loaded is not None and active is not None and active.id == ticket.id
     assert loaded.status is Status.OPEN and loaded.story == ["蔫了", "很生气"]
-    assert loaded.submitted_at == NOW and loaded.taken_by == Actor(5, "小王", "staff")
+    assert loaded.submitted_at == NOW and loaded.taken_by == Actor("5", "小王", "staff")
     assert loaded.customer_name == "<b>小明</b>"
     assert [e.kind for e in events] == [
         EventKind.RECEIVED,
@@ -65,7 +66,9 @@ async def test_a_ticket_round_trips_with_its_events(
 async def test_uncommitted_work_is_rolled_back(factory: async_sessionmaker[AsyncSession]) -> None:
     """The unit of work keeps nothing unless commit() was called."""
     async with UnitOfWork(factory) as uow:
-        ticket = await uow.tickets.add(Ticket.receive(Actor(3, "a", "customer"), "zh", NOW))
+        ticket = await uow.tickets.add(
+            Ticket.receive(CustomerRef("telegram", "3"), "a", "zh", NOW)
+        )
     async with UnitOfWork(factory) as uow:
         assert await uow.tickets.get(ticket.id or 0) is None
 
@@ -87,21 +90,94 @@ async def test_the_inbox_ignores_a_repeated_update_and_lists_what_is_unhandled(
         assert [r.update_id for r in await uow.inbox.pending()] == [2, 3]
 
 
-async def test_dialogue_state_survives_in_the_database(
+async def test_the_outbox_keeps_only_committed_messages_in_lane_order(
     factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    """The FSM storage writes inside the update's transaction, or commits on its own."""
-    storage = SqlStorage(factory)
-    key = StorageKey(bot_id=1, chat_id=9, user_id=9)
-    await storage.set_state(key, "FileComplaint:entering_order_number")
-    await storage.set_data(key, {"ticket_id": 7})
+    """Messages queued in a rolled-back unit of work are gone; committed ones wait in their
+    lane in order until the sender records them; a collapse key drops the pending ones."""
+    who = CustomerRef("telegram", "9")
     async with UnitOfWork(factory) as uow:
-        await storage.set_state(key, "FileComplaint:describing_problem")
-        await uow.rollback()  # not committed: the state stays where it was
-    fresh = SqlStorage(factory)
-    assert await fresh.get_state(key) == "FileComplaint:entering_order_number"
-    assert await fresh.get_data(key) == {"ticket_id": 7}
+        uow.outbox.to_customer(who, Say("lost"))
+        await uow.rollback()
     async with UnitOfWork(factory) as uow:
-        await storage.set_state(key, "FileComplaint:describing_problem")
+        uow.outbox.to_customer(who, Say("one", ((Choice("好", "i:cat:quality"),),)))
+        uow.outbox.to_customer(who, Say("two"), collapse="photos:1")
+        uow.outbox.to_customer(CustomerRef("telegram", "10"), Say("other lane"))
         await uow.commit()
-    assert await fresh.get_state(key) == "FileComplaint:describing_problem"
+    async with UnitOfWork(factory) as uow:
+        assert sorted(await uow.outbox.lanes()) == ["telegram:10", "telegram:9"]
+        pending = await uow.outbox.pending("telegram:9")
+        assert [p.say.text for p in pending] == ["one", "two"]
+        assert pending[0].say.choices[0][0].key == "i:cat:quality"
+        await uow.outbox.done([pending[0].id], "sent", NOW, ["77"])
+        await uow.outbox.drop("photos:1")
+        await uow.commit()
+    async with UnitOfWork(factory) as uow:
+        assert await uow.outbox.pending("telegram:9") == []
+        history = await uow.outbox.history("telegram:9")
+        assert [(row.say.text, outcome) for row, outcome in history] == [
+            ("one", "sent"),
+            ("two", "dropped"),
+        ]
+
+
+async def test_a_database_of_the_previous_version_upgrades_keeping_its_tickets(
+    database_url: str,
+) -> None:
+    """Tickets, messages, events and deadlines written before customer ids became text come
+    through the upgrade with their values."""
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.upgrade, config, "0002")
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO tickets (id, channel, customer_id, customer_name, language, "
+                    "status, order_skipped, story, photos, photos_done, contact_skipped, "
+                    "created_at, severity_words, customer_blocked, taken_by_id, taken_by_name, "
+                    "deadline_round, incomplete) VALUES (1, 'telegram', 1001, '小明', 'zh', "
+                    "'open', false, '[]', '[]', true, false, :at, '[]', false, 5, '小王', 0, "
+                    "false)"
+                ),
+                {"at": NOW.replace(tzinfo=None)},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO events (ticket_id, kind, actor_id, actor_name, actor_role, at, "
+                    "detail) VALUES (1, 'taken', 5, '小王', 'staff', :at, '')"
+                ),
+                {"at": NOW.replace(tzinfo=None)},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (ticket_id, direction, sender_id, sender_name, kind, "
+                    "text, chat_id, message_id, at, relay_pending) VALUES (1, 'in', 1001, "
+                    "'小明', 'text', '花蔫了', 1001, 42, :at, false)"
+                ),
+                {"at": NOW.replace(tzinfo=None)},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO deadlines (ticket_id, kind, round, due_at) "
+                    "VALUES (1, 'resolution', 0, :at)"
+                ),
+                {"at": NOW.replace(tzinfo=None)},
+            )
+    finally:
+        await engine.dispose()
+    await asyncio.to_thread(migrate, database_url)
+    engine = create_engine(database_url)
+    try:
+        async with UnitOfWork(session_factory(engine)) as uow:
+            ticket = await uow.tickets.active_for_customer(CustomerRef("telegram", "1001"))
+            assert ticket is not None and ticket.customer_name == "小明"
+            assert ticket.taken_by == Actor("5", "小王", "staff")
+            assert [e.actor.id for e in await uow.tickets.events(1)] == ["5"]
+            messages = await uow.messages.for_ticket(1)
+            assert [(m.sender_id, m.chat_id, m.message_id) for m in messages] == [
+                ("1001", "1001", "42")
+            ]
+            assert [d[0] for d in await uow.deadlines.for_ticket(1)] == ["resolution"]
+    finally:
+        await engine.dispose()

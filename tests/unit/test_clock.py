@@ -14,17 +14,17 @@ from bot.domain.clock import (
 )
 from bot.domain.guard import Banned, find_banned, find_signals
 from bot.domain.remedies import Text
-from bot.domain.tickets import Actor, Status, Ticket
+from bot.domain.tickets import Actor, CustomerRef, Status, Ticket
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a Monday
 SLA = SlaPolicy()
 ALWAYS = WorkingHours()
 SHOP = WorkingHours("Asia/Shanghai", time(9), time(21), frozenset(range(6)))  # closed Sunday
-STAFF = Actor(5, "小王", "staff")
+STAFF = Actor("5", "小王", "staff")
 
 
 def open_ticket() -> Ticket:
-    ticket = Ticket.receive(Actor(1, "小明", "customer"), "zh", NOW)
+    ticket = Ticket.receive(CustomerRef("telegram", "1"), "小明", "zh", NOW)
     ticket.submit(NOW, None, [])
     return ticket
 
@@ -35,7 +35,7 @@ def kinds(ticket: Ticket, hours: WorkingHours = ALWAYS) -> dict[DeadlineKind, da
 
 def test_an_intake_has_only_its_timeout_counted_from_the_last_message() -> None:
     """Ten minutes after the customer last wrote, the intake is submitted."""
-    ticket = Ticket.receive(Actor(1, "小明", "customer"), "zh", NOW)
+    ticket = Ticket.receive(CustomerRef("telegram", "1"), "小明", "zh", NOW)
     ticket.note_customer_message(NOW + timedelta(minutes=3))
     assert kinds(ticket) == {DeadlineKind.INTAKE_TIMEOUT: NOW + timedelta(minutes=13)}
 

@@ -15,7 +15,7 @@ from bot.domain.intake import (
     normalise_phone,
     reset_answer,
 )
-from bot.domain.tickets import Actor, Ticket
+from bot.domain.tickets import CustomerRef, Ticket
 from bot.policy import load_policy
 
 NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
@@ -23,7 +23,7 @@ RULES = load_policy(BUNDLED_POLICY).intake
 
 
 def new_ticket() -> Ticket:
-    return Ticket.receive(Actor(1, "小明", "customer"), "zh", NOW)
+    return Ticket.receive(CustomerRef("telegram", "1"), "小明", "zh", NOW)
 
 
 def test_a_greeting_answers_nothing_and_the_category_comes_first() -> None:

@@ -7,7 +7,7 @@ from collections import deque
 
 import pytest
 
-from bot.outbox import Limiter, Priority, Window
+from bot.channels.telegram.limiter import Limiter, Priority, Window
 
 
 class FakeTime:

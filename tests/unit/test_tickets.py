@@ -8,6 +8,7 @@ import pytest
 
 from bot.domain.tickets import (
     Actor,
+    CustomerRef,
     EventKind,
     Status,
     Ticket,
@@ -17,12 +18,12 @@ from bot.domain.tickets import (
 )
 
 NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
-STAFF = Actor(10, "小王", "staff")
-MANAGER = Actor(20, "陈店长", "manager")
+STAFF = Actor("10", "小王", "staff")
+MANAGER = Actor("20", "陈店长", "manager")
 
 
 def submitted() -> Ticket:
-    ticket = Ticket.receive(Actor(1, "小明", "customer"), "zh", NOW)
+    ticket = Ticket.receive(CustomerRef("telegram", "1"), "小明", "zh", NOW)
     ticket.submit(NOW, "medium", ["蔫"])
     return ticket
 
@@ -70,7 +71,7 @@ def test_resolved_tickets_refuse_remedies_and_intake_tickets_refuse_staff() -> N
     ticket.resolve(MANAGER, NOW)
     with pytest.raises(TicketStateError):
         ticket.offer_remedy("minor", MANAGER, NOW)
-    fresh = Ticket.receive(Actor(2, "小红", "customer"), "zh", NOW)
+    fresh = Ticket.receive(CustomerRef("telegram", "2"), "小红", "zh", NOW)
     with pytest.raises(TicketStateError):
         fresh.take(STAFF, NOW)
 

@@ -2,9 +2,12 @@
 (about 30 messages a second overall, about 1 a second per private chat with short bursts, 20 a
 minute per group), first replies ahead of everything else, each chat's messages in order.
 
-python-telegram-bot's AIORateLimiter is the usual model; aiogram ships none. This module is the
-scheduling core (plain asyncio, clock and sleep injected so it is tested without waiting);
-`bot.retry.RetryRequests` routes every send of the bot through it.
+python-telegram-bot's AIORateLimiter is the usual model, but it has no priorities and no per-chat
+order. This module is the scheduling core (plain asyncio, clock and sleep injected so it is tested
+without waiting); `bot.channels.telegram.sender` routes every send of the bot through it.
+
+Waiters queue by lane: a private chat is one lane; the staff group has one lane per ticket, so
+tickets take turns for the group's places instead of queueing behind each other.
 """
 
 from __future__ import annotations
@@ -14,23 +17,11 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
-from enum import IntEnum
 
+from bot.domain.messages import Urgency
 
-class Priority(IntEnum):
-    """Who waits least: a customer's first answer, then staff relays, then cards and
-    reminders, then reports."""
-
-    FIRST_REPLY = 0
-    RELAY = 1
-    CARD = 2
-    REPORT = 3
-
-
-# the priority of what the current update sends; set per update, defaults to a card's
-send_priority: ContextVar[Priority] = ContextVar("send_priority", default=Priority.CARD)
+Priority = Urgency  # who waits least: first replies, relays, cards, reports
 
 
 @dataclass
@@ -122,6 +113,7 @@ class Limiter:
         self._windows: dict[Hashable, Window] = {}
         self._sweep_at = 1024
         self._queues: dict[Hashable, deque[_Waiter]] = {}
+        self._chat_of: dict[Hashable, int] = {}  # each lane's chat (its windows)
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
@@ -139,12 +131,16 @@ class Limiter:
         new customers every day: the table must not grow forever)."""
         now = self.clock()
         for chat_id, window in list(self._windows.items()):
-            if window.idle(now) and chat_id not in self._queues:
+            if window.idle(now) and chat_id not in self._chat_of.values():
                 del self._windows[chat_id]
         self._sweep_at = max(1024, 2 * len(self._windows))
 
-    async def acquire(self, chat_id: int, priority: Priority = Priority.CARD) -> None:
-        """Wait until a message to this chat may be sent; call `done` once Telegram answered."""
+    async def acquire(
+        self, chat_id: int, priority: Priority = Priority.CARD, lane: Hashable | None = None
+    ) -> None:
+        """Wait until a message to this chat may be sent; call `done` once Telegram answered.
+        Waiters of one lane (default: the chat) go in order."""
+        lane = chat_id if lane is None else lane
         if not self._queues:  # nobody waiting: no queue to keep, go now if the windows allow
             now = self.clock()
             window = self.window(chat_id)
@@ -153,7 +149,8 @@ class Limiter:
                 window.take()
                 return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(chat_id, deque()).append(
+        self._chat_of[lane] = chat_id
+        self._queues.setdefault(lane, deque()).append(
             _Waiter(int(priority), next(self._seq), future)
         )
         self._wake.set()
@@ -192,7 +189,9 @@ class Limiter:
     def free(self, chat_id: int) -> int:
         """How many messages this chat may still get now, not counting those waiting."""
         now = self.clock()
-        waiting = len(self._queues.get(chat_id, ()))
+        waiting = sum(
+            len(q) for lane, q in self._queues.items() if self._chat_of.get(lane) == chat_id
+        )
         return max(0, min(self.window(chat_id).free(now), self.global_window.free(now)) - waiting)
 
     @property
@@ -206,17 +205,19 @@ class Limiter:
             best: tuple[_Waiter, int] | None = None
             soonest = float("inf")
             global_at = self.global_window.ready_at(now)
-            for chat_id, queue in self._queues.items():
+            for lane, queue in self._queues.items():
                 head = queue[0]
-                at = max(global_at, self.window(chat_id).ready_at(now))
+                at = max(global_at, self.window(self._chat_of[lane]).ready_at(now))
                 if at <= now and (best is None or head < best[0]):
-                    best = (head, chat_id)
+                    best = (head, lane)
                 soonest = min(soonest, at)
             if best is not None:
-                head, chat_id = best
-                self._queues[chat_id].popleft()
-                if not self._queues[chat_id]:
-                    del self._queues[chat_id]
+                head, lane = best
+                chat_id = self._chat_of[lane]
+                self._queues[lane].popleft()
+                if not self._queues[lane]:
+                    del self._queues[lane]
+                    del self._chat_of[lane]
                 if head.future.done():  # its sender gave up waiting
                     continue
                 self.global_window.take()

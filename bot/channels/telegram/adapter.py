@@ -1,0 +1,126 @@
+"""The Telegram adapter as the composition root sees it: the bot, its limiter, the staff group,
+the customers' chats, the router and the durable poller, built and started together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from telegram import Bot, BotCommand
+from telegram.error import TelegramError
+from telegram.request import HTTPXRequest
+
+from bot.channels.telegram.limiter import Limiter
+from bot.channels.telegram.poller import DurablePoller
+from bot.channels.telegram.routes import Managers, Router
+from bot.channels.telegram.sender import Api, CustomerChats, Digest, StaffGroup
+from bot.config import Settings
+from bot.lanes import Lanes
+from handlers import common
+from handlers.context import Desk
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+COMMANDS = [
+    ("start", "投诉 / file a complaint"),
+    ("cancel", "取消 / cancel"),
+    ("whoami", "ids for setup"),
+]
+
+
+def telegram_bot(settings: Settings) -> Bot:
+    base = settings.telegram_api_url.rstrip("/")
+    return Bot(
+        settings.bot_token.get_secret_value(),
+        base_url=f"{base}/bot",
+        base_file_url=f"{base}/file/bot",
+        request=HTTPXRequest(connection_pool_size=64, pool_timeout=60.0),
+        get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=45.0),
+    )
+
+
+class Telegram:
+    """Built in two steps: `Telegram(settings)` (what the desk needs to know: the managers, the
+    group's limit), then `connect(...)` once the desk exists."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bot = telegram_bot(settings)
+        self.limiter = Limiter(
+            global_rate=settings.rate_global,
+            private_rate=settings.rate_per_chat,
+            private_burst=settings.rate_chat_burst,
+            group_per_minute=settings.rate_group_per_minute,
+        )
+        self.api = Api(self.bot, self.limiter)
+        self.managers = Managers(
+            self.bot, settings.manager_ids, settings.staff_chat_id, include_admins=False
+        )
+        self.customers = CustomerChats(self.api)
+
+    def connect(
+        self,
+        desk: Desk,
+        new_uow: Callable[[], UnitOfWork],
+        lanes: Lanes,
+        clock: Callable[[], datetime],
+    ) -> None:
+        settings = self.settings
+        self.managers.include_admins = desk.policy.managers_include_group_admins
+        language = settings.default_language
+        self.staff_room = StaffGroup(
+            self.api,
+            settings.staff_chat_id or 0,
+            desk.render,
+            language,
+            card_of=lambda ticket: common.card(desk, ticket),
+            describe=lambda ticket: (
+                common.category_label(desk, ticket, language),
+                common.severity_label(desk, ticket, language),
+            ),
+        )
+        self.digest = Digest(self.staff_room, self.limiter)
+        self.staff_room.digest = self.digest
+        self.router = Router(
+            self.bot,
+            desk,
+            settings.staff_chat_id,
+            self.managers,
+            language,
+            clock,
+            forum=lambda: self.staff_room.forum,
+        )
+        self.poller = DurablePoller(self.bot, self.router, new_uow, lanes, desk, clock, language)
+
+    async def start(self, known_customers: set[str]) -> None:
+        """Connect to the Bot API, look at the staff group, and recover the inbox."""
+        bot = self.bot
+        await bot.initialize()
+        me = bot.bot
+        self.digest.bot_username = me.username
+        if self.settings.staff_chat_id is None:
+            logger.warning(
+                "Set-up mode: STAFF_CHAT_ID is not set. Add @%s to your staff group as an "
+                "administrator (it will say the line to put in .env), or send /whoami there.",
+                me.username,
+            )
+        else:
+            logger.info(
+                "Desk started as @%s; staff group %s", me.username, self.settings.staff_chat_id
+            )
+            await self.staff_room.detect_forum()
+        with contextlib.suppress(TelegramError):
+            await bot.delete_webhook(drop_pending_updates=False)
+        with contextlib.suppress(TelegramError):
+            await bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+        self.poller.known.update(int(i) for i in known_customers if i.lstrip("-").isdigit())
+        await self.poller.recover()
+
+    async def stop(self) -> None:
+        await self.digest.stop()
+
+    async def shutdown(self) -> None:
+        await self.bot.shutdown()

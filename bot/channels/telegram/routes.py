@@ -1,0 +1,364 @@
+"""Telegram updates into the desk's use cases: who is speaking (a customer in a private chat,
+staff or a manager in the staff group), what they said or tapped, as plain data. Nothing here
+decides anything about a complaint."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from telegram import Bot, CallbackQuery, ChatMemberUpdated, Message, Update, User
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import TelegramError
+
+from bot.domain.messages import FILE_KINDS, Answer, Attachment, Said, Say, StaffSaid, Tap, Urgency
+from bot.domain.tickets import Actor, CustomerRef, Ticket, parse_reference
+from bot.render import language_of
+from handlers import customer, staff
+from handlers.context import Desk
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+KINDS = ("text", *FILE_KINDS, "contact", "location")
+REFERENCE = re.compile(r"T-\d{6,}")
+DEEP_LINK = re.compile(r"^/start(@\w+)?\s+(T-\d{6,})$")
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def kind_of(message: Message) -> str:
+    return next((kind for kind in KINDS if getattr(message, kind, None)), "other")
+
+
+def attachment_of(message: Message) -> Attachment | None:
+    if message.photo:
+        return Attachment("photo", message.photo[-1].file_id)
+    for kind in FILE_KINDS:
+        item = getattr(message, kind, None)
+        if item is not None and kind != "photo":
+            return Attachment(kind, str(item.file_id))
+    return None
+
+
+def text_of(message: Message) -> str | None:
+    if message.sticker:
+        return message.sticker.emoji
+    if message.location:
+        return f"{message.location.latitude},{message.location.longitude}"
+    return message.text or message.caption
+
+
+def customer_of(user: User) -> CustomerRef:
+    return CustomerRef(CHANNEL, str(user.id))
+
+
+def said_by_customer(message: Message, default_language: str) -> Said | None:
+    """A customer's message in their private chat, as the desk keeps it."""
+    user = message.from_user
+    if user is None or user.is_bot:
+        return None
+    return Said(
+        who=customer_of(user),
+        name=user.full_name,
+        language=language_of(user.language_code, default_language),
+        kind=kind_of(message),
+        text=text_of(message),
+        attachment=attachment_of(message),
+        album=message.media_group_id,
+        phone=message.contact.phone_number if message.contact else None,
+        ref=str(message.message_id),
+        username=user.username,
+    )
+
+
+def chat_key(update: Update) -> str:
+    """The lane an update runs in: its chat (a callback: the chat of the tapped message)."""
+    chat = update.effective_chat
+    if chat is not None:
+        return f"{CHANNEL}:{chat.id}"
+    user = update.effective_user
+    return f"{CHANNEL}:{user.id}" if user else f"{CHANNEL}:other"
+
+
+class Managers:
+    """Who may decide compensation: MANAGER_IDS, and the staff group's administrators when the
+    policy says so (asked from Telegram, kept five minutes)."""
+
+    def __init__(
+        self, bot: Bot, ids: tuple[int, ...], staff_chat_id: int | None, include_admins: bool
+    ) -> None:
+        self.bot = bot
+        self.ids = frozenset(ids)
+        self.staff_chat_id = staff_chat_id
+        self.include_admins = include_admins
+        self._admins: frozenset[int] = frozenset()
+        self._fetched = 0.0
+        self._names: dict[int, str] = {}
+
+    async def people(self) -> list[Actor]:
+        """The managers to mention, with their first names (asked from the group once)."""
+        ids = set(self.ids)
+        if self.include_admins:
+            await self.is_manager(0)  # refreshes the administrators when due
+            ids |= {i for i in self._admins if i != self.bot.id}
+        people = []
+        for user_id in sorted(ids):
+            if user_id not in self._names:
+                try:
+                    assert self.staff_chat_id is not None
+                    member = await self.bot.get_chat_member(self.staff_chat_id, user_id)
+                    self._names[user_id] = member.user.first_name
+                except (TelegramError, AssertionError) as exc:  # a name is nice, not needed
+                    logger.info("No name for manager %s: %s", user_id, exc)
+                    self._names[user_id] = ""
+            people.append(Actor(str(user_id), self._names[user_id], "manager"))
+        return people
+
+    async def is_manager(self, user_id: int) -> bool:
+        if user_id in self.ids:
+            return True
+        if not self.include_admins or self.staff_chat_id is None:
+            return False
+        if time.monotonic() - self._fetched > 300:
+            try:
+                admins = await self.bot.get_chat_administrators(self.staff_chat_id)
+                self._admins = frozenset(a.user.id for a in admins)
+                self._fetched = time.monotonic()
+            except TelegramError as exc:
+                logger.warning("Cannot read the staff group's administrators: %s", exc)
+        return user_id in self._admins
+
+
+class Router:
+    """Turns one update into one use-case call, inside the update's unit of work. Returns what
+    must happen after the commit (answering a tapped button), if anything."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        desk: Desk,
+        staff_chat_id: int | None,
+        managers: Managers,
+        default_language: str,
+        clock: Callable[[], datetime],
+        forum: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.bot = bot
+        self.desk = desk
+        self.staff_chat_id = staff_chat_id
+        self.managers = managers
+        self.default_language = default_language
+        self.clock = clock
+        self.forum = forum
+
+    async def handle(self, uow: UnitOfWork, update: Update, greeted: bool) -> AfterCommit | None:
+        now = self.clock()
+        if update.callback_query is not None:
+            answer = await self.tapped(uow, update.callback_query, now)
+            return self._answer(update.callback_query, answer)
+        if update.my_chat_member is not None:
+            await self.membership_changed(uow, update.my_chat_member, now)
+            return None
+        if self.staff_chat_id is None:  # set-up mode: /whoami and a word to customers only
+            self.setting_up(uow, update)
+            return None
+        message = update.message
+        if message is None:
+            return None  # an edit, or something the desk does not use
+        text = (message.text or "").strip()
+        if text.split("@")[0] == "/whoami":
+            self.whoami(uow, message)
+            return None
+        if message.chat.type == ChatType.PRIVATE:
+            await self.private_message(uow, message, now, greeted)
+        elif self.staff_chat_id is not None and message.chat.id == self.staff_chat_id:
+            await self.staff_message(uow, message, now)
+        return None
+
+    # -- who is who ------------------------------------------------------------------------
+
+    async def staff_actor(self, user: User) -> Actor:
+        role = "manager" if await self.managers.is_manager(user.id) else "staff"
+        return Actor(str(user.id), user.first_name or user.full_name, role)
+
+    async def is_staff(self, user_id: int) -> bool:
+        """Whether this person is in the staff group."""
+        if self.staff_chat_id is None:
+            return False
+        try:
+            member = await self.bot.get_chat_member(self.staff_chat_id, user_id)
+        except TelegramError:
+            return False
+        return member.status in (
+            ChatMemberStatus.OWNER,
+            ChatMemberStatus.ADMINISTRATOR,
+            ChatMemberStatus.MEMBER,
+            ChatMemberStatus.RESTRICTED,
+        )
+
+    # -- messages --------------------------------------------------------------------------
+
+    def whoami(self, uow: UnitOfWork, message: Message) -> None:
+        """Tell the ids a shop owner needs for .env: this chat's and the user's."""
+        user = message.from_user
+        role = None
+        if message.chat.type == ChatType.PRIVATE:
+            role = "customer"
+        lang = (
+            language_of(user.language_code, self.default_language)
+            if user and message.chat.type == ChatType.PRIVATE
+            else self.default_language
+        )
+        text = self.desk.render(
+            lang, "common/whoami.html", chat=message.chat, user=user, role=role
+        )
+        uow.outbox.to_customer(
+            CustomerRef(CHANNEL, str(message.chat.id)), Say(text), urgency=Urgency.RELAY
+        )
+
+    async def private_message(
+        self, uow: UnitOfWork, message: Message, now: datetime, greeted: bool
+    ) -> None:
+        match = DEEP_LINK.match((message.text or "").strip())
+        user = message.from_user
+        if match and user is not None and await self.is_staff(user.id):
+            # a staff member tapped a ticket in a digest: its card, read-only, in private
+            say = await staff.ticket_card(uow, self.desk, match.group(2))
+            uow.outbox.to_customer(customer_of(user), say, urgency=Urgency.RELAY)
+            return
+        said = said_by_customer(message, self.default_language)
+        if said is not None:
+            await customer.wrote(uow, self.desk, said, now, greeted=greeted)
+
+    async def staff_message(self, uow: UnitOfWork, message: Message, now: datetime) -> None:
+        """A staff member's message: relayed when it belongs to a ticket's thread."""
+        user = message.from_user
+        kind = kind_of(message)
+        if user is None or user.is_bot or kind in ("contact", "other"):
+            return
+        if (message.text or "").startswith("/"):
+            return
+        ticket = await self.ticket_of(uow, message)
+        if ticket is None or ticket.id is None:
+            return
+        await uow.links.link(message.chat.id, message.message_id, ticket.id)
+        said = StaffSaid(
+            actor=await self.staff_actor(user),
+            ticket_id=ticket.id,
+            kind=kind,
+            text=text_of(message) if kind != "sticker" else None,
+            attachment=attachment_of(message),
+            ref=str(message.message_id),
+        )
+        await staff.replied(uow, self.desk, said, now)
+
+    async def ticket_of(self, uow: UnitOfWork, message: Message) -> Ticket | None:
+        """The ticket a group message answers: by its topic, or by the message it replies to."""
+        if self.forum() and message.is_topic_message and message.message_thread_id:
+            ticket_id = await uow.links.ticket_for_topic(message.message_thread_id)
+            return await uow.tickets.get(ticket_id) if ticket_id else None
+        replied = message.reply_to_message
+        if replied is None:
+            return None
+        ticket_id = await uow.links.ticket_for(message.chat.id, replied.message_id)
+        if ticket_id is not None:
+            return await uow.tickets.get(ticket_id)
+        if not (replied.from_user and replied.from_user.is_bot):
+            return None
+        # a reply that came before its link was stored: the reference is in the text
+        found = REFERENCE.search(replied.text or replied.caption or "")
+        ticket_id = parse_reference(found.group(0)) if found else None
+        ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+        if ticket is not None and ticket.card_message_id is None and _is_card_of(replied, ticket):
+            ticket.card_message_id = replied.message_id  # this message is the card
+        return ticket
+
+    # -- taps ------------------------------------------------------------------------------
+
+    async def tapped(self, uow: UnitOfWork, query: CallbackQuery, now: datetime) -> Answer:
+        user = query.from_user
+        chat = query.message.chat if query.message is not None else None
+        message_ref = str(query.message.message_id) if query.message is not None else None
+        key = query.data or ""
+        if chat is not None and self.staff_chat_id is not None and chat.id == self.staff_chat_id:
+            actor = await self.staff_actor(user)
+            return await staff.card_tapped(uow, self.desk, actor, key, message_ref, now)
+        lang = language_of(user.language_code, self.default_language)
+        if chat is None or chat.type != ChatType.PRIVATE:
+            return customer.stale(self.desk, lang)
+        tap = Tap(customer_of(user), key, message_ref, lang)
+        return await customer.tapped(uow, self.desk, tap, now)
+
+    def _answer(self, query: CallbackQuery, answer: Answer) -> AfterCommit:
+        async def after() -> None:
+            try:
+                await self.bot.answer_callback_query(
+                    query.id, text=answer.text, show_alert=answer.alert
+                )
+            except TelegramError as exc:  # too late (15 s) or already answered: harmless
+                logger.debug("Callback %s not answered: %s", query.id, exc)
+
+        return after
+
+    # -- before the staff group is set ------------------------------------------------------
+
+    def setting_up(self, uow: UnitOfWork, update: Update) -> None:
+        """No STAFF_CHAT_ID yet: /whoami answers anywhere; a customer hears, politely, that the
+        desk is not open yet."""
+        message = update.message
+        if message is None:
+            return
+        if (message.text or "").strip().split("@")[0] == "/whoami":
+            self.whoami(uow, message)
+        elif message.chat.type == ChatType.PRIVATE and message.from_user is not None:
+            lang = language_of(message.from_user.language_code, self.default_language)
+            text = self.desk.render(lang, "common/not_open.html", policy=self.desk.policy)
+            uow.outbox.to_customer(customer_of(message.from_user), Say(text))
+
+    def added_to_group(self, uow: UnitOfWork, event: ChatMemberUpdated) -> None:
+        """Set-up mode, the bot was added to a group: the exact line for .env, there and on the
+        console."""
+        line = f"STAFF_CHAT_ID={event.chat.id}"
+        logger.warning("Added to the group %r: put this line in .env: %s", event.chat.title, line)
+        print(
+            f"Added to the group {event.chat.title!r}. Put this line in .env: {line}", flush=True
+        )
+        text = self.desk.render(
+            self.default_language, "common/added_to_group.html", chat=event.chat, line=line
+        )
+        uow.outbox.to_customer(CustomerRef(CHANNEL, str(event.chat.id)), Say(text))
+
+    # -- blocking --------------------------------------------------------------------------
+
+    async def membership_changed(
+        self, uow: UnitOfWork, event: ChatMemberUpdated, now: datetime
+    ) -> None:
+        """A customer blocked the bot (or unblocked it); in set-up mode, added to a group."""
+        status = event.new_chat_member.status
+        if event.chat.type != ChatType.PRIVATE:
+            joined = status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR)
+            if self.staff_chat_id is None and joined:
+                self.added_to_group(uow, event)
+            return
+        who = CustomerRef(CHANNEL, str(event.chat.id))
+        if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
+            await customer.unreachable(uow, self.desk, who, "blocked the bot", now)
+        elif status == ChatMemberStatus.MEMBER:
+            await customer.reachable(uow, self.desk, who)
+
+
+def _is_card_of(message: Message, ticket: Ticket) -> bool:
+    """Whether a bot message carries the buttons of this ticket's card."""
+    keyboard = message.reply_markup
+    if keyboard is None:
+        return False
+    for row in keyboard.inline_keyboard:
+        for button in row:
+            parts = str(button.callback_data or "").split(":")
+            if len(parts) >= 3 and parts[0] == "t" and parts[2] == str(ticket.id):
+                return True
+    return False

@@ -1,0 +1,168 @@
+"""What the desk says and hears, whatever the messenger.
+
+Incoming: a customer's message (`Said`), a tap on one of the choices the desk offered (`Tap`), a
+staff member's message in the staff room (`StaffSaid`). Outgoing: `Say` (text, choices and
+attachments) for a customer or a ticket's thread in the staff room. Adapters translate both
+ways; the use cases in `handlers/` see only these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+from bot.domain.tickets import Actor, CustomerRef
+
+
+class Urgency(IntEnum):
+    """Who waits least when messages queue: a customer's first answer, then answers and relays
+    between people, then cards and reminders, then reports."""
+
+    FIRST_REPLY = 0
+    RELAY = 1
+    CARD = 2
+    REPORT = 3
+
+
+# kinds of message a customer or staff member can send
+TEXT = "text"
+PHOTO = "photo"
+FILE_KINDS = ("photo", "video", "document", "voice", "audio", "animation", "sticker", "video_note")
+KINDS = ("text", *FILE_KINDS, "contact", "location")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file as the channel that received it stores it (a Telegram file_id, a WeCom media id)."""
+
+    kind: str  # one of FILE_KINDS
+    ref: str
+    channel: str = "telegram"
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "ref": self.ref, "channel": self.channel}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Attachment:
+        return cls(data["kind"], data["ref"], data.get("channel", "telegram"))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Something the person can tap. `key` comes back in a `Tap` and the core checks it.
+
+    `kind`: "tap" (a button under the message), "phone" (share the phone number), "reply" (a
+    ready answer that comes back as the label's text)."""
+
+    label: str
+    key: str = ""
+    kind: str = "tap"
+
+
+@dataclass(frozen=True)
+class Say:
+    """One message: rendered text (HTML: <b>, <i>, <a>), rows of choices, attachments.
+    `clear_choices`: earlier ready answers (a reply keyboard) no longer apply."""
+
+    text: str = ""
+    choices: tuple[tuple[Choice, ...], ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    clear_choices: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "choices": [[[c.label, c.key, c.kind] for c in row] for row in self.choices],
+            "attachments": [a.to_json() for a in self.attachments],
+            "clear_choices": self.clear_choices,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Say:
+        return cls(
+            text=data.get("text", ""),
+            choices=tuple(
+                tuple(Choice(label, key, kind) for label, key, kind in row)
+                for row in data.get("choices", [])
+            ),
+            attachments=tuple(Attachment.from_json(a) for a in data.get("attachments", [])),
+            clear_choices=bool(data.get("clear_choices", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Said:
+    """A customer's message, as the desk keeps it."""
+
+    who: CustomerRef
+    name: str
+    language: str
+    kind: str = TEXT
+    text: str | None = None
+    attachment: Attachment | None = None
+    album: str | None = None  # messages sent together (an album) share this
+    phone: str | None = None  # a shared contact's number
+    ref: str | None = None  # the channel's id for this message
+    username: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.who.id, self.name, "customer")
+
+    @property
+    def is_start(self) -> bool:
+        """The messenger's "start" (Telegram's /start): a greeting, not the story."""
+        return (self.text or "").startswith("/start")
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A tap on a choice: its key, and the message it was under (its choices are used up)."""
+
+    who: CustomerRef
+    key: str
+    message_ref: str | None = None
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class StaffSaid:
+    """A staff member's message in a ticket's thread of the staff room."""
+
+    actor: Actor
+    ticket_id: int
+    kind: str = TEXT
+    text: str | None = None
+    attachment: Attachment | None = None
+    ref: str | None = None  # its id in the staff room
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the person who tapped sees at once (a short toast or alert); None: nothing."""
+
+    text: str | None = None
+    alert: bool = False
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A queued message as the sender hands it to an adapter (a row of the outbox)."""
+
+    id: int
+    channel: str
+    recipient: str
+    lane: str
+    ticket_id: int | None
+    kind: str
+    urgency: Urgency
+    payload: dict[str, Any]
+    created_at: datetime
+    not_before: datetime | None
+    collapse: str | None
+
+    @property
+    def say(self) -> Say:
+        return Say.from_json(self.payload.get("say", {}))

@@ -1,0 +1,267 @@
+"""The sender: delivers the outbox after each commit, lane by lane.
+
+Rows of one lane (a customer's chat, a ticket's thread in the staff room) go one at a time and
+in order; lanes run at once, and each adapter's limiter decides who goes first. What came back
+is recorded in one transaction with its consequences (the card's message id, a customer who
+blocked the bot), many sends' results committed together when they finish together. A kill -9
+can repeat at most the sends in flight, one a lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.channels.base import CustomerChannel, Delivery, Outcome, StaffRoom
+from bot.domain.messages import Outgoing
+from bot.domain.tickets import Actor, CustomerRef
+from handlers import customer, staff
+from handlers.context import Desk
+from storage.outbox import CARD, STAFF
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER = 5.0  # a lane whose send failed for a passing reason tries again after this
+MAX_TRIES = 5  # then the row is given up as failed
+MAX_HOLD = 30.0  # a lane held back (an album's end) looks again at least this often
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Result:
+    rows: list[Outgoing]
+    outcome: Outcome
+    done: asyncio.Future[None]
+
+
+class Sender:
+    def __init__(
+        self,
+        new_uow: Callable[[], UnitOfWork],
+        desk: Desk,
+        staff_room: StaffRoom,
+        customers: dict[str, CustomerChannel],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.new_uow = new_uow
+        self.desk = desk
+        self.staff_room = staff_room
+        self.customers = customers
+        self.clock = clock
+        self._poked = asyncio.Event()
+        self._stopping = False
+        self._stopped = asyncio.Event()  # wakes lanes that wait (an album's end, a retry)
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()  # lanes poked while their worker was finishing
+        self._results: list[_Result] = []
+        self._recorder: asyncio.Task[None] | None = None
+        self._tries: dict[int, int] = {}
+        self._blocked: set[str] = set()  # lanes of customers found unreachable
+        self.sent = 0
+
+    def poke(self) -> None:
+        """Something was committed: look for new rows."""
+        self._poked.set()
+
+    async def run(self) -> None:
+        """Deliver until `stop()`."""
+        while not self._stopping:
+            self._poked.clear()
+            try:
+                await self._scan()
+            except Exception:
+                logger.exception("The outbox could not be read")
+            try:
+                await asyncio.wait_for(self._poked.wait(), timeout=MAX_HOLD)
+            except TimeoutError:
+                pass
+
+    async def stop(self, grace: float = 3.0) -> None:
+        """Finish what is in hand (up to `grace` seconds); what is left goes at the next start."""
+        self._stopping = True
+        self._stopped.set()
+        self._poked.set()
+        workers = list(self._workers.values())
+        if workers:
+            _, late = await asyncio.wait(workers, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        if self._recorder is not None:
+            await asyncio.gather(self._recorder, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until nothing is queued or in flight (tests and the demo)."""
+        while True:
+            await self._scan()
+            if not self._workers:
+                async with self.new_uow() as uow:
+                    if not await uow.outbox.pending_count():
+                        return
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+    async def _scan(self) -> None:
+        async with self.new_uow() as uow:
+            lanes = await uow.outbox.lanes()
+        for lane in lanes:
+            if lane in self._workers:
+                self._again.add(lane)
+            elif not self._stopping:
+                self._workers[lane] = asyncio.create_task(self._work(lane))
+
+    async def _pending(self, lane: str) -> list[Outgoing]:
+        async with self.new_uow() as uow:
+            return await uow.outbox.pending(lane)
+
+    async def _work(self, lane: str) -> None:
+        try:
+            while not self._stopping:
+                self._again.discard(lane)
+                rows = await self._pending(lane)
+                if not rows:
+                    return
+                head = rows[0]
+                now = self.clock()
+                if head.not_before is not None and head.not_before > now:
+                    wait = min((head.not_before - now).total_seconds(), MAX_HOLD)
+                    await self._pause(max(wait, 0.01))
+                    continue
+                if head.collapse and any(r.collapse == head.collapse for r in rows[1:]):
+                    await self._record([head], Outcome(Delivery.SENT, [head.id], detail="dropped"))
+                    continue
+                try:
+                    outcome = await self._deliver(rows, lane)
+                except Exception as exc:  # a passing fault (network, 5xx): the lane waits
+                    tries = self._tries.get(head.id, 0) + 1
+                    self._tries[head.id] = tries
+                    logger.warning("Send %s in %s failed (%s), try %s", head.id, lane, exc, tries)
+                    if tries < MAX_TRIES:
+                        await self._pause(RETRY_AFTER)
+                        continue
+                    outcome = Outcome(Delivery.FAILED, [head.id], detail=str(exc)[:500])
+                self._tries.pop(head.id, None)
+                covered = set(outcome.rows or [head.id])
+                fresh = rows if covered <= {r.id for r in rows} else await self._pending(lane)
+                await self._record([r for r in fresh if r.id in covered] or [head], outcome)
+        finally:
+            self._workers.pop(lane, None)
+            if lane in self._again and not self._stopping:
+                self._again.discard(lane)
+                self._workers[lane] = asyncio.create_task(self._work(lane))
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait, unless the sender stops meanwhile."""
+        try:
+            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def _deliver(self, rows: list[Outgoing], lane: str) -> Outcome:
+        head = rows[0]
+
+        async def refresh() -> list[Outgoing]:
+            return await self._pending(lane)
+
+        if head.channel == STAFF:
+            ticket = None
+            if head.ticket_id is not None:
+                async with self.new_uow() as uow:
+                    ticket = await uow.tickets.get(head.ticket_id)
+            return await self.staff_room.deliver(rows, ticket, refresh)
+        channel = self.customers.get(head.channel)
+        if channel is None:
+            return Outcome(Delivery.FAILED, [head.id], detail=f"no channel {head.channel}")
+        return await channel.deliver(rows, refresh)
+
+    # -- recording -------------------------------------------------------------------------
+
+    async def _record(self, rows: list[Outgoing], outcome: Outcome) -> None:
+        """Record the outcome (with others that finished meanwhile, in one transaction)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._results.append(_Result(rows, outcome, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self._results:
+            batch, self._results = self._results, []
+            try:
+                async with self.new_uow() as uow:
+                    for result in batch:
+                        await self._apply(uow, result.rows, result.outcome)
+                    await uow.commit()
+            except Exception as exc:
+                logger.exception("Delivery results not recorded")
+                for result in batch:
+                    if not result.done.done():
+                        result.done.set_exception(exc)
+                continue
+            self.sent += len(batch)
+            for result in batch:
+                if not result.done.done():
+                    result.done.set_result(None)
+
+    async def _apply(self, uow: UnitOfWork, rows: list[Outgoing], outcome: Outcome) -> None:
+        now = self.clock()
+        head = rows[0]
+        label = "dropped" if outcome.detail == "dropped" else outcome.delivery.value
+        await uow.outbox.done(
+            [r.id for r in rows], label, now, outcome.message_ids or None, outcome.detail or None
+        )
+        if head.channel == STAFF:
+            await self._staff_room_answered(uow, head, outcome)
+            return
+        who = CustomerRef(head.channel, head.recipient)
+        if outcome.delivery is Delivery.BLOCKED:
+            self._blocked.add(head.lane)
+            await customer.unreachable(
+                uow, self.desk, who, outcome.detail, now, ticket_id=head.ticket_id
+            )
+        elif outcome.delivery is Delivery.FAILED:
+            await customer.refused(uow, self.desk, head.ticket_id, outcome.detail)
+        elif label == "sent":
+            if head.lane in self._blocked:
+                self._blocked.discard(head.lane)
+                await customer.reachable(uow, self.desk, who)
+            answer_by = next(
+                (r.payload["answer_by"] for r in rows if "answer_by" in r.payload), None
+            )
+            if answer_by and head.ticket_id is not None:
+                actor = Actor(*answer_by)
+                await staff.answer_delivered(uow, self.desk, head.ticket_id, actor, now)
+
+    async def _staff_room_answered(
+        self, uow: UnitOfWork, head: Outgoing, outcome: Outcome
+    ) -> None:
+        """Staff may answer any message of a ticket's thread: each is linked to the ticket; the
+        card's id and the ticket's topic are kept on the ticket."""
+        if head.ticket_id is None or outcome.delivery is not Delivery.SENT:
+            if outcome.delivery is not Delivery.SENT:
+                logger.error("Staff room refused %s: %s", head.kind, outcome.detail)
+            return
+        if outcome.room_id is not None:
+            for message_id in outcome.message_ids:
+                if message_id.isdigit():
+                    await uow.links.link(outcome.room_id, int(message_id), head.ticket_id)
+        if outcome.card_id is None and outcome.topic_id is None:
+            return
+        ticket = await uow.tickets.get(head.ticket_id)
+        if ticket is None:
+            return
+        if outcome.topic_id is not None:
+            ticket.topic_id = outcome.topic_id
+        if outcome.card_id is not None and head.kind == CARD:
+            ticket.card_message_id = outcome.card_id
+        await uow.tickets.save(ticket)
+
+
+def _answer_by(rows: list[Outgoing]) -> list[str] | None:
+    return next((r.payload["answer_by"] for r in rows if "answer_by" in r.payload), None)

@@ -1,0 +1,31 @@
+"""What every use case is given: the shop's policy, the texts, the clock's rules, and who the
+managers are."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.domain.clock import SlaPolicy
+from bot.domain.tickets import Actor
+from bot.policy import Policy
+from bot.render import Render
+
+
+async def no_managers() -> list[Actor]:
+    return []
+
+
+@dataclass(frozen=True)
+class Desk:
+    """The app-lifetime things a use case needs, built once in `bot.app`."""
+
+    policy: Policy
+    render: Render
+    sla: SlaPolicy
+    staff_language: str = "zh"
+    # the managers to mention, with their names (the staff room's adapter knows them)
+    managers: Callable[[], Awaitable[list[Actor]]] = no_managers
+    album_window: timedelta = timedelta(seconds=1)
+    group_per_minute: int = 20

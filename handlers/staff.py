@@ -1,0 +1,162 @@
+"""Staff, in the staff room: replies reach the customer signed with their first name; they take
+tickets and mark the chosen remedy done. The manager's buttons are refused here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.domain.guard import find_banned
+from bot.domain.messages import Answer, Say, StaffSaid, Urgency
+from bot.domain.tickets import Actor, Status, Ticket, TicketStateError, parse_reference
+from handlers import common, manager
+from handlers.choices import Key
+from handlers.context import Desk
+from storage.uow import UnitOfWork
+
+CAPTIONED = {"photo", "video", "document", "voice", "audio", "animation"}
+MANAGERS_ONLY = {"tier", "close", "reopen"}
+ON_CARD_ONLY = {"take", "tier", "close", "reopen"}
+
+
+async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -> None:
+    """Relay the reply to the customer, or hold it back when it has a banned phrase; the first
+    human answer is recorded and whoever gives it takes the ticket."""
+    ticket = await uow.tickets.get(said.ticket_id)
+    if ticket is None or ticket.status is Status.CANCELLED:
+        return
+    assert ticket.id is not None
+    banned = find_banned(said.text or "", desk.policy.banned)
+    if banned is not None:  # never reaches the customer: the staff member is told why
+        ticket.hold_back(said.actor, banned.phrase, now)
+        await uow.tickets.save(ticket)
+        common.tell_thread(
+            uow,
+            desk,
+            ticket,
+            "staff/banned_phrase.html",
+            reply_to=said.ref,
+            urgency=Urgency.RELAY,
+            banned=banned,
+            actor=said.actor,
+        )
+        return
+    signature = desk.render(
+        ticket.language, "customer/staff_signature.html", name=said.actor.name, policy=desk.policy
+    )
+    text = said.text or ""
+    if said.attachment is None:
+        says = [Say(piece) for piece in common.texts(signature, text)]
+    elif said.kind in CAPTIONED:
+        caption = f"{signature}\n{common.escape(text)}" if text else signature
+        says = [Say(caption, attachments=(said.attachment,))]
+    else:  # a sticker, a round video: the signature first, then the thing itself
+        says = [Say(signature), Say(attachments=(said.attachment,))]
+    for index, say in enumerate(says):
+        last = index == len(says) - 1  # once it has all arrived, it counts as an answer
+        uow.outbox.to_customer(
+            ticket.customer, say, ticket_id=ticket.id, answer_by=said.actor if last else None
+        )
+    await uow.messages.add(
+        ticket.id,
+        direction="out",
+        sender=said.actor,
+        kind=said.kind,
+        text=said.text,
+        file_id=said.attachment.ref if said.attachment else None,
+        chat_id="staff",
+        message_id=said.ref,
+        at=now,
+    )
+
+
+async def answer_delivered(
+    uow: UnitOfWork, desk: Desk, ticket_id: int, actor: Actor, now: datetime
+) -> None:
+    """A staff answer reached the customer: the first human response is recorded, and whoever
+    gives it takes the ticket. (An answer that did not arrive is no response.)"""
+    ticket = await uow.tickets.get(ticket_id)
+    if ticket is None or not ticket.is_with_staff:
+        return  # a word to calm them while they were still writing counts for nothing here
+    first = ticket.record_answer(actor, now)
+    if ticket.taken_by is None:  # who answers first handles it
+        ticket.take(actor, now)
+    await uow.tickets.save(ticket)
+    if first:
+        common.refresh_card(uow, desk, ticket)
+
+
+async def card_tapped(
+    uow: UnitOfWork, desk: Desk, actor: Actor, key: str, message_ref: str | None, now: datetime
+) -> Answer:
+    """A button on a ticket's card (or under a message of its thread)."""
+    lang = desk.staff_language
+    parsed = Key.parse(key)
+    action, ticket_id = parsed.part(0), parsed.number(1)
+    ticket = await uow.tickets.get(ticket_id) if parsed.prefix == "t" and ticket_id else None
+    if ticket is None:
+        return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
+    if (
+        ticket.card_message_id is None
+        and action in ON_CARD_ONLY
+        and message_ref is not None
+        and message_ref.isdigit()
+    ):  # a tap a moment before the sender stored the card's id: the tapped message is the card
+        ticket.card_message_id = int(message_ref)
+    if action in MANAGERS_ONLY:
+        if actor.role != "manager":
+            return Answer(desk.render(lang, "staff/only_manager.txt"), alert=True)
+        return await manager.card_tapped(uow, desk, actor, ticket, parsed, now)
+    if action == "take":
+        return await took(uow, desk, actor, ticket, now)
+    if action == "done":
+        return await remedy_done(uow, desk, actor, ticket, message_ref, now)
+    return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
+
+
+async def took(uow: UnitOfWork, desk: Desk, actor: Actor, ticket: Ticket, now: datetime) -> Answer:
+    """The staff member takes the ticket; the card shows who has it."""
+    lang = desk.staff_language
+    try:
+        ticket.take(actor, now)
+    except TicketStateError:
+        return Answer(desk.render(lang, "staff/take_refused.txt", ticket=ticket), alert=True)
+    await uow.tickets.save(ticket)
+    common.refresh_card(uow, desk, ticket)
+    return Answer(desk.render(lang, "staff/taken.txt", ticket=ticket))
+
+
+async def remedy_done(
+    uow: UnitOfWork,
+    desk: Desk,
+    actor: Actor,
+    ticket: Ticket,
+    message_ref: str | None,
+    now: datetime,
+) -> Answer:
+    """Staff carried out the chosen remedy: the ticket is resolved and the customer told."""
+    lang = desk.staff_language
+    if ticket.status is not Status.REMEDY_CHOSEN:
+        return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
+    assert ticket.id is not None
+    ticket.resolve(actor, now, "remedy carried out")
+    await uow.tickets.save(ticket)
+    if message_ref is not None and message_ref != str(ticket.card_message_id):
+        uow.outbox.clear_room_choices(ticket.id, message_ref)
+    option = None
+    if ticket.tier and ticket.chosen_option is not None:
+        option = desk.policy.ladder.tier(ticket.tier).option(ticket.chosen_option)
+    common.tell_customer(uow, desk, ticket, "customer/resolved.html", option=option)
+    common.tell_thread(uow, desk, ticket, "staff/resolved.html", actor=actor)
+    common.refresh_card(uow, desk, ticket)
+    return Answer(desk.render(lang, "staff/resolved_alert.txt", ticket=ticket))
+
+
+async def ticket_card(uow: UnitOfWork, desk: Desk, reference: str) -> Say:
+    """A ticket's card, read-only, for a staff member who opened it from a digest."""
+    lang = desk.staff_language
+    ticket = await uow.tickets.get(parse_reference(reference) or 0)
+    if ticket is None:
+        return Say(desk.render(lang, "staff/no_such_ticket.txt"))
+    card = common.card(desk, ticket)
+    note = desk.render(lang, "staff/card_private_note.html", ticket=ticket)
+    return Say(f"{card.text}\n\n{note}")
