@@ -7,8 +7,8 @@
    the last first reply, the ideal time (N / 30 s) and their ratio, the 429s the bot caused,
    messages lost (customers never answered, or answered twice), the bot's peak memory (VmHWM).
 2. The bot's own cost, limits off (stand-in and the bot's flood control opened wide): first
-   replies a second to M customers (default 1000) writing at once, beside a bare aiogram bot
-   (`bench/bare_bot.py`, a fixed text, no database) run the same way.
+   replies a second to M customers (default 1000) writing at once, beside a bare
+   python-telegram-bot bot (`bench/bare_bot.py`, a fixed text, no database) run the same way.
 
 Times run from the moment the last customer's message is available to getUpdates until the
 stand-in receives the last first reply. Each bot is warmed up with one customer first.
@@ -139,7 +139,7 @@ async def main(customers: int, cost_customers: int, database: str | None) -> Non
     own = await burst(desk, cost_customers, False, {**WIDE_OPEN, **extra}, 200_000)
     floor = await burst(bare, cost_customers, False, {}, 300_000)
     print(f"\n2. The bot's own cost: {cost_customers} customers at once, limits off")
-    for name, result in (("the desk", own), ("bare aiogram bot", floor)):
+    for name, result in (("the desk", own), ("bare PTB bot", floor)):
         print(
             f"   {name:<17} {result.per_second:7.0f} first replies/s "
             f"({result.answered}/{result.customers} in {result.seconds:.2f} s, "

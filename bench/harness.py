@@ -43,14 +43,35 @@ async def start_warm(
 ) -> subprocess.Popen[bytes]:
     """Start the bot; return once it polls and has answered one warm-up customer."""
     proc = subprocess.Popen(command, cwd=folder, env=env)
-    while not any(m == "getUpdates" for m, _ in api.calls):
-        if proc.poll() is not None:
-            raise RuntimeError(f"{command} exited with {proc.returncode}")
-        await asyncio.sleep(0.05)
-    warm = api.person(1, "warm-up", "zh")
-    warm.send("你好")
-    await api.wait_for(lambda s: s.chat_id == 1, timeout=60)
+    try:
+        await first_poll(api, proc, timeout=120)
+        warm = api.person(1, "warm-up", "zh")
+        warm.send("你好")
+        await api.wait_for(lambda s: s.chat_id == 1, timeout=60)
+    except BaseException:
+        stop(proc)
+        raise
     return proc
+
+
+async def first_poll(api: BotApiStandIn, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until the bot's first getUpdates reaches the stand-in (a barrier, not a sleep); raises
+    if the process exits first."""
+    loop = asyncio.get_running_loop()
+    exited = loop.create_future()
+    pidfd = os.pidfd_open(proc.pid)  # readable once the process has exited
+    loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+    polled = asyncio.ensure_future(api.wait_calls("getUpdates", 1, timeout=timeout))
+    try:
+        await asyncio.wait({polled, exited}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        if not polled.done():
+            polled.cancel()
+    if not polled.done() or polled.cancelled():
+        raise RuntimeError(f"{proc.args} exited with {proc.wait()} before polling")
+    polled.result()  # a TimeoutError, if the bot never polled
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -59,3 +80,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """The process's resident memory now and at its peak (Linux VmRSS, VmHWM), in MB."""
+    found = {"VmRSS:": float("nan"), "VmHWM:": float("nan")}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key = line.split(maxsplit=1)[0] if line else ""
+            if key in found:
+                found[key] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return found["VmRSS:"], found["VmHWM:"]
