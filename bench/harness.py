@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -75,11 +76,16 @@ async def first_poll(api: BotApiStandIn, proc: subprocess.Popen[bytes], timeout:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as a service manager stops the bot; says so if it does not end cleanly."""
     proc.terminate()
     try:
-        proc.wait(30)
+        code = proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+        print(f"! {proc.args}: still running 30 s after SIGTERM, killed", file=sys.stderr)
+        return
+    if code not in (0, -signal.SIGTERM):  # the bare bot leaves SIGTERM's default action
+        print(f"! {proc.args}: exited with {code} after SIGTERM", file=sys.stderr)
 
 
 def memory_mb(pid: int) -> tuple[float, float]:

@@ -35,14 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    from storage.migrate import migrate_apart
+    from storage.migrate import begin_migration
 
-    problem = migrate_apart(settings.database_url)  # before the desk is imported: a cheap fork
+    # the child is forked before the desk is imported (a cheap fork), and migrates while this
+    # process imports the desk: the two share the start-up time
+    migrated = begin_migration(settings.database_url)
+    from bot.app import build, serve
+
+    problem = migrated()
     if problem:  # one line, not a traceback, for a bad URL
         print(f"DATABASE_URL: cannot prepare the database: {problem}", file=sys.stderr)
         return 2
-
-    from bot.app import build, serve
 
     async def run() -> None:
         await serve(build(settings, policy))

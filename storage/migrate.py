@@ -4,7 +4,11 @@ settings), or `migrate_apart(url)`, which the bot calls on start."""
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import sys
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -34,12 +38,50 @@ def migrate(url: str) -> None:
 def migrate_apart(url: str) -> str | None:
     """Migrate in a child process (forked, so nothing is imported twice): Alembic's ~10 MB
     never stay in the running bot. Returns the error, if any, as one line."""
+    return begin_migration(url)()
+
+
+def head_revision() -> str | None:
+    """The newest migration's revision, read from the files (no Alembic import)."""
+    revisions: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision = re.search(r'^revision: str = "([^"]+)"', text, re.M)
+        down = re.search(r'^down_revision: str \| None = (?:"([^"]+)"|None)', text, re.M)
+        if revision:
+            revisions[revision.group(1)] = down.group(1) if down else None
+    heads = set(revisions) - {d for d in revisions.values() if d}
+    return heads.pop() if len(heads) == 1 else None
+
+
+def sqlite_is_current(url: str) -> bool:
+    """Whether a SQLite database is at the newest migration already (a restart): then no
+    child is needed. Read with the standard library, in a moment."""
+    if not url.startswith("sqlite"):
+        return False
+    path = url.split("///", 1)[-1]
+    if not path or path == ":memory:" or not Path(path).expanduser().exists():
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{Path(path).expanduser()}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == head_revision()
+
+
+def begin_migration(url: str) -> Callable[[], str | None]:
+    """Start migrating in a forked child; the parent goes on (importing the desk, say) and
+    calls the returned function to wait for the child and learn its error, if any."""
+    if sqlite_is_current(url):
+        return lambda: None
     if not hasattr(os, "fork"):  # not POSIX: in this process
         try:
             migrate(url)
         except Exception as exc:  # noqa: BLE001
-            return str(exc)
-        return None
+            problem = str(exc)
+            return lambda: problem
+        return lambda: None
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
@@ -56,12 +98,16 @@ def migrate_apart(url: str) -> str | None:
             os.close(write_end)
             os._exit(1 if error else 0)
     os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        error_text = pipe.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        return error_text or f"the migration process ended with status {status}"
-    return None
+
+    def wait() -> str | None:
+        with os.fdopen(read_end, "rb") as pipe:
+            error_text = pipe.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            return error_text or f"the migration process ended with status {status}"
+        return None
+
+    return wait
 
 
 if __name__ == "__main__":

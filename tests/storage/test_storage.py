@@ -181,3 +181,16 @@ async def test_a_database_of_the_previous_version_upgrades_keeping_its_tickets(
             assert [d[0] for d in await uow.deadlines.for_ticket(1)] == ["resolution"]
     finally:
         await engine.dispose()
+
+
+async def test_a_restart_on_a_current_sqlite_database_needs_no_migration(sqlite_url: str) -> None:
+    """A new SQLite file needs the migrations; once they ran, a restart sees it is current (no
+    child process, no Alembic) until a newer migration comes."""
+    from storage.migrate import head_revision, sqlite_is_current
+
+    assert head_revision() == "0003"
+    assert not sqlite_is_current(sqlite_url)
+    await asyncio.to_thread(migrate, sqlite_url)
+    assert sqlite_is_current(sqlite_url)
+    await asyncio.to_thread(command.downgrade, alembic_config(sqlite_url), "0002")
+    assert not sqlite_is_current(sqlite_url)

@@ -3,6 +3,7 @@ the customers' chats, the router and the durable poller, built and started toget
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -37,7 +38,8 @@ def telegram_bot(settings: Settings) -> Bot:
         settings.bot_token.get_secret_value(),
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
-        request=HTTPXRequest(connection_pool_size=64, pool_timeout=60.0),
+        # a few connections serve Telegram's 30 messages a second; many make httpx's pool slow
+        request=HTTPXRequest(connection_pool_size=16, pool_timeout=60.0),
         get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=45.0),
     )
 
@@ -60,6 +62,7 @@ class Telegram:
             self.bot, settings.manager_ids, settings.staff_chat_id, include_admins=False
         )
         self.customers = CustomerChats(self.api)
+        self._commands: asyncio.Task[None] | None = None
 
     def connect(
         self,
@@ -92,6 +95,7 @@ class Telegram:
             language,
             clock,
             forum=lambda: self.staff_room.forum,
+            new_topics=self.staff_room.topics,
         )
         self.poller = DurablePoller(self.bot, self.router, new_uow, lanes, desk, clock, language)
 
@@ -119,7 +123,17 @@ class Telegram:
         self.poller.known.update(int(i) for i in known_customers if i.lstrip("-").isdigit())
         await self.poller.recover()
 
+    async def _no_webhook(self) -> None:
+        with contextlib.suppress(TelegramError):
+            await self.bot.delete_webhook(drop_pending_updates=False)
+
+    async def _set_commands(self) -> None:
+        with contextlib.suppress(TelegramError):
+            await self.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+
     async def stop(self) -> None:
+        if self._commands is not None:
+            await asyncio.gather(self._commands, return_exceptions=True)
         await self.digest.stop()
 
     async def shutdown(self) -> None:

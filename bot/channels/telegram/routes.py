@@ -146,7 +146,9 @@ class Router:
         default_language: str,
         clock: Callable[[], datetime],
         forum: Callable[[], bool] = lambda: False,
+        new_topics: dict[int, int] | None = None,
     ) -> None:
+        self.new_topics = new_topics if new_topics is not None else {}
         self.bot = bot
         self.desk = desk
         self.staff_chat_id = staff_chat_id
@@ -259,8 +261,15 @@ class Router:
     async def ticket_of(self, uow: UnitOfWork, message: Message) -> Ticket | None:
         """The ticket a group message answers: by its topic, or by the message it replies to."""
         if self.forum() and message.is_topic_message and message.message_thread_id:
-            ticket_id = await uow.links.ticket_for_topic(message.message_thread_id)
-            return await uow.tickets.get(ticket_id) if ticket_id else None
+            thread = message.message_thread_id
+            ticket_id = await uow.links.ticket_for_topic(thread)
+            if ticket_id is None:  # a topic made a moment ago: its id is not recorded yet
+                ticket_id = self.new_topics.get(thread)
+                ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+                if ticket is not None and ticket.topic_id is None:
+                    ticket.topic_id = thread
+                return ticket
+            return await uow.tickets.get(ticket_id)
         replied = message.reply_to_message
         if replied is None:
             return None

@@ -255,6 +255,7 @@ class StaffGroup:
         self.forum = False
         self.digest: Digest | None = None
         self._last_relay: dict[Hashable, float] = {}  # when each ticket's last text relay went
+        self.topics: dict[int, int] = {}  # topics made since start, and their tickets
 
     async def detect_forum(self) -> None:
         """Topics on: each ticket gets its own topic. Asked once at start."""
@@ -328,6 +329,8 @@ class StaffGroup:
             f"staff:t{ticket.id}",
         )
         ticket.topic_id = topic.message_thread_id
+        if ticket.id is not None:  # known at once, before the sender has recorded it
+            self.topics[topic.message_thread_id] = ticket.id
         return topic.message_thread_id
 
     async def _to_thread(
