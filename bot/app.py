@@ -10,10 +10,11 @@ import signal
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.channels.base import CustomerChannel
 from bot.channels.telegram.adapter import Telegram
 from bot.config import Settings
 from bot.domain.clock import Deadline, DeadlineKind, plan
@@ -27,6 +28,9 @@ from handlers import clock as clock_cases
 from handlers.context import Desk
 from storage.db import create_engine, session_factory
 from storage.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from bot.channels.wecom.adapter import WeCom
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ class App:
     scheduler: Scheduler
     new_uow: Callable[[], UnitOfWork]
     clock: Callable[[], datetime]
+    wecom: WeCom | None = None  # WeChat customers, when the WeCom settings are given
 
     @property
     def poller(self) -> Any:
@@ -84,7 +89,16 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
 
     lanes = Lanes()
     telegram.connect(desk, new_uow, lanes, clock)
-    sender = Sender(new_uow, desk, telegram.staff_room, {"telegram": telegram.customers}, clock)
+    customers: dict[str, CustomerChannel] = {"telegram": telegram.customers}
+    wecom = None
+    if settings.wecom:  # imported only then: aiohttp and cryptography stay out otherwise
+        from bot.channels.wecom.adapter import WeCom
+
+        wecom = WeCom(settings, fetch_telegram=telegram.api.download)
+        wecom.connect(desk, new_uow, lanes, clock)
+        telegram.api.fetchers["wecom"] = wecom.fetch  # a WeChat photo, for the staff room
+        customers["wecom"] = wecom.customers
+    sender = Sender(new_uow, desk, telegram.staff_room, customers, clock)
 
     async def fire(ticket_id: int, kind: DeadlineKind) -> None:
         async with new_uow() as uow:
@@ -98,7 +112,9 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
 
     scheduler = Scheduler(new_uow, clock, fire, lanes.submit, lane_of)
     wake.extend([sender.poke, scheduler.poke])
-    return App(settings, policy, desk, telegram, engine, lanes, sender, scheduler, new_uow, clock)
+    return App(
+        settings, policy, desk, telegram, engine, lanes, sender, scheduler, new_uow, clock, wecom
+    )
 
 
 async def start(app: App) -> None:
@@ -111,6 +127,8 @@ async def start(app: App) -> None:
     if caught:
         logger.info("Catching up: %s tickets' cards", caught)
     await app.telegram.start(known)
+    if app.wecom is not None:
+        await app.wecom.start()
 
 
 async def serve(app: App, signals: bool = True) -> None:
@@ -123,6 +141,8 @@ async def serve(app: App, signals: bool = True) -> None:
     try:
         await start(app)
     except BaseException:
+        if app.wecom is not None:
+            await app.wecom.stop()
         await app.telegram.shutdown()
         await app.engine.dispose()
         raise
@@ -139,6 +159,8 @@ async def serve(app: App, signals: bool = True) -> None:
             logger.warning("Stopped with updates still being handled")
         await app.sender.stop()
         await sending
+        if app.wecom is not None:
+            await app.wecom.stop()
         await app.telegram.stop()
         await app.telegram.shutdown()
         await app.engine.dispose()

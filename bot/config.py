@@ -7,13 +7,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, SecretStr, ValidationError, field_validator
+from pydantic import BeforeValidator, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain.clock import SlaPolicy
 
 BUNDLED_POLICY = Path(__file__).parent / "policies" / "flower_shop.yaml"
 PUBLIC_API_URL = "https://api.telegram.org"
+WECOM_PUBLIC_API_URL = "https://qyapi.weixin.qq.com"
+WECOM_REQUIRED = (
+    "wecom_corp_id",
+    "wecom_secret",
+    "wecom_token",
+    "wecom_aes_key",
+    "wecom_open_kfid",
+)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -69,6 +77,22 @@ class Settings(BaseSettings):
     album_window: Duration = timedelta(seconds=1)
     log_level: str = "INFO"
 
+    # WeChat customers through WeCom customer service (微信客服); all five, or none
+    wecom_corp_id: str | None = None
+    wecom_secret: SecretStr | None = None
+    wecom_token: SecretStr | None = None
+    wecom_aes_key: SecretStr | None = None
+    wecom_open_kfid: str | None = None
+    wecom_api_url: str = WECOM_PUBLIC_API_URL
+    wecom_callback_port: int = 8080
+    wecom_callback_path: str = "/wecom/callback"
+    wecom_group_webhook: SecretStr | None = None  # a WeCom group robot's URL (optional)
+
+    @property
+    def wecom(self) -> bool:
+        """Whether WeChat customers are served (the WeCom settings are present)."""
+        return self.wecom_corp_id is not None
+
     def sla(self) -> SlaPolicy:
         return SlaPolicy(
             first_response=self.sla_first_response,
@@ -97,12 +121,32 @@ class Settings(BaseSettings):
             raise ValueError("a token looks like 123456789:AAE..., as @BotFather gives it")
         return SecretStr(value.get_secret_value().strip())
 
-    @field_validator("telegram_api_url")
+    @field_validator("telegram_api_url", "wecom_api_url")
     @classmethod
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://", value):
             raise ValueError("a URL starting with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("wecom_aes_key")
+    @classmethod
+    def _aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9+/]{43}", value.get_secret_value()):
+            raise ValueError("the EncodingAESKey has 43 letters and digits (WeCom's console)")
+        return value
+
+    @field_validator("wecom_callback_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return value if value.startswith("/") else f"/{value}"
+
+    @model_validator(mode="after")
+    def _wecom_complete(self) -> Settings:
+        given = [name for name in WECOM_REQUIRED if getattr(self, name) is not None]
+        if given and len(given) < len(WECOM_REQUIRED):
+            missing = [n.upper() for n in WECOM_REQUIRED if n not in given]
+            raise ValueError(f"WeChat needs all five WeCom settings; missing {', '.join(missing)}")
+        return self
 
 
 class SettingsError(Exception):
@@ -125,7 +169,7 @@ def describe_errors(error: ValidationError) -> str:
                 lines.append(f"{name} is not set.")
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
-            lines.append(f"{name} is malformed: {message}.")
+            lines.append(f"{name} is malformed: {message}." if item["loc"] else f"{message}.")
     return "\n".join(lines)
 
 

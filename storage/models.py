@@ -213,3 +213,29 @@ class OutboxRow(Base):
     message_ids: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_outbox_pending", "sent_at", "lane", "id"),)
+
+
+class WeComInboxRow(Base):
+    """Each message pulled from WeCom customer service (kf/sync_msg), stored before the cursor
+    moves past it, until it has been handled. `msgid` is WeCom's: a message pulled twice is
+    stored once."""
+
+    __tablename__ = "wecom_inbox"
+
+    msgid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    open_kfid: Mapped[str] = mapped_column(String(64))
+    external_userid: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None] = mapped_column(index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class WeComCursorRow(Base):
+    """Where kf/sync_msg goes on from, one cursor for each customer-service account."""
+
+    __tablename__ = "wecom_cursors"
+
+    open_kfid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime]

@@ -252,6 +252,10 @@ class Outbox:
         )
         return found is not None
 
+    async def ticket_of(self, row_id: int) -> int | None:
+        """The ticket an outbox row was about."""
+        return await self.session.scalar(select(OutboxRow.ticket_id).where(OutboxRow.id == row_id))
+
     async def done(
         self,
         ids: list[int],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,8 @@ from storage.models import (
     InboxRow,
     MessageRow,
     TicketRow,
+    WeComCursorRow,
+    WeComInboxRow,
 )
 
 _FIELDS = (
@@ -465,3 +468,76 @@ class InboxRepository:
         return await self.session.scalar(
             select(InboxRow.update_id).order_by(InboxRow.update_id.desc()).limit(1)
         )
+
+
+class WeComInboxRepository:
+    """Messages pulled from WeCom, stored before the cursor moves past them, until handled;
+    and each customer-service account's cursor."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def cursor(self, open_kfid: str) -> str | None:
+        row = await self.session.get(WeComCursorRow, open_kfid)
+        return row.cursor if row else None
+
+    async def put_page(
+        self, open_kfid: str, messages: list[dict[str, object]], cursor: str, at: datetime
+    ) -> list[str]:
+        """Store a page of messages not seen before (by msgid) and move the cursor past it;
+        return the msgids that were new."""
+        ids = [str(m["msgid"]) for m in messages]
+        seen = (
+            set(
+                await self.session.scalars(
+                    select(WeComInboxRow.msgid).where(WeComInboxRow.msgid.in_(ids))
+                )
+            )
+            if ids
+            else set()
+        )
+        fresh: list[str] = []
+        for message in messages:
+            msgid = str(message["msgid"])
+            if msgid in seen or msgid in fresh:
+                continue
+            fresh.append(msgid)
+            self.session.add(
+                WeComInboxRow(
+                    msgid=msgid,
+                    open_kfid=open_kfid,
+                    external_userid=str(
+                        message.get("external_userid") or _event_user(message) or ""
+                    ),
+                    payload=json.dumps(message, ensure_ascii=False),
+                    received_at=at,
+                )
+            )
+        await self.session.merge(WeComCursorRow(open_kfid=open_kfid, cursor=cursor, updated_at=at))
+        return fresh
+
+    async def get(self, msgid: str) -> WeComInboxRow | None:
+        return await self.session.get(WeComInboxRow, msgid)
+
+    async def pending(self) -> list[WeComInboxRow]:
+        rows = await self.session.scalars(
+            select(WeComInboxRow)
+            .where(WeComInboxRow.handled_at.is_(None))
+            .order_by(WeComInboxRow.received_at, WeComInboxRow.msgid)
+        )
+        return list(rows)
+
+    async def mark_handled(self, msgid: str, at: datetime, error: str | None = None) -> None:
+        await self.session.execute(
+            update(WeComInboxRow)
+            .where(WeComInboxRow.msgid == msgid)
+            .values(handled_at=at, error=error)
+        )
+
+    async def count(self) -> int:
+        return len(list(await self.session.scalars(select(WeComInboxRow.msgid))))
+
+
+def _event_user(message: dict[str, object]) -> str | None:
+    event = message.get("event")
+    return str(event.get("external_userid")) if isinstance(event, dict) else None

@@ -15,6 +15,7 @@ from storage.repositories import (
     MessageRepository,
     Planner,
     TicketRepository,
+    WeComInboxRepository,
 )
 
 
@@ -40,6 +41,7 @@ class UnitOfWork:
         self.links = GroupLinkRepository(self.session)
         self.inbox = InboxRepository(self.session)
         self.outbox = Outbox(self.session)
+        self.wecom = WeComInboxRepository(self.session)
         return self
 
     async def __aexit__(

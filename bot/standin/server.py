@@ -371,12 +371,15 @@ class BotApiStandIn:
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.base_url = ""
+        self.files: dict[str, bytes] = {}  # what a file_id holds (getFile)
+        self.uploads: list[tuple[str, bytes]] = []  # files the bot uploaded (name, bytes)
 
     # -- the server ------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._endpoint)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -420,6 +423,23 @@ class BotApiStandIn:
             return web.json_response(body, status=exc.status)
         return web.json_response({"ok": True, "result": result})
 
+    async def _file(self, request: web.Request) -> web.Response:
+        """A file's bytes (getFile's file_path), as Telegram serves them to bots."""
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        file_id = request.match_info["path"].removeprefix("files/")
+        return web.Response(body=self.files.get(file_id, f"stand-in file {file_id}".encode()))
+
+    async def api_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params["file_id"])
+        body = self.files.get(file_id, f"stand-in file {file_id}".encode())
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": len(body),
+            "file_path": f"files/{file_id}",
+        }
+
     async def _params(self, request: web.Request) -> dict[str, Any]:
         if request.content_type == "application/json":
             return dict(await request.json())
@@ -427,7 +447,10 @@ class BotApiStandIn:
         params: dict[str, Any] = {}
         for key, value in form.items():
             if not isinstance(value, str):
-                params[key] = f"upload:{getattr(value, 'filename', key)}"
+                name = getattr(value, "filename", key)
+                params[key] = f"upload:{name}"
+                data = value.file.read() if hasattr(value, "file") else b""
+                self.uploads.append((name, data))
                 continue
             if key in STRING_FIELDS:
                 params[key] = value

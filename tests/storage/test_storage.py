@@ -188,9 +188,9 @@ async def test_a_restart_on_a_current_sqlite_database_needs_no_migration(sqlite_
     child process, no Alembic) until a newer migration comes."""
     from storage.migrate import head_revision, sqlite_is_current
 
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
     assert not sqlite_is_current(sqlite_url)
     await asyncio.to_thread(migrate, sqlite_url)
     assert sqlite_is_current(sqlite_url)
-    await asyncio.to_thread(command.downgrade, alembic_config(sqlite_url), "0002")
+    await asyncio.to_thread(command.downgrade, alembic_config(sqlite_url), "0003")
     assert not sqlite_is_current(sqlite_url)

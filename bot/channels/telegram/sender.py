@@ -16,6 +16,7 @@ from telegram import (
     Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     InputMediaPhoto,
     InputMediaVideo,
     KeyboardButton,
@@ -51,11 +52,28 @@ def retry_after_seconds(exc: RetryAfter) -> float:
 
 
 class Api:
-    """Every Bot API call of the desk: through the limiter, retried as Telegram asks."""
+    """Every Bot API call of the desk: through the limiter, retried as Telegram asks. Files
+    another messenger holds (a WeChat customer's photo) are fetched from it and uploaded."""
 
     def __init__(self, bot: Bot, limiter: Limiter | None) -> None:
         self.bot = bot
         self.limiter = limiter
+        self.fetchers: dict[str, Callable[[Attachment], Awaitable[bytes]]] = {}
+
+    async def file(self, attachment: Attachment) -> Any:
+        """What to hand Telegram for this file: its file_id, or the bytes from elsewhere."""
+        if attachment.channel == "telegram":
+            return attachment.ref
+        fetch = self.fetchers.get(attachment.channel)
+        if fetch is None:
+            raise BadRequest(f"no way to fetch a {attachment.channel} file")
+        name = "photo.jpg" if attachment.kind == "photo" else f"{attachment.kind}.bin"
+        return InputFile(await fetch(attachment), filename=name)
+
+    async def download(self, attachment: Attachment) -> bytes:
+        """A Telegram file's bytes (a staff member's photo for a WeChat customer)."""
+        file = await self.bot.get_file(attachment.ref)
+        return bytes(await file.download_as_bytearray())
 
     async def call(
         self,
@@ -159,12 +177,13 @@ async def send_say(
             )
         )
         return ids
+    document = await api.file(attachment)
     if attachment.kind in CAPTIONED and len(say.text) <= CAPTION_LIMIT:
         sender = getattr(bot, f"send_{attachment.kind}")
         await go(
             lambda: sender(
                 chat_id,
-                attachment.ref,
+                document,
                 caption=say.text or None,
                 parse_mode=ParseMode.HTML,
                 reply_markup=reply_markup,
@@ -174,17 +193,17 @@ async def send_say(
         return ids
     if say.text:  # the words first, then the thing itself
         await go(lambda: bot.send_message(chat_id, say.text, parse_mode=ParseMode.HTML, **where))
-    await go(lambda: _send_file(bot, chat_id, attachment, reply_markup, where))
+    await go(lambda: _send_file(bot, chat_id, attachment.kind, document, reply_markup, where))
     return ids
 
 
 async def _send_file(
-    bot: Bot, chat_id: int, attachment: Attachment, reply_markup: Any, where: dict[str, Any]
+    bot: Bot, chat_id: int, kind: str, document: Any, reply_markup: Any, where: dict[str, Any]
 ) -> Message:
-    sender = getattr(bot, f"send_{attachment.kind}", None)
+    sender = getattr(bot, f"send_{kind}", None)
     if sender is None:
-        raise BadRequest(f"cannot send a {attachment.kind}")
-    return await sender(chat_id, attachment.ref, reply_markup=reply_markup, **where)  # type: ignore[no-any-return]
+        raise BadRequest(f"cannot send a {kind}")
+    return await sender(chat_id, document, reply_markup=reply_markup, **where)  # type: ignore[no-any-return]
 
 
 def _refused(exc: TelegramError) -> Outcome:
@@ -382,19 +401,19 @@ class StaffGroup:
         card_id = int(card_ids[0])
         ticket.card_message_id = card_id
         ids = list(card_ids)
-        photos = list(ticket.photos)
+        photos = [Attachment("photo", p, ticket.channel) for p in ticket.photos]
         where = self._where(ticket)
         if len(photos) == 1:
             ids += await send_say(
                 self.api,
                 self.chat_id,
-                Say(attachments=(Attachment("photo", photos[0]),)),
+                Say(attachments=(photos[0],)),
                 head.urgency,
                 lane,
                 where,
             )
         elif photos:
-            media = [InputMediaPhoto(p) for p in photos[:10]]
+            media = [InputMediaPhoto(await self.api.file(p)) for p in photos[:10]]
             result = await self.api.call(
                 self.chat_id,
                 lambda: self.api.bot.send_media_group(self.chat_id, media, **where),
@@ -501,7 +520,8 @@ class StaffGroup:
             item = row.say.attachments[0]
             cls = InputMediaPhoto if item.kind == "photo" else InputMediaVideo
             caption = row.say.text if row is head else None
-            media.append(cls(item.ref, caption=caption, parse_mode=ParseMode.HTML))
+            file = await self.api.file(item)
+            media.append(cls(file, caption=caption, parse_mode=ParseMode.HTML))
         topic = await self._new_topic(ticket) if self.forum and not ticket.topic_id else None
         where = self._where(ticket)
         result = await self.api.call(

@@ -1,0 +1,462 @@
+"""WeChat customers through WeCom customer service (微信客服): the callback server, the durable
+pull of messages (kf/sync_msg), their translation into the desk's use cases, and the customer
+channel that delivers the outbox with kf/send_msg inside WeCom's window (5 messages within 48 h
+of each customer message).
+
+WeCom calls back with only a token; the messages themselves are pulled with the stored cursor,
+one account at a time, until `has_more` is 0. Each page is stored in the inbox (by msgid, so a
+message pulled twice is stored once) in the same transaction that moves the cursor, then
+handled in the customer's lane like a Telegram update. The callback is answered `success` at
+once: a slow answer makes WeCom call again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot.channels.base import Delivery, Outcome, Refresh
+from bot.channels.wecom.client import KfClient, WeComError
+from bot.channels.wecom.crypto import CryptoError, WeComCrypto
+from bot.config import Settings
+from bot.domain.messages import Answer, Attachment, Outgoing, Said, Tap
+from bot.domain.tickets import CustomerRef
+from bot.lanes import Job, Lanes
+from handlers import customer
+from handlers.context import Desk
+from storage.outbox import CLEAR
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "wecom"
+TEXT_BYTES = 2048  # kf/send_msg's most for a text
+WINDOW = 48 * 3600.0  # seconds after a customer's message in which the shop may answer
+BUDGET = 5  # messages the shop may send after each customer message
+WINDOW_ERRORS = {95001: "budget", 95002: "late", 95018: "late", 95013: "ended"}
+REPLY = "reply:"  # a menu item that stands for a ready answer (its text comes back)
+
+Fetch = Callable[[Attachment], Awaitable[bytes]]
+
+
+def plain_text(rendered: str) -> str:
+    """The desk's HTML texts as WeChat shows text: tags dropped, entities read."""
+    text = re.sub(r"<br\s*/?>", "\n", rendered)
+    text = re.sub(r"<[^>]+>", "", text)
+    return html.unescape(text).strip()
+
+
+def split_bytes(text: str, limit: int = TEXT_BYTES) -> list[str]:
+    """Pieces of at most `limit` UTF-8 bytes, cut at line or sentence ends where possible."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest.encode()) > limit:
+        cut = len(rest)
+        while len(rest[:cut].encode()) > limit:
+            cut = int(cut * 0.9)
+        window = rest[:cut]
+        at = max(window.rfind("\n"), window.rfind("。"), window.rfind(" "))
+        if at > cut // 2:
+            cut = at + 1
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+@dataclass
+class Window:
+    """What the shop may still send to one customer: the clock starts at their last message."""
+
+    last_customer_at: float = 0.0
+    sent: int = 0
+    welcome: tuple[str, float] | None = None  # enter_session's welcome_code and when
+
+    def left(self, now: float) -> int:
+        if now - self.last_customer_at > WINDOW:
+            return 0
+        return max(0, BUDGET - self.sent)
+
+
+@dataclass
+class Windows:
+    """Each WeChat customer's window, kept as messages come and go."""
+
+    by_customer: dict[str, Window] = field(default_factory=dict)
+
+    def of(self, external_userid: str) -> Window:
+        return self.by_customer.setdefault(external_userid, Window())
+
+    def customer_wrote(self, external_userid: str, at: float) -> None:
+        window = self.of(external_userid)
+        window.last_customer_at = max(window.last_customer_at, at)
+        window.sent = 0
+
+
+class WeComCustomers:
+    """The customer channel on WeChat: kf/send_msg, inside the window."""
+
+    name = CHANNEL
+
+    def __init__(self, client: KfClient, open_kfid: str, windows: Windows, fetch: Fetch) -> None:
+        self.client = client
+        self.open_kfid = open_kfid
+        self.windows = windows
+        self.fetch = fetch
+
+    async def deliver(self, rows: list[Outgoing], refresh: Refresh) -> Outcome:
+        head = rows[0]
+        if head.kind == CLEAR:  # a menu in WeChat cannot be taken back; its keys are checked
+            return Outcome(Delivery.SENT, [head.id])
+        who = head.recipient
+        window = self.windows.of(who)
+        welcome = window.welcome
+        on_event = welcome is not None and time.time() - welcome[1] < 18
+        if not on_event and window.left(time.time()) <= 0:
+            reason = "late" if time.time() - window.last_customer_at > WINDOW else "budget"
+            return Outcome(Delivery.FAILED, [head.id], detail=f"wecom window: {reason}")
+        batch = [head]
+        if not on_event and window.left(time.time()) == 1:  # the last one: say all that waits
+            batch = _mergeable(rows)
+        try:
+            ids = await self._send(head, batch, window, on_event)
+        except WeComError as exc:
+            reason = WINDOW_ERRORS.get(exc.errcode)
+            if reason:
+                window.sent = BUDGET
+            detail = f"wecom window: {reason}" if reason else f"wecom {exc.errcode}: {exc.errmsg}"
+            logger.warning("WeChat message to %s refused: %s", who, exc)
+            return Outcome(Delivery.FAILED, [r.id for r in batch], detail=detail)
+        return Outcome(Delivery.SENT, [r.id for r in batch], message_ids=ids)
+
+    async def _send(
+        self, head: Outgoing, batch: list[Outgoing], window: Window, on_event: bool
+    ) -> list[str]:
+        says = [row.say for row in batch]
+        text = "\n\n".join(plain_text(s.text) for s in says if s.text)
+        choices = [c for row in says[-1].choices for c in row if c.kind != "phone"]
+        attachments = [a for s in says for a in s.attachments]
+        bodies: list[dict[str, Any]] = []
+        pieces = split_bytes(text) if text else []
+        if choices:
+            head_text = pieces.pop() if pieces else ""
+        for piece in pieces:
+            bodies.append({"msgtype": "text", "text": {"content": piece}})
+        for attachment in attachments:
+            bodies.append(await self._media(attachment))
+        if choices:
+            items = [
+                {
+                    "type": "click",
+                    "click": {"id": c.key or f"{REPLY}{c.label}"[:128], "content": c.label},
+                }
+                for c in choices
+            ]
+            bodies.append(
+                {"msgtype": "msgmenu", "msgmenu": {"head_content": head_text, "list": items}}
+            )
+        ids: list[str] = []
+        for index, body in enumerate(bodies):
+            msgid = f"desk{head.id}p{index}"  # the outbox's key: a retried send is not doubled
+            if on_event and window.welcome is not None and index == 0:
+                code = window.welcome[0]
+                window.welcome = None
+                ids.append(
+                    await self.client.send_msg_on_event({"code": code, "msgid": msgid, **body})
+                )
+                continue
+            ids.append(
+                await self.client.send_msg(
+                    {"touser": head.recipient, "open_kfid": self.open_kfid, "msgid": msgid, **body}
+                )
+            )
+            window.sent += 1
+        return ids
+
+    async def _media(self, attachment: Attachment) -> dict[str, Any]:
+        kind = "image" if attachment.kind == "photo" else "file"
+        if attachment.channel == CHANNEL:
+            media_id = attachment.ref
+        else:
+            data = await self.fetch(attachment)
+            name = "photo.jpg" if kind == "image" else f"{attachment.kind}.bin"
+            media_id = await self.client.upload_media(kind, data, name)
+        return {"msgtype": kind, kind: {"media_id": media_id}}
+
+
+def _mergeable(rows: list[Outgoing]) -> list[Outgoing]:
+    """The head and the plain texts behind it that fit in one message."""
+    batch = [rows[0]]
+    size = len(plain_text(rows[0].say.text).encode())
+    for row in rows[1:]:
+        if row.kind == CLEAR or row.say.attachments or row.say.choices:
+            break
+        size += len(plain_text(row.say.text).encode()) + 2
+        if size > TEXT_BYTES:
+            break
+        batch.append(row)
+    return batch
+
+
+class WeCom:
+    """The WeCom side of the desk: the callback server, the pull, and the customer channel."""
+
+    def __init__(self, settings: Settings, fetch_telegram: Fetch) -> None:
+        assert settings.wecom_secret and settings.wecom_token and settings.wecom_aes_key
+        assert settings.wecom_corp_id and settings.wecom_open_kfid
+        self.settings = settings
+        self.open_kfid = settings.wecom_open_kfid
+        self.client = KfClient(
+            settings.wecom_api_url,
+            settings.wecom_corp_id,
+            settings.wecom_secret.get_secret_value(),
+        )
+        self.crypto = WeComCrypto(
+            settings.wecom_token.get_secret_value(),
+            settings.wecom_aes_key.get_secret_value(),
+            settings.wecom_corp_id,
+        )
+        self.windows = Windows()
+        self.customers = WeComCustomers(self.client, self.open_kfid, self.windows, fetch_telegram)
+        self._runner: web.AppRunner | None = None
+        self._pulling: dict[str, asyncio.Task[None]] = {}
+        self._tokens: dict[str, str] = {}  # each account's newest callback token
+        self.port: int | None = None
+
+    def connect(
+        self,
+        desk: Desk,
+        new_uow: Callable[[], UnitOfWork],
+        lanes: Lanes,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.desk = desk
+        self.new_uow = new_uow
+        self.lanes = lanes
+        self.clock = clock
+
+    async def fetch(self, attachment: Attachment) -> bytes:
+        """A file a WeChat customer sent, for the staff room."""
+        return await self.client.get_media(attachment.ref)
+
+    # -- the callback server ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get(self.settings.wecom_callback_path, self._verify)
+        app.router.add_post(self.settings.wecom_callback_path, self._callback)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "0.0.0.0", self.settings.wecom_callback_port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # noqa: SLF001 - the bound port
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.wecom_callback_port
+        logger.info(
+            "WeCom callbacks on port %s at %s", self.port, self.settings.wecom_callback_path
+        )
+        await self.recover()
+
+    async def stop(self) -> None:
+        for task in list(self._pulling.values()):
+            task.cancel()
+        await asyncio.gather(*self._pulling.values(), return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.client.close()
+
+    async def _verify(self, request: web.Request) -> web.StreamResponse:
+        """WeCom checks the URL once (when it is saved in the console): echo its plain text."""
+        q = request.query
+        try:
+            echo = self.crypto.verify_url(
+                q.get("msg_signature", ""),
+                q.get("timestamp", ""),
+                q.get("nonce", ""),
+                q.get("echostr", "").replace(" ", "+"),
+            )
+        except CryptoError as exc:
+            logger.warning("WeCom URL check refused: %s", exc)
+            return web.Response(status=403, text="forbidden")
+        return web.Response(text=echo)
+
+    async def _callback(self, request: web.Request) -> web.StreamResponse:
+        """Checked, answered `success` at once; the pull runs in the background."""
+        q = request.query
+        body = await request.text()
+        try:
+            encrypted = ET.fromstring(body).findtext("Encrypt") or ""
+            plain = self.crypto.open(
+                q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""), encrypted
+            )
+            event = ET.fromstring(plain)
+        except (CryptoError, ET.ParseError) as exc:
+            logger.warning("A callback that is not WeCom's was refused: %s", exc)
+            return web.Response(status=403, text="forbidden")
+        token = event.findtext("Token") or ""
+        open_kfid = event.findtext("OpenKfId") or self.open_kfid
+        if (event.findtext("Event") or "") == "kf_msg_or_event":
+            self.pull(open_kfid, token)
+        return web.Response(text="success")
+
+    # -- pulling ---------------------------------------------------------------------------
+
+    def pull(self, open_kfid: str, token: str) -> None:
+        """Pull what is new for the account; one pull at a time for each account (a callback
+        that comes meanwhile makes the running one go round once more)."""
+        self._tokens[open_kfid] = token
+        running = self._pulling.get(open_kfid)
+        if running is not None and not running.done():
+            self._again = getattr(self, "_again", set()) | {open_kfid}
+            return
+        self._pulling[open_kfid] = asyncio.create_task(self._pull(open_kfid))
+
+    async def _pull(self, open_kfid: str) -> None:
+        again = True
+        while again:
+            self._again = getattr(self, "_again", set()) - {open_kfid}
+            try:
+                await self._pull_once(open_kfid)
+            except Exception:
+                logger.exception("Pulling WeCom messages failed; the next callback tries again")
+            again = open_kfid in getattr(self, "_again", set())
+
+    async def _pull_once(self, open_kfid: str) -> None:
+        token = self._tokens.get(open_kfid, "")
+        while True:
+            async with self.new_uow() as uow:
+                cursor = await uow.wecom.cursor(open_kfid)
+            page = await self.client.sync_msg(cursor, token, open_kfid)
+            messages = list(page.get("msg_list") or [])
+            async with self.new_uow() as uow:
+                fresh = await uow.wecom.put_page(
+                    open_kfid, messages, str(page.get("next_cursor") or cursor or ""), self.clock()
+                )
+                await uow.commit()
+            by_id = {str(m["msgid"]): m for m in messages}
+            for msgid in fresh:
+                self._submit(msgid, by_id[msgid])
+            if not page.get("has_more"):
+                return
+
+    async def recover(self) -> int:
+        """Messages stored before a stop but never handled."""
+        async with self.new_uow() as uow:
+            rows = [(r.msgid, json.loads(r.payload)) for r in await uow.wecom.pending()]
+        for msgid, message in rows:
+            self._submit(msgid, message)
+        return len(rows)
+
+    def _submit(self, msgid: str, message: dict[str, Any]) -> None:
+        user = str(message.get("external_userid") or _event(message).get("external_userid") or "")
+        if message.get("origin") == 3:
+            sent = float(message.get("send_time") or time.time())
+            self.windows.customer_wrote(user, min(sent, time.time()))
+        self.lanes.submit(f"{CHANNEL}:{user}", self._job(msgid, message))
+
+    def _job(self, msgid: str, message: dict[str, Any]) -> Job:
+        async def job() -> None:
+            try:
+                async with self.new_uow() as uow:
+                    await self.handle(uow, message)
+                    await uow.wecom.mark_handled(msgid, self.clock())
+                    await uow.commit()
+            except Exception as exc:
+                logger.exception("WeCom message %s failed", msgid)
+                async with self.new_uow() as uow:
+                    await uow.wecom.mark_handled(msgid, self.clock(), repr(exc))
+                    await uow.commit()
+
+        return job
+
+    # -- messages into use cases -----------------------------------------------------------
+
+    async def handle(self, uow: UnitOfWork, message: dict[str, Any]) -> Answer | None:
+        now = self.clock()
+        kind = message.get("msgtype")
+        if kind == "event":
+            await self._event(uow, _event(message), now)
+            return None
+        if message.get("origin") != 3:  # the system, or a servicer in WeCom's own app
+            return None
+        user = str(message.get("external_userid") or "")
+        who = CustomerRef(CHANNEL, user)
+        language = self.settings.default_language
+        text = message.get("text") or {}
+        menu_id = str(text.get("menu_id") or "")
+        if kind == "text" and menu_id and not menu_id.startswith(REPLY):
+            return await customer.tapped(uow, self.desk, Tap(who, menu_id, None, language), now)
+        said = self._said(who, message, language)
+        if said is not None:
+            await customer.wrote(uow, self.desk, said, now)
+        return None
+
+    def _said(self, who: CustomerRef, message: dict[str, Any], language: str) -> Said | None:
+        kind = str(message.get("msgtype"))
+        common: dict[str, Any] = {
+            "who": who,
+            "name": "微信客户" if language == "zh" else "WeChat customer",
+            "language": language,
+            "ref": str(message.get("msgid")),
+        }
+        if kind == "text":
+            content = str((message.get("text") or {}).get("content") or "")
+            return Said(kind="text", text=content, **common)
+        if kind in ("image", "voice", "file", "video"):
+            media = str((message.get(kind) or {}).get("media_id") or "")
+            ours = {"image": "photo", "file": "document"}.get(kind, kind)
+            return Said(kind=ours, attachment=Attachment(ours, media, CHANNEL), **common)
+        if kind == "location":
+            place = message.get("location") or {}
+            words = f"{place.get('name', '')} {place.get('address', '')}".strip()
+            where = f"{place.get('latitude')},{place.get('longitude')}"
+            return Said(kind="location", text=f"{words} ({where})".strip(), **common)
+        return Said(kind="other", **common)
+
+    async def _event(self, uow: UnitOfWork, event: dict[str, Any], now: datetime) -> None:
+        kind = event.get("event_type")
+        user = str(event.get("external_userid") or "")
+        if kind == "enter_session":
+            code = event.get("welcome_code")
+            if code:  # the first answer may go on this event (outside the window's budget)
+                self.windows.of(user).welcome = (str(code), time.time())
+            said = Said(
+                who=CustomerRef(CHANNEL, user),
+                name="微信客户" if self.settings.default_language == "zh" else "WeChat customer",
+                language=self.settings.default_language,
+                text="/start",
+            )
+            await customer.wrote(uow, self.desk, said, now)
+        elif kind == "msg_send_fail":  # WeCom took it, then could not deliver it
+            row = _row_of_msgid(str(event.get("fail_msgid") or ""))
+            ticket_id = await uow.outbox.ticket_of(row) if row is not None else None
+            await customer.refused(
+                uow,
+                self.desk,
+                ticket_id,
+                f"WeChat did not deliver a message (fail_type {event.get('fail_type')})",
+            )
+        else:
+            logger.info("WeCom event %s for %s", kind, user)
+
+
+def _event(message: dict[str, Any]) -> dict[str, Any]:
+    event = message.get("event")
+    return dict(event) if isinstance(event, dict) else {}
+
+
+def _row_of_msgid(msgid: str) -> int | None:
+    """The outbox row a message came from: its msgid is ours (`desk<row>p<piece>`)."""
+    match = re.fullmatch(r"desk(\d+)p\d+", msgid)
+    return int(match.group(1)) if match else None

@@ -1,0 +1,137 @@
+"""A thin client for WeCom's customer-service (kf) API, as WeCom documents it: the access token
+(kept until it expires, fetched again on 40014/42001), kf/sync_msg, kf/send_msg,
+kf/send_msg_on_event, media/upload and media/get. wechatpy has had no release since 2021 and has
+no kf support, so the few calls are written here on aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import aiohttp
+
+logger = logging.getLogger(__name__)
+
+EXPIRED_TOKEN_CODES = (40014, 42001)  # invalid or expired access_token: fetch a new one
+
+
+class WeComError(Exception):
+    """WeCom answered with an errcode other than 0."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"{errcode} {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class KfClient:
+    def __init__(self, base_url: str, corp_id: str, secret: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.corp_id = corp_id
+        self.secret = secret
+        self._session: aiohttp.ClientSession | None = None
+        self._token: str | None = None
+        self._token_until = 0.0
+        self._token_lock = asyncio.Lock()
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def token(self, fresh: bool = False) -> str:
+        """The access token (7200 s), fetched once and kept until a few minutes before it
+        expires, or fetched again when WeCom says it is no longer valid."""
+        async with self._token_lock:
+            if fresh or self._token is None or time.monotonic() >= self._token_until:
+                async with self.session().get(
+                    f"{self.base_url}/cgi-bin/gettoken",
+                    params={"corpid": self.corp_id, "corpsecret": self.secret},
+                ) as response:
+                    data = await response.json(content_type=None)
+                _check(data)
+                self._token = str(data["access_token"])
+                self._token_until = time.monotonic() + int(data.get("expires_in", 7200)) - 300
+            return self._token
+
+    async def call(
+        self, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """POST a JSON body (GET without one); a token WeCom no longer takes is renewed once."""
+        for attempt in (1, 2):
+            token = await self.token(fresh=attempt == 2)
+            query = {"access_token": token, **(params or {})}
+            url = f"{self.base_url}/cgi-bin/{path}"
+            if body is None:
+                request = self.session().get(url, params=query)
+            else:
+                request = self.session().post(url, params=query, json=body)
+            async with request as response:
+                data = await response.json(content_type=None)
+            if data.get("errcode") in EXPIRED_TOKEN_CODES and attempt == 1:
+                logger.info("WeCom access token renewed (%s)", data.get("errcode"))
+                continue
+            _check(data)
+            return dict(data)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def sync_msg(self, cursor: str | None, token: str, open_kfid: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"token": token, "open_kfid": open_kfid, "limit": 1000}
+        if cursor:
+            body["cursor"] = cursor
+        return await self.call("kf/sync_msg", body)
+
+    async def send_msg(self, body: dict[str, Any]) -> str:
+        return str((await self.call("kf/send_msg", body)).get("msgid", ""))
+
+    async def send_msg_on_event(self, body: dict[str, Any]) -> str:
+        return str((await self.call("kf/send_msg_on_event", body)).get("msgid", ""))
+
+    async def upload_media(self, kind: str, data: bytes, filename: str) -> str:
+        """Upload a file (image, voice, video, file) for 3 days; returns its media_id."""
+        for attempt in (1, 2):
+            token = await self.token(fresh=attempt == 2)
+            form = aiohttp.FormData()
+            form.add_field("media", data, filename=filename)
+            async with self.session().post(
+                f"{self.base_url}/cgi-bin/media/upload",
+                params={"access_token": token, "type": kind},
+                data=form,
+            ) as response:
+                answer = await response.json(content_type=None)
+            if answer.get("errcode") in EXPIRED_TOKEN_CODES and attempt == 1:
+                continue
+            _check(answer)
+            return str(answer["media_id"])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_media(self, media_id: str) -> bytes:
+        """A file a customer sent (WeCom keeps it 3 days)."""
+        for attempt in (1, 2):
+            token = await self.token(fresh=attempt == 2)
+            async with self.session().get(
+                f"{self.base_url}/cgi-bin/media/get",
+                params={"access_token": token, "media_id": media_id},
+            ) as response:
+                body = await response.read()
+                json_answer = response.content_type in ("application/json", "text/plain")
+            if json_answer:
+                data = json.loads(body or b"{}")
+                if data.get("errcode") in EXPIRED_TOKEN_CODES and attempt == 1:
+                    continue
+                _check(data)
+            return body
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check(data: dict[str, Any]) -> None:
+    code = int(data.get("errcode", 0) or 0)
+    if code != 0:
+        raise WeComError(code, str(data.get("errmsg", "")))
