@@ -16,12 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="watch a scripted complaint, no token or network needed")
     demo.add_argument("--lang", choices=["zh", "en"], default="zh")
+    demo.add_argument(
+        "--channel",
+        choices=["telegram", "wechat"],
+        default="telegram",
+        help="wechat: the customer writes from WeChat (through the WeCom stand-in)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "demo":
         from bot.demo import run_demo
 
-        return asyncio.run(run_demo(args.lang))
+        return asyncio.run(run_demo(args.lang, args.channel))
 
     try:
         settings = load_settings()

@@ -122,15 +122,30 @@ async def _next(api: BotApiStandIn, person: Person | int, needle: str, mark: int
     return await api.wait_text(chat, needle, timeout=20, after=mark)
 
 
-async def run_demo(lang: str = "zh") -> int:
+async def run_demo(lang: str = "zh", channel: str = "telegram") -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.ERROR)
     w = SCRIPT[lang]
     folder = Path(tempfile.mkdtemp(prefix="desk-demo-"))
     api = BotApiStandIn()
+    wecom: Any = None
     try:
         url = await api.start()
         api.add_group(STAFF_CHAT, w["group"])
+        extra: dict[str, str] = {}
+        if channel == "wechat":
+            from bot.standin.wecom import WeComStandIn
+
+            wecom = WeComStandIn()
+            extra = {
+                "wecom_corp_id": wecom.corp_id,
+                "wecom_secret": wecom.secret,
+                "wecom_token": wecom.token,
+                "wecom_aes_key": wecom.aes_key,
+                "wecom_open_kfid": wecom.open_kfid,
+                "wecom_api_url": await wecom.start(),
+                "wecom_callback_port": "0",
+            }
         database = f"sqlite+aiosqlite:///{folder / 'demo.db'}"
         await asyncio.to_thread(migrate, database)
         settings = load_settings(
@@ -142,6 +157,7 @@ async def run_demo(lang: str = "zh") -> int:
             default_language=lang,
             album_window="1s",
             _env_file=None,
+            **extra,
         )
         policy = load_policy(settings.shop_policy)
         app = build(settings, policy)
@@ -149,7 +165,12 @@ async def run_demo(lang: str = "zh") -> int:
         api.listeners.append(Printer(api, lang))
         started = asyncio.get_running_loop().time()
         try:
-            await _script(api, lang, policy)
+            if wecom is not None:
+                await api.wait_calls("getUpdates", 1, timeout=60)  # started: its port is known
+                wecom.set_callback(f"http://127.0.0.1:{app.wecom.port}/wecom/callback")
+                await _wechat_script(api, wecom, lang, policy)
+            else:
+                await _script(api, lang, policy)
         finally:
             app.poller.stop()
             await desk
@@ -157,6 +178,8 @@ async def run_demo(lang: str = "zh") -> int:
         print(f"\n✅ {w['done']} {took:.1f} s.")
         return 0
     finally:
+        if wecom is not None:
+            await wecom.stop()
         await api.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -229,6 +252,92 @@ async def _script(api: BotApiStandIn, lang: str, policy: Any) -> None:
     mark = len(api.sent)
     staff.tap(label["done"], chat_id=STAFF_CHAT)
     await _next(api, customer, "", mark)
+    await asyncio.sleep(0.5)
+    print(f"\n📋 {w['card_now']}:")
+    print(textwrap.indent(card.text, "   "))
+
+
+async def _wechat_script(api: BotApiStandIn, wecom: Any, lang: str, policy: Any) -> None:
+    """The same complaint from an ordinary WeChat user (through WeCom customer service); the
+    staff side is the same Telegram group."""
+    w = SCRIPT[lang]
+    code = "zh" if lang == "zh" else "en"
+    who = "wmDEMOwechat000001"
+    customer = wecom.customer(who, w["customer"])
+    staff = api.person(100002, w["staff"], code)
+    manager = api.person(MANAGER_ID, w["manager"], code)
+    label = keyboards.LABELS[lang]
+    shown = 0
+
+    def show_wechat() -> None:
+        nonlocal shown
+        for sent in wecom.sent[shown:]:
+            if sent.touser != who:
+                continue
+            print(f"🤖 → {w['customer']} (WeChat):")
+            print(
+                textwrap.indent(sent.text if not sent.menu else sent.menu["head_content"], "   ")
+            )
+            if sent.menu:
+                print("   " + "  ".join(f"[{b}]" for b in sent.buttons()))
+        shown = len(wecom.sent)
+
+    async def next_wechat(mark: int, menu: str | None = None) -> Any:
+        sent = await wecom.wait_sent(
+            lambda s: s.touser == who and (menu is None or menu in s.buttons()),
+            timeout=20,
+            after=mark,
+        )
+        show_wechat()
+        return sent
+
+    def says(text: str) -> int:
+        print(f"\n🧑 {w['customer']} (WeChat): {text}")
+        mark = len(wecom.sent)
+        customer.say(text)
+        return mark
+
+    def taps(item: str) -> int:
+        print(f"\n👆 {w['customer']} {w['taps']} [{item}]")
+        mark = len(wecom.sent)
+        customer.tap(item)
+        return mark
+
+    first = await next_wechat(says(w["hello"]))
+    if first.menu and any(c.label.in_(lang) in first.buttons() for c in policy.intake.categories):
+        quality = next(c for c in policy.intake.categories if c.key == "quality")
+        await next_wechat(taps(quality.label.in_(lang)))
+    await next_wechat(says(w["order"]))
+    await next_wechat(says(w["story"]))
+    print(f"\n🧑 {w['customer']} (WeChat): [📷 photo]")
+    mark = len(wecom.sent)
+    customer.send_image(wecom.add_media(b"\xff\xd8 a wilted bouquet", kind="image"))
+    await next_wechat(mark, label["photos_done"])
+    await next_wechat(taps(label["photos_done"]))
+    await next_wechat(says(w["phone"]), label["submit"])
+    mark = len(api.sent)
+    await next_wechat(taps(label["submit"]))
+    card = await api.wait_for(
+        lambda s: s.chat_id == STAFF_CHAT and s.buttons() != [], timeout=20, after=mark
+    )
+    await api.wait_for(lambda s: s.chat_id == STAFF_CHAT and s.kind == "photo", 20, mark)
+    mark = len(wecom.sent)
+    staff.say_in_group(STAFF_CHAT, w["staff_reply"], reply_to=card.message_id)
+    await next_wechat(mark)
+    mark = len(api.sent)
+    wmark = says(w["customer_reply"])
+    await _next(api, STAFF_CHAT, w["customer_reply"], mark)
+    tier = label["tier"].format(label=w["tier"])
+    manager.tap(tier, chat_id=STAFF_CHAT)
+    await next_wechat(wmark, w["option"])
+    mark = len(api.sent)
+    await next_wechat(taps(w["option"]))
+    await api.wait_for(
+        lambda s: s.chat_id == STAFF_CHAT and label["done"] in s.buttons(), timeout=20, after=mark
+    )
+    mark = len(wecom.sent)
+    staff.tap(label["done"], chat_id=STAFF_CHAT)
+    await next_wechat(mark)
     await asyncio.sleep(0.5)
     print(f"\n📋 {w['card_now']}:")
     print(textwrap.indent(card.text, "   "))

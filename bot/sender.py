@@ -251,16 +251,8 @@ class Sender:
             for message_id in outcome.message_ids:
                 if message_id.isdigit():
                     await uow.links.link(outcome.room_id, int(message_id), head.ticket_id)
-        if outcome.card_id is None and outcome.topic_id is None:
-            return
-        ticket = await uow.tickets.get(head.ticket_id)
-        if ticket is None:
-            return
-        if outcome.topic_id is not None:
-            ticket.topic_id = outcome.topic_id
-        if outcome.card_id is not None and head.kind == CARD:
-            ticket.card_message_id = outcome.card_id
-        await uow.tickets.save(ticket)
+        card = outcome.card_id if head.kind == CARD else None
+        await uow.tickets.place(head.ticket_id, card_message_id=card, topic_id=outcome.topic_id)
 
 
 def _answer_by(rows: list[Outgoing]) -> list[str] | None:

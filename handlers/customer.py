@@ -661,7 +661,18 @@ async def reachable(uow: UnitOfWork, desk: Desk, who: CustomerRef) -> None:
 
 
 async def refused(uow: UnitOfWork, desk: Desk, ticket_id: int | None, reason: str) -> None:
-    """The messenger refused a message to the customer for another reason: staff are told."""
+    """The messenger refused a message to the customer for another reason: staff are told. A
+    messenger's window ("window: ..."; WeChat answers only within 48 hours, 5 messages) means
+    the customer can be reached by phone until they write again."""
     ticket = await uow.tickets.get(ticket_id) if ticket_id else None
     if ticket is not None and ticket.status is not Status.INTAKE:
-        common.tell_thread(uow, desk, ticket, "staff/refused.html", reason=reason)
+        closed = reason.startswith("window:")
+        template = "staff/out_of_window.html" if closed else "staff/refused.html"
+        common.tell_thread(
+            uow,
+            desk,
+            ticket,
+            template,
+            reason=reason,
+            urgency=Urgency.RELAY if closed else Urgency.CARD,
+        )

@@ -252,6 +252,19 @@ class Outbox:
         )
         return found is not None
 
+    async def sent_since(self, lane: str, since: datetime) -> int:
+        """How many rows went out in this lane since then."""
+        return int(
+            await self.session.scalar(
+                select(func.count())
+                .select_from(OutboxRow)
+                .where(
+                    OutboxRow.lane == lane, OutboxRow.outcome == "sent", OutboxRow.sent_at > since
+                )
+            )
+            or 0
+        )
+
     async def ticket_of(self, row_id: int) -> int | None:
         """The ticket an outbox row was about."""
         return await self.session.scalar(select(OutboxRow.ticket_id).where(OutboxRow.id == row_id))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Deadline, DeadlineKind
@@ -46,9 +46,33 @@ class TicketRepository:
         self.deadlines = DeadlineRepository(session)
         self._loaded: dict[int, dict[str, object]] = {}
 
+    def _locking(self) -> bool:
+        """On PostgreSQL a ticket read to be changed is locked until the commit, so that two
+        transactions (a handler, the sender recording a delivery) never plan its deadlines
+        from a stale copy; SQLite has one writer at a time anyway."""
+        bind = self.session.bind
+        return bind is not None and bind.dialect.name == "postgresql"
+
     async def get(self, ticket_id: int) -> Ticket | None:
-        row = await self.session.get(TicketRow, ticket_id, populate_existing=True)
+        row = await self.session.get(
+            TicketRow, ticket_id, populate_existing=True, with_for_update=self._locking()
+        )
         return self._loaded_ticket(row) if row else None
+
+    async def place(
+        self, ticket_id: int, card_message_id: int | None = None, topic_id: int | None = None
+    ) -> None:
+        """Where the ticket lives in the staff room (its card, its topic), as the sender learns
+        it: written as it is, without loading the ticket or touching its deadlines."""
+        values: dict[str, object] = {}
+        if card_message_id is not None:
+            values["card_message_id"] = card_message_id
+        if topic_id is not None:
+            values["topic_id"] = topic_id
+        if values:
+            await self.session.execute(
+                update(TicketRow).where(TicketRow.id == ticket_id).values(**values)
+            )
 
     def _loaded_ticket(self, row: TicketRow) -> Ticket:
         ticket = self._to_domain(row)
@@ -56,7 +80,7 @@ class TicketRepository:
         return ticket
 
     async def active_for_customer(self, who: CustomerRef) -> Ticket | None:
-        row = await self.session.scalar(
+        row = await self._one(
             select(TicketRow)
             .where(
                 TicketRow.channel == who.channel,
@@ -71,7 +95,7 @@ class TicketRepository:
 
     async def awaiting_comment(self, who: CustomerRef) -> Ticket | None:
         """The customer's rated ticket whose comment the desk is waiting for."""
-        row = await self.session.scalar(
+        row = await self._one(
             select(TicketRow)
             .where(
                 TicketRow.channel == who.channel,
@@ -83,6 +107,11 @@ class TicketRepository:
             .execution_options(populate_existing=True)
         )
         return self._loaded_ticket(row) if row else None
+
+    async def _one(self, query: Select[tuple[TicketRow]]) -> TicketRow | None:
+        if self._locking():
+            query = query.with_for_update()
+        return await self.session.scalar(query)
 
     async def add(self, ticket: Ticket) -> Ticket:
         row = TicketRow()
@@ -536,6 +565,19 @@ class WeComInboxRepository:
 
     async def count(self) -> int:
         return len(list(await self.session.scalars(select(WeComInboxRow.msgid))))
+
+    async def last_words(self, since: datetime) -> dict[str, datetime]:
+        """Each customer's last message (not an event) received since `since`."""
+        rows = await self.session.execute(
+            select(WeComInboxRow.external_userid, WeComInboxRow.received_at, WeComInboxRow.payload)
+            .where(WeComInboxRow.received_at >= since)
+            .order_by(WeComInboxRow.received_at)
+        )
+        last: dict[str, datetime] = {}
+        for user, at, payload in rows:
+            if json.loads(payload).get("origin") == 3:
+                last[user] = at
+        return last
 
 
 def _event_user(message: dict[str, object]) -> str | None:

@@ -2,5 +2,6 @@
 
 from bot.standin.limits import TelegramLimits
 from bot.standin.server import BotApiStandIn, Person, Sent
+from bot.standin.wecom import WeComStandIn
 
-__all__ = ["BotApiStandIn", "Person", "Sent", "TelegramLimits"]
+__all__ = ["BotApiStandIn", "Person", "Sent", "TelegramLimits", "WeComStandIn"]

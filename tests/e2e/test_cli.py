@@ -88,3 +88,21 @@ def test_the_demo_speaks_english_when_asked(tmp_path: Path) -> None:
         "End of the demo",
     ):
         assert line in output
+
+
+def test_the_demo_files_the_same_complaint_from_wechat(tmp_path: Path) -> None:
+    """`--channel wechat`: a WeChat customer (through the WeCom stand-in) taps menus, staff
+    answer in the Telegram group, the photo crosses over, and the card says WeChat."""
+    code, output = run_bot(["demo", "--channel", "wechat"], {}, tmp_path)
+    assert code == 0, output
+    for line in (
+        "(WeChat): 你好",
+        "非常抱歉给您带来不好的体验",
+        "[photo upload:photo.jpg]",  # fetched from WeCom, posted to the staff group
+        "小王(花语花店)",
+        "[今天下午重做并送达]",
+        "已经处理好了",
+        "(微信)",
+        "演示结束",
+    ):
+        assert line in output

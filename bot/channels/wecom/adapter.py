@@ -21,7 +21,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "wecom"
 TEXT_BYTES = 2048  # kf/send_msg's most for a text
+MENU_HEAD_BYTES = 1024  # a menu's head_content
 WINDOW = 48 * 3600.0  # seconds after a customer's message in which the shop may answer
 BUDGET = 5  # messages the shop may send after each customer message
 WINDOW_ERRORS = {95001: "budget", 95002: "late", 95018: "late", 95013: "ended"}
@@ -80,12 +81,12 @@ def split_bytes(text: str, limit: int = TEXT_BYTES) -> list[str]:
 class Window:
     """What the shop may still send to one customer: the clock starts at their last message."""
 
-    last_customer_at: float = 0.0
+    last_customer_at: float | None = None  # never wrote: nothing may be sent
     sent: int = 0
     welcome: tuple[str, float] | None = None  # enter_session's welcome_code and when
 
     def left(self, now: float) -> int:
-        if now - self.last_customer_at > WINDOW:
+        if self.last_customer_at is None or now - self.last_customer_at > WINDOW:
             return 0
         return max(0, BUDGET - self.sent)
 
@@ -101,7 +102,7 @@ class Windows:
 
     def customer_wrote(self, external_userid: str, at: float) -> None:
         window = self.of(external_userid)
-        window.last_customer_at = max(window.last_customer_at, at)
+        window.last_customer_at = max(window.last_customer_at or at, at)
         window.sent = 0
 
 
@@ -125,8 +126,9 @@ class WeComCustomers:
         welcome = window.welcome
         on_event = welcome is not None and time.time() - welcome[1] < 18
         if not on_event and window.left(time.time()) <= 0:
-            reason = "late" if time.time() - window.last_customer_at > WINDOW else "budget"
-            return Outcome(Delivery.FAILED, [head.id], detail=f"wecom window: {reason}")
+            last = window.last_customer_at
+            reason = "late" if last is None or time.time() - last > WINDOW else "budget"
+            return Outcome(Delivery.FAILED, [head.id], detail=f"window: {reason}")
         batch = [head]
         if not on_event and window.left(time.time()) == 1:  # the last one: say all that waits
             batch = _mergeable(rows)
@@ -136,7 +138,7 @@ class WeComCustomers:
             reason = WINDOW_ERRORS.get(exc.errcode)
             if reason:
                 window.sent = BUDGET
-            detail = f"wecom window: {reason}" if reason else f"wecom {exc.errcode}: {exc.errmsg}"
+            detail = f"window: {reason}" if reason else f"wecom {exc.errcode}: {exc.errmsg}"
             logger.warning("WeChat message to %s refused: %s", who, exc)
             return Outcome(Delivery.FAILED, [r.id for r in batch], detail=detail)
         return Outcome(Delivery.SENT, [r.id for r in batch], message_ids=ids)
@@ -150,8 +152,11 @@ class WeComCustomers:
         attachments = [a for s in says for a in s.attachments]
         bodies: list[dict[str, Any]] = []
         pieces = split_bytes(text) if text else []
-        if choices:
+        if choices:  # the menu's head holds 1,024 bytes: what is before it goes as text
             head_text = pieces.pop() if pieces else ""
+            if len(head_text.encode()) > MENU_HEAD_BYTES:
+                *before, head_text = split_bytes(head_text, MENU_HEAD_BYTES)
+                pieces.extend(before)
         for piece in pieces:
             bodies.append({"msgtype": "text", "text": {"content": piece}})
         for attachment in attachments:
@@ -351,8 +356,14 @@ class WeCom:
                 return
 
     async def recover(self) -> int:
-        """Messages stored before a stop but never handled."""
+        """Each open window as it stood (its last customer message, what was sent since), and
+        the messages stored before a stop but never handled."""
+        since = self.clock() - timedelta(seconds=WINDOW)
         async with self.new_uow() as uow:
+            for user, at in (await uow.wecom.last_words(since)).items():
+                window = self.windows.of(user)
+                window.last_customer_at = at.timestamp()
+                window.sent = await uow.outbox.sent_since(f"{CHANNEL}:{user}", at)
             rows = [(r.msgid, json.loads(r.payload)) for r in await uow.wecom.pending()]
         for msgid, message in rows:
             self._submit(msgid, message)

@@ -1,0 +1,1135 @@
+"""A local stand-in for WeCom's customer-service API (微信客服, "kf"), for the tests and the demo.
+
+It speaks WeCom's HTTP API under `{base}/cgi-bin/...` (JSON in and out, errors as `errcode`):
+the access token, kf/sync_msg (one ordered log per account, an opaque cursor, `has_more`
+paging, the callback's msg token checked), kf/send_msg inside WeCom's window (5 messages within
+48 hours of each customer message, 2048 bytes of text, no sends to an ended session or one a
+servicer has taken), kf/send_msg_on_event (a welcome code, once, within 20 s), media upload and
+download, kf/customer/batchget, kf/service_state and a group robot's webhook (20 a minute).
+
+Scripted customers act (write, tap menu items, send photos, voice, files and places, enter the
+session); each action is put in the log and WeCom's encrypted, signed callback is posted to the
+bot in the background, retried like WeCom when the bot does not answer in time. Everything runs
+on an injectable clock (`clock`, `travel`) so a test can step past 48 hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import copy
+import itertools
+import json
+import re
+import secrets
+import string
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from bot.channels.wecom.crypto import WeComCrypto, signature
+
+AES_KEY = "4qOQr1YJMPJ3BD5Rv92u7pvF5fO1rz27T8x9neCt2Ck"  # a valid 43-character EncodingAESKey
+
+TOKEN_TTL = 7200  # an access token's life
+MSG_TOKEN_TTL = 600  # a callback's token is good for kf/sync_msg for 10 minutes
+KEEP_MESSAGES = 3 * 24 * 3600  # kf/sync_msg returns the last 3 days
+WINDOW = 48 * 3600  # after a customer's message, the account may answer for 48 hours...
+WINDOW_BUDGET = 5  # ...at most 5 messages
+WELCOME_TTL = 20  # a welcome code (send_msg_on_event) is good for 20 seconds, once
+MEDIA_TTL = 3 * 24 * 3600  # a temporary media file lives 3 days
+TEXT_BYTES = 2048
+MENU_TEXT_BYTES = 1024  # a menu's head_content and tail_content
+MENU_ITEM_BYTES = 128  # a click item's id and content
+MENU_ITEMS = 10
+MARKDOWN_BYTES = 4096  # a group robot's markdown
+WEBHOOK_PER_MINUTE = 20
+SYNC_LIMIT = 1000
+MSGID = re.compile(r"[0-9a-zA-Z_-]{1,32}")  # a sender's own msgid, as WeCom allows it
+
+# kf/service_state: 0 new, 1 the API's (智能助手), 2 waiting for a servicer, 3 a servicer's,
+# 4 ended
+NEW, BOT, QUEUED, SERVICER, ENDED = 0, 1, 2, 3, 4
+
+# upload size limits, and the errcode past them
+MEDIA_LIMITS = {
+    "image": (10 * 1024 * 1024, 40009),
+    "voice": (2 * 1024 * 1024, 40010),
+    "video": (10 * 1024 * 1024, 40011),
+    "file": (20 * 1024 * 1024, 40006),
+}
+CONTENT_TYPES = {
+    "image": "image/jpeg",
+    "voice": "audio/amr",
+    "video": "video/mp4",
+    "file": "application/octet-stream",
+}
+SAMPLES = {  # what a customer sends when a test names no media
+    "image": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01stand-in photo\xff\xd9",
+    "voice": b"#!AMR\n" + bytes(32),
+    "video": b"\x00\x00\x00\x18ftypmp42stand-in video",
+    "file": b"%PDF-1.4\n% stand-in receipt\n%%EOF\n",
+}
+SEND_TYPES = {
+    "text",
+    "image",
+    "voice",
+    "video",
+    "file",
+    "link",
+    "miniprogram",
+    "msgmenu",
+    "location",
+    "business_card",
+    "ca_link",
+}
+EVENT_SEND_TYPES = {"text", "msgmenu"}
+MEDIA_TYPES = {"image", "voice", "video", "file"}
+
+
+class Refusal(Exception):
+    """WeCom's answer to a call it does not take: `{"errcode": ..., "errmsg": ...}`."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"{errcode} {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+@dataclass
+class SentMessage:
+    """A message the bot sent a customer (kf/send_msg or kf/send_msg_on_event)."""
+
+    touser: str
+    open_kfid: str
+    msgtype: str
+    text: str  # a text's content; a menu's lines (head, items, tail) joined by newlines
+    menu: dict[str, Any] | None  # a msgmenu as sent
+    media_id: str | None
+    msgid: str
+    at: float  # the stand-in's clock
+    via: str = "send_msg"  # or "send_msg_on_event"
+    body: dict[str, Any] = field(default_factory=dict)
+
+    def buttons(self) -> list[str]:
+        """The labels of a menu's click items."""
+        return [item["click"]["content"] for item in _items(self.menu) if item["type"] == "click"]
+
+    def menu_ids(self) -> list[str]:
+        return [item["click"]["id"] for item in _items(self.menu) if item["type"] == "click"]
+
+
+@dataclass
+class WebhookMessage:
+    """A message the bot sent through a group robot's webhook."""
+
+    key: str
+    msgtype: str
+    content: str
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass
+class CallbackAttempt:
+    """One attempt to post a callback to the bot."""
+
+    callback: int  # the callback (its retries share the number)
+    attempt: int  # 1, 2, 3
+    token: str  # the msg token it carried
+    status: int | None  # None: no answer in time, or no connection
+    body: str
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class Media:
+    kind: str
+    data: bytes
+    filename: str
+    created_at: float
+
+
+@dataclass
+class Session:
+    """A customer's session with an account: its state and WeCom's window."""
+
+    state: int = NEW
+    servicer_userid: str = ""
+    last_customer_at: float | None = None
+    sent_since: int = 0  # messages sent since the customer's last message
+    welcomed_at: float | None = None
+
+
+@dataclass
+class EventCode:
+    """A welcome code (enter_session) or a service_state msg_code, for send_msg_on_event."""
+
+    open_kfid: str
+    external_userid: str
+    issued_at: float
+    used: bool = False
+
+
+@dataclass
+class Fault:
+    """An injected failure: the next `count` calls of `path` answer `errcode`."""
+
+    path: str
+    errcode: int
+    errmsg: str
+    count: int = 1
+
+
+@dataclass
+class Customer:
+    """A WeChat user writing to a customer-service account. Each action is put in the account's
+    log and the bot is called back (in the background); each returns the message as
+    kf/sync_msg will show it."""
+
+    api: WeComStandIn
+    external_userid: str
+    name: str = "小李"
+    open_kfid: str = ""
+
+    def say(self, text: str) -> dict[str, Any]:
+        return self.api.customer_message(self, "text", {"content": text})
+
+    def tap_menu(self, menu_id: str, content: str | None = None) -> dict[str, Any]:
+        """Tap a menu item: a text with the item's `menu_id`. Without `content`, the item's own
+        label is looked up in the menus sent to this customer."""
+        if content is None:
+            content = self.api.menu_item(self.external_userid, menu_id=menu_id)[1]
+        return self.api.customer_message(self, "text", {"content": content, "menu_id": menu_id})
+
+    def tap(self, label: str) -> dict[str, Any]:
+        """Tap the click item with this label on the newest menu sent to this customer."""
+        menu_id, content = self.api.menu_item(self.external_userid, label=label)
+        return self.tap_menu(menu_id, content)
+
+    def send_image(self, media_id: str | None = None) -> dict[str, Any]:
+        return self._media("image", media_id)
+
+    def send_voice(self, media_id: str | None = None) -> dict[str, Any]:
+        return self._media("voice", media_id)
+
+    def send_video(self, media_id: str | None = None) -> dict[str, Any]:
+        return self._media("video", media_id)
+
+    def send_file(self, media_id: str | None = None) -> dict[str, Any]:
+        return self._media("file", media_id)
+
+    def send_location(
+        self,
+        latitude: float = 31.2304,
+        longitude: float = 121.4737,
+        name: str = "人民广场",
+        address: str = "上海市黄浦区人民大道",
+    ) -> dict[str, Any]:
+        location = {"latitude": latitude, "longitude": longitude, "name": name, "address": address}
+        return self.api.customer_message(self, "location", location)
+
+    def enter_session(
+        self, scene: str = "", scene_param: str | None = None, welcome: bool | None = None
+    ) -> dict[str, Any]:
+        """The customer opens the chat (an enter_session event). It carries a fresh welcome_code
+        when WeCom would give one (no welcome in the last 48 h and no message from the customer
+        in them), or as `welcome` says."""
+        return self.api.enter_session(self, scene, scene_param, welcome)
+
+    def sent(self) -> list[SentMessage]:
+        """What the bot has sent this customer."""
+        return self.api.sent_to(self.external_userid)
+
+    def _media(self, kind: str, media_id: str | None) -> dict[str, Any]:
+        if media_id is None:
+            media_id = self.api.add_media(SAMPLES[kind], kind)
+        return self.api.customer_message(self, kind, {"media_id": media_id})
+
+
+Handler = Callable[[web.Request, dict[str, str], dict[str, Any]], Awaitable[Any]]
+
+
+class WeComStandIn:
+    """The stand-in server and the world it keeps: accounts, customers, messages, media."""
+
+    def __init__(
+        self,
+        corp_id: str = "wwstandin0000001",
+        secret: str = "kf-secret",
+        token: str = "kf-token",
+        aes_key: str = AES_KEY,
+        open_kfid: str = "wkSTANDIN000001",
+    ) -> None:
+        self.corp_id = corp_id
+        self.secret = secret
+        self.token = token  # the callback Token (signatures)
+        self.aes_key = aes_key
+        self.open_kfid = open_kfid
+        self.crypto = WeComCrypto(token, aes_key, corp_id)
+        self.clock: Callable[[], float] = time.time
+        self.require_token = True  # kf/sync_msg wants a callback's msg token
+        self.page_size = SYNC_LIMIT  # kf/sync_msg's pages hold at most this many
+        self.callback_url: str | None = None
+        self.callback_timeout = 5.0  # WeCom gives up on an answer after 5 s...
+        self.callback_attempts = 3  # ...and posts the same callback 3 times in all
+        self.callback_delay = 0.0  # seconds before a callback is posted
+        self.coalesce_callbacks = False  # actions while a callback waits share it
+        self.latency = 0.0  # seconds each API call takes
+        self.webhook_keys: set[str] | None = None  # None: any key is a robot's
+        self.accounts: set[str] = {open_kfid}
+        self.logs: dict[str, list[dict[str, Any]]] = {open_kfid: []}
+        self.customers: dict[str, Customer] = {}
+        self.sessions: dict[tuple[str, str], Session] = {}
+        self.sent: list[SentMessage] = []
+        self.webhook_sent: list[WebhookMessage] = []
+        self.callbacks: list[CallbackAttempt] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.media: dict[str, Media] = {}
+        self.faults: list[Fault] = []
+        self.token_fetches = 0  # gettoken calls answered with a token
+        self.last_echo = ""  # the plain echostr of the last verify_url
+        self._access_tokens: dict[str, float] = {}  # token -> when it expires
+        self._msg_tokens: dict[str, tuple[str, float]] = {}  # token -> (open_kfid, issued)
+        self._codes: dict[str, EventCode] = {}
+        self._by_msgid: dict[str, SentMessage] = {}
+        self._webhook_times: dict[str, deque[float]] = {}
+        self._ids = itertools.count(1)
+        self._callback_ids = itertools.count(1)
+        self._queued: set[str] = set()  # accounts with a callback waiting to be posted
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self.base_url = ""
+
+    # -- the server ------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        routes: list[tuple[str, str, Handler, bool, bool]] = [
+            # method, path, handler, needs the access token, has a JSON body
+            ("GET", "gettoken", self._gettoken, False, False),
+            ("POST", "kf/sync_msg", self._sync_msg, True, True),
+            ("POST", "kf/send_msg", self._send_msg, True, True),
+            ("POST", "kf/send_msg_on_event", self._send_msg_on_event, True, True),
+            ("POST", "kf/customer/batchget", self._customer_batchget, True, True),
+            ("POST", "kf/service_state/get", self._service_state_get, True, True),
+            ("POST", "kf/service_state/trans", self._service_state_trans, True, True),
+            ("POST", "media/upload", self._media_upload, True, False),
+            ("GET", "media/get", self._media_get, True, False),
+            ("POST", "webhook/send", self._webhook_send, False, True),
+        ]
+        for method, path, handler, auth, has_json in routes:
+            app.router.add_route(
+                method, f"/cgi-bin/{path}", self._endpoint(path, handler, auth, has_json)
+            )
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        real_port = server.sockets[0].getsockname()[1]
+        self.base_url = f"http://{host}:{real_port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.close()
+        await self._wake()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _endpoint(
+        self, path: str, handler: Handler, auth: bool, has_json: bool
+    ) -> Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            query = dict(request.query)
+            try:
+                body: dict[str, Any] = {}
+                if has_json:
+                    try:
+                        body = json.loads(await request.read() or b"{}")
+                    except ValueError:
+                        raise Refusal(47001, "data format error") from None
+                    if not isinstance(body, dict):
+                        raise Refusal(47001, "data format error")
+                self.calls.append((path, {**_public(query), **body}))
+                await self._wake()
+                if auth:
+                    self._check_access(query.get("access_token"))
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                self._maybe_fault(path)
+                result = await handler(request, query, body)
+            except Refusal as exc:
+                return web.json_response({"errcode": exc.errcode, "errmsg": exc.errmsg})
+            if isinstance(result, web.StreamResponse):
+                return result
+            return web.json_response({"errcode": 0, "errmsg": "ok", **result})
+
+        return endpoint
+
+    def _check_access(self, token: str | None) -> None:
+        if not token:
+            raise Refusal(41001, "access_token missing")
+        expires = self._access_tokens.get(token)
+        if expires is None:
+            raise Refusal(40014, "invalid access_token")
+        if self.clock() >= expires:
+            raise Refusal(42001, "access_token expired")
+
+    def _maybe_fault(self, path: str) -> None:
+        for fault in self.faults:
+            if fault.path == path and fault.count > 0:
+                fault.count -= 1
+                raise Refusal(fault.errcode, fault.errmsg)
+
+    def inject(self, path: str, errcode: int, errmsg: str = "", count: int = 1) -> Fault:
+        """The next `count` calls of `path` ("kf/send_msg", ...) answer `errcode`
+        (-1 is WeCom's "system busy")."""
+        fault = Fault(
+            path, errcode, errmsg or ("system busy" if errcode == -1 else "error"), count
+        )
+        self.faults.append(fault)
+        return fault
+
+    def expire_token(self) -> None:
+        """The access tokens given so far are no longer valid (40014): the bot must fetch one."""
+        self._access_tokens.clear()
+
+    def travel(self, seconds: float) -> None:
+        """Move the stand-in's clock forward (windows, welcome codes, tokens, the webhook)."""
+        base = self.clock
+        self.clock = lambda: base() + seconds
+
+    # -- the API ---------------------------------------------------------------------------
+
+    async def _gettoken(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        if query.get("corpid") != self.corp_id:
+            raise Refusal(40013, "invalid corpid")
+        if query.get("corpsecret") != self.secret:
+            raise Refusal(40001, "invalid credential")
+        self.token_fetches += 1
+        now = self.clock()
+        for token, expires in self._access_tokens.items():
+            if expires > now:  # within its life WeCom gives the same token again
+                return {"access_token": token, "expires_in": int(expires - now)}
+        token = _random(64, string.ascii_letters + string.digits + "-_")
+        self._access_tokens[token] = now + TOKEN_TTL
+        return {"access_token": token, "expires_in": TOKEN_TTL}
+
+    async def _sync_msg(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        open_kfid = str(body.get("open_kfid") or "")
+        if open_kfid not in self.accounts:
+            raise Refusal(95004, "open_kfid not exist")
+        now = self.clock()
+        if self.require_token:
+            issued = self._msg_tokens.get(str(body.get("token") or ""))
+            if issued is None or issued[0] != open_kfid or now - issued[1] > MSG_TOKEN_TTL:
+                raise Refusal(95007, "invalid msg token")
+        try:
+            limit = int(body.get("limit") or SYNC_LIMIT)
+        except (TypeError, ValueError):
+            raise Refusal(40058, "invalid limit") from None
+        if not 1 <= limit <= SYNC_LIMIT:
+            raise Refusal(40058, f"invalid limit: 1 to {SYNC_LIMIT}")
+        log = self.logs[open_kfid]
+        position = self._position(body.get("cursor"), open_kfid)
+        while position < len(log) and log[position]["send_time"] < now - KEEP_MESSAGES:
+            position += 1
+        page = log[position : position + min(limit, self.page_size)]
+        position += len(page)
+        return {
+            "next_cursor": _cursor(open_kfid, position),
+            "has_more": 1 if position < len(log) else 0,
+            "msg_list": copy.deepcopy(page),
+        }
+
+    def _position(self, cursor: object, open_kfid: str) -> int:
+        if not cursor:
+            return 0
+        try:
+            padded = str(cursor) + "=" * (-len(str(cursor)) % 4)
+            account, _, position = base64.urlsafe_b64decode(padded).decode().rpartition("|")
+            number = int(position)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise Refusal(40058, "invalid cursor") from None
+        if account != f"kf:{open_kfid}" or not 0 <= number <= len(self.logs[open_kfid]):
+            raise Refusal(40058, "invalid cursor")
+        return number
+
+    async def _send_msg(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        open_kfid = str(body.get("open_kfid") or "")
+        if open_kfid not in self.accounts:
+            raise Refusal(95004, "open_kfid not exist")
+        touser = str(body.get("touser") or "")
+        msgid = self._own_msgid(body)
+        if msgid in self._by_msgid:  # the sender's retry: the same answer, nothing new
+            return {"msgid": msgid}
+        content = self._content(body, SEND_TYPES)
+        now = self.clock()
+        session = self.sessions.get((open_kfid, touser))
+        if session is not None and session.state == ENDED:
+            raise Refusal(95013, "session already ended")
+        if session is not None and session.state == SERVICER:
+            raise Refusal(95013, "session is with a servicer")
+        if session is None or session.last_customer_at is None:
+            raise Refusal(95002, "no message from the customer: cannot send")
+        if now - session.last_customer_at > WINDOW:
+            raise Refusal(95002, "more than 48 hours since the customer's last message")
+        if session.sent_since >= WINDOW_BUDGET:
+            raise Refusal(95001, "send msg count out of limit")
+        session.sent_since += 1
+        if session.state == NEW:
+            session.state = BOT
+        sent = self._record(touser, open_kfid, msgid, content, body, "send_msg")
+        return {"msgid": sent.msgid}
+
+    async def _send_msg_on_event(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        msgid = self._own_msgid(body)
+        if msgid in self._by_msgid:
+            return {"msgid": msgid}
+        code = self._codes.get(str(body.get("code") or ""))
+        now = self.clock()
+        if code is None or code.used or now - code.issued_at > WELCOME_TTL:
+            raise Refusal(95016, "invalid code: unknown, used or expired")
+        content = self._content(body, EVENT_SEND_TYPES)
+        code.used = True
+        self._session(code.open_kfid, code.external_userid).welcomed_at = now
+        sent = self._record(
+            code.external_userid, code.open_kfid, msgid, content, body, "send_msg_on_event"
+        )
+        return {"msgid": sent.msgid}
+
+    def _own_msgid(self, body: dict[str, Any]) -> str:
+        msgid = body.get("msgid")
+        if msgid is None or msgid == "":
+            return _random(32, string.ascii_letters + string.digits)
+        if not isinstance(msgid, str) or not MSGID.fullmatch(msgid):
+            raise Refusal(40058, "invalid msgid: at most 32 of [0-9a-zA-Z_-]")
+        return msgid
+
+    def _content(
+        self, body: dict[str, Any], kinds: set[str]
+    ) -> tuple[str, str, dict[str, Any] | None, str | None]:
+        """(msgtype, text, menu, media_id) of a message to send, checked as WeCom does."""
+        msgtype = str(body.get("msgtype") or "")
+        if msgtype not in kinds:
+            raise Refusal(40008, f"invalid message type {msgtype!r}")
+        item = body.get(msgtype)
+        if not isinstance(item, dict):
+            raise Refusal(40058, f"{msgtype} is missing")
+        if msgtype == "text":
+            content = str(item.get("content") or "")
+            if not content:
+                raise Refusal(44004, "empty content")
+            if _bytes(content) > TEXT_BYTES:
+                raise Refusal(45002, f"content size out of limit: {TEXT_BYTES} bytes")
+            return msgtype, content, None, None
+        if msgtype in MEDIA_TYPES:
+            media_id = str(item.get("media_id") or "")
+            if self._media_of(media_id) is None:
+                raise Refusal(40007, "invalid media_id")
+            return msgtype, "", None, media_id
+        if msgtype == "msgmenu":
+            return msgtype, _check_menu(item), item, None
+        return msgtype, str(item.get("title") or item.get("name") or ""), None, None
+
+    def _record(
+        self,
+        touser: str,
+        open_kfid: str,
+        msgid: str,
+        content: tuple[str, str, dict[str, Any] | None, str | None],
+        body: dict[str, Any],
+        via: str,
+    ) -> SentMessage:
+        msgtype, text, menu, media_id = content
+        sent = SentMessage(
+            touser=touser,
+            open_kfid=open_kfid,
+            msgtype=msgtype,
+            text=text,
+            menu=copy.deepcopy(menu),
+            media_id=media_id,
+            msgid=msgid,
+            at=self.clock(),
+            via=via,
+            body=copy.deepcopy(body),
+        )
+        self.sent.append(sent)
+        self._by_msgid[msgid] = sent
+        return sent
+
+    async def _customer_batchget(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        wanted = [str(u) for u in body.get("external_userid_list") or []]
+        if not 1 <= len(wanted) <= 100:
+            raise Refusal(40058, "external_userid_list: 1 to 100")
+        known = [self.customers[u] for u in wanted if u in self.customers]
+        return {
+            "customer_list": [
+                {
+                    "external_userid": c.external_userid,
+                    "nickname": c.name,
+                    "avatar": "",
+                    "gender": 0,
+                    "unionid": "",
+                }
+                for c in known
+            ],
+            "invalid_external_userid": [u for u in wanted if u not in self.customers],
+        }
+
+    async def _service_state_get(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        open_kfid = str(body.get("open_kfid") or "")
+        if open_kfid not in self.accounts:
+            raise Refusal(95004, "open_kfid not exist")
+        session = self.sessions.get((open_kfid, str(body.get("external_userid") or "")))
+        state = session.state if session else NEW
+        return {
+            "service_state": state,
+            "servicer_userid": session.servicer_userid if session else "",
+        }
+
+    async def _service_state_trans(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        open_kfid = str(body.get("open_kfid") or "")
+        if open_kfid not in self.accounts:
+            raise Refusal(95004, "open_kfid not exist")
+        user = str(body.get("external_userid") or "")
+        state = body.get("service_state")
+        if state not in (NEW, BOT, QUEUED, SERVICER, ENDED):
+            raise Refusal(95016, "state change not allowed")
+        servicer = str(body.get("servicer_userid") or "")
+        if state == SERVICER and not servicer:
+            raise Refusal(40058, "servicer_userid is needed")
+        session = self._session(open_kfid, user)
+        session.state, session.servicer_userid = state, servicer
+        answer: dict[str, Any] = {}
+        if state in (QUEUED, SERVICER, ENDED):  # a code for one message on the change
+            answer["msg_code"] = self._new_code(open_kfid, user)
+        return answer
+
+    async def _media_upload(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        kind = query.get("type", "")
+        if kind not in MEDIA_LIMITS:
+            raise Refusal(40004, "invalid media type")
+        form = await request.post()
+        upload = form.get("media")
+        if upload is None or isinstance(upload, str):
+            raise Refusal(41005, "media data missing")
+        data = upload.file.read()
+        limit, errcode = MEDIA_LIMITS[kind]
+        if len(data) <= 5:
+            raise Refusal(44001, "empty media data: more than 5 bytes")
+        if len(data) > limit:
+            raise Refusal(errcode, f"{kind} size out of limit: {limit} bytes")
+        media_id = self.add_media(data, kind, upload.filename)
+        return {
+            "type": kind,
+            "media_id": media_id,
+            "created_at": str(int(self.media[media_id].created_at)),
+        }
+
+    async def _media_get(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> web.Response:
+        media = self._media_of(query.get("media_id", ""))
+        if media is None:
+            raise Refusal(40007, "invalid media_id")
+        return web.Response(
+            body=media.data,
+            content_type=CONTENT_TYPES[media.kind],
+            headers={"Content-Disposition": f'attachment; filename="{quote(media.filename)}"'},
+        )
+
+    async def _webhook_send(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        key = query.get("key", "")
+        if not key or (self.webhook_keys is not None and key not in self.webhook_keys):
+            raise Refusal(93000, "invalid webhook url")
+        msgtype = str(body.get("msgtype") or "")
+        item = body.get(msgtype)
+        if msgtype not in ("text", "markdown", "markdown_v2", "image", "news", "file", "voice"):
+            raise Refusal(40008, f"invalid message type {msgtype!r}")
+        if not isinstance(item, dict):
+            raise Refusal(40058, f"{msgtype} is missing")
+        content = str(item.get("content") or "")
+        if msgtype == "text" and not content:
+            raise Refusal(44004, "empty content")
+        if msgtype == "text" and _bytes(content) > TEXT_BYTES:
+            raise Refusal(45002, f"content size out of limit: {TEXT_BYTES} bytes")
+        if msgtype.startswith("markdown") and not content:
+            raise Refusal(44004, "empty content")
+        if msgtype.startswith("markdown") and _bytes(content) > MARKDOWN_BYTES:
+            raise Refusal(40058, f"markdown.content exceed max length {MARKDOWN_BYTES}")
+        now = self.clock()
+        times = self._webhook_times.setdefault(key, deque())
+        while times and times[0] <= now - 60:
+            times.popleft()
+        if len(times) >= WEBHOOK_PER_MINUTE:
+            raise Refusal(45009, "api freq out of limit")
+        times.append(now)
+        self.webhook_sent.append(WebhookMessage(key, msgtype, content, copy.deepcopy(body), now))
+        await self._wake()
+        return {}
+
+    # -- accounts, customers, media --------------------------------------------------------
+
+    def add_account(self, open_kfid: str) -> None:
+        """Another customer-service account of the corp."""
+        self.accounts.add(open_kfid)
+        self.logs.setdefault(open_kfid, [])
+
+    def customer(
+        self, external_userid: str, name: str = "小李", open_kfid: str | None = None
+    ) -> Customer:
+        customer = Customer(self, external_userid, name, open_kfid or self.open_kfid)
+        self.add_account(customer.open_kfid)
+        self.customers[external_userid] = customer
+        return customer
+
+    def add_media(self, data: bytes, kind: str = "image", filename: str | None = None) -> str:
+        """Keep a file as WeCom's media (3 days); its media_id."""
+        if kind not in MEDIA_LIMITS:
+            raise ValueError(f"no media type {kind!r}")
+        media_id = f"{next(self._ids)}{_random(40, string.ascii_letters + string.digits + '-_')}"
+        ext = {"image": "jpg", "voice": "amr", "video": "mp4", "file": "bin"}[kind]
+        self.media[media_id] = Media(kind, data, filename or f"{kind}.{ext}", self.clock())
+        return media_id
+
+    def _media_of(self, media_id: str) -> Media | None:
+        media = self.media.get(media_id)
+        if media is None or self.clock() - media.created_at > MEDIA_TTL:
+            return None
+        return media
+
+    def _session(self, open_kfid: str, external_userid: str) -> Session:
+        return self.sessions.setdefault((open_kfid, external_userid), Session())
+
+    def session(self, customer: Customer | str) -> Session:
+        """The customer's session (state, window) with their account."""
+        return self._session(*self._key(customer))
+
+    def _key(self, customer: Customer | str) -> tuple[str, str]:
+        if isinstance(customer, str):
+            known = self.customers.get(customer)
+            return (known.open_kfid if known else self.open_kfid), customer
+        return customer.open_kfid, customer.external_userid
+
+    def end_session(self, customer: Customer | str) -> None:
+        """The session ends (a servicer closed it, or it timed out): sends answer 95013 until
+        the customer writes again."""
+        self.session(customer).state = ENDED
+
+    def hand_to_servicer(
+        self, customer: Customer | str, servicer_userid: str = "zhangsan"
+    ) -> None:
+        """A human servicer takes the session (state 3): the API may no longer send."""
+        session = self.session(customer)
+        session.state, session.servicer_userid = SERVICER, servicer_userid
+
+    def _new_msgid(self) -> str:
+        return f"from_msgid_{next(self._ids)}{_random(12, string.digits)}"
+
+    def _new_code(self, open_kfid: str, external_userid: str) -> str:
+        code = _random(43, string.ascii_letters + string.digits + "-_")
+        self._codes[code] = EventCode(open_kfid, external_userid, self.clock())
+        return code
+
+    def customer_message(
+        self, customer: Customer, msgtype: str, content: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A message from the customer (origin 3): it opens WeCom's window again."""
+        now = self.clock()
+        message = {
+            "msgid": self._new_msgid(),
+            "open_kfid": customer.open_kfid,
+            "external_userid": customer.external_userid,
+            "send_time": int(now),
+            "origin": 3,
+            "msgtype": msgtype,
+            msgtype: dict(content),
+        }
+        session = self._session(customer.open_kfid, customer.external_userid)
+        if session.state == ENDED:
+            session.state, session.servicer_userid = NEW, ""
+        session.last_customer_at = now
+        session.sent_since = 0
+        return self._append(customer.open_kfid, message)
+
+    def servicer_message(
+        self, customer: Customer | str, text: str, servicer_userid: str = "zhangsan"
+    ) -> dict[str, Any]:
+        """A human servicer writes from WeCom's own app (origin 5)."""
+        open_kfid, user = self._key(customer)
+        message = {
+            "msgid": self._new_msgid(),
+            "open_kfid": open_kfid,
+            "external_userid": user,
+            "send_time": int(self.clock()),
+            "origin": 5,
+            "servicer_userid": servicer_userid,
+            "msgtype": "text",
+            "text": {"content": text},
+        }
+        return self._append(open_kfid, message)
+
+    def event(
+        self, event_type: str, open_kfid: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """A system event (origin 4): `msg_send_fail`, `servicer_status_change`, ... As in
+        WeCom's documentation the account and the customer are inside `event`."""
+        open_kfid = open_kfid or self.open_kfid
+        message = {
+            "msgid": self._new_msgid(),
+            "send_time": int(self.clock()),
+            "origin": 4,
+            "msgtype": "event",
+            "event": {"event_type": event_type, "open_kfid": open_kfid, **fields},
+        }
+        return self._append(open_kfid, message)
+
+    def enter_session(
+        self,
+        customer: Customer,
+        scene: str = "",
+        scene_param: str | None = None,
+        welcome: bool | None = None,
+    ) -> dict[str, Any]:
+        now = self.clock()
+        session = self._session(customer.open_kfid, customer.external_userid)
+        if session.state == ENDED:
+            session.state, session.servicer_userid = NEW, ""
+        if welcome is None:
+            welcome = (session.welcomed_at is None or now - session.welcomed_at > WINDOW) and (
+                session.last_customer_at is None or now - session.last_customer_at > WINDOW
+            )
+        fields: dict[str, Any] = {"external_userid": customer.external_userid, "scene": scene}
+        if scene_param is not None:
+            fields["scene_param"] = scene_param
+        if welcome:
+            fields["welcome_code"] = self._new_code(customer.open_kfid, customer.external_userid)
+        return self.event("enter_session", customer.open_kfid, **fields)
+
+    def message_failed(self, sent: SentMessage | str, fail_type: int = 0) -> dict[str, Any]:
+        """WeChat did not deliver a message the bot sent (a msg_send_fail event)."""
+        if isinstance(sent, str):
+            sent = self._by_msgid[sent]
+        return self.event(
+            "msg_send_fail",
+            sent.open_kfid,
+            external_userid=sent.touser,
+            fail_msgid=sent.msgid,
+            fail_type=fail_type,
+        )
+
+    def menu_item(
+        self, external_userid: str, menu_id: str | None = None, label: str | None = None
+    ) -> tuple[str, str]:
+        """(id, content) of a click item on the newest menu sent to the customer that has it."""
+        for sent in reversed(self.sent):
+            if sent.touser != external_userid or sent.msgtype != "msgmenu":
+                continue
+            for item in _items(sent.menu):
+                click = item.get("click") if item.get("type") == "click" else None
+                if click and (click["id"] == menu_id or click["content"] == label):
+                    return str(click["id"]), str(click["content"])
+        raise LookupError(f"no menu item {menu_id or label!r} sent to {external_userid}")
+
+    def _append(self, open_kfid: str, message: dict[str, Any]) -> dict[str, Any]:
+        self.logs[open_kfid].append(message)
+        self._callback_soon(open_kfid)
+        self._wake_soon()
+        return message
+
+    # -- callbacks -------------------------------------------------------------------------
+
+    def set_callback(self, url: str | None) -> None:
+        """Where the bot hears WeCom (its callback URL); until set, nothing is posted."""
+        self.callback_url = url
+
+    def _callback_soon(self, open_kfid: str) -> None:
+        if not self.callback_url:
+            return
+        if self.coalesce_callbacks and open_kfid in self._queued:
+            return
+        self._queued.add(open_kfid)
+        self._spawn(self._callback(open_kfid))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _wake_soon(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no running loop: nobody can be waiting
+            return
+        self._spawn(self._wake())
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._client is None or self._client.closed:
+            self._client = aiohttp.ClientSession()
+        return self._client
+
+    def _signed(self, plain: str, token: str | None = None) -> tuple[dict[str, str], str]:
+        """The query and XML body of a callback carrying `plain`, as WeCom posts it."""
+        encrypted = self.crypto.encrypt(plain)
+        timestamp = str(int(self.clock()))
+        nonce = _random(10, string.digits)
+        query = {
+            "msg_signature": signature(token or self.token, timestamp, nonce, encrypted),
+            "timestamp": timestamp,
+            "nonce": nonce,
+        }
+        body = (
+            f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>"
+            "<AgentID><![CDATA[]]></AgentID></xml>"
+        )
+        return query, body
+
+    def _event_xml(self, msg_token: str, open_kfid: str) -> str:
+        return (
+            f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
+            f"<CreateTime>{int(self.clock())}</CreateTime>"
+            "<MsgType><![CDATA[event]]></MsgType>"
+            "<Event><![CDATA[kf_msg_or_event]]></Event>"
+            f"<Token><![CDATA[{msg_token}]]></Token>"
+            f"<OpenKfId><![CDATA[{open_kfid}]]></OpenKfId></xml>"
+        )
+
+    async def _callback(self, open_kfid: str) -> None:
+        try:
+            if self.callback_delay:
+                await asyncio.sleep(self.callback_delay)
+        finally:
+            self._queued.discard(open_kfid)
+        url = self.callback_url
+        if not url:
+            return
+        msg_token = "ENC" + _random(44, string.ascii_letters + string.digits)
+        self._msg_tokens[msg_token] = (open_kfid, self.clock())
+        query, body = self._signed(self._event_xml(msg_token, open_kfid))
+        number = next(self._callback_ids)
+        for attempt in range(1, self.callback_attempts + 1):
+            started = time.monotonic()
+            status: int | None = None
+            answer, error = "", None
+            try:
+                async with self._http().post(
+                    url,
+                    params=query,
+                    data=body.encode(),
+                    headers={"Content-Type": "text/xml"},
+                    timeout=aiohttp.ClientTimeout(total=self.callback_timeout),
+                ) as response:
+                    status = response.status
+                    answer = await response.text()
+            except TimeoutError:
+                status, error = None, f"no answer within {self.callback_timeout}s"
+            except aiohttp.ClientError as exc:
+                status, error = None, repr(exc)
+            self.callbacks.append(
+                CallbackAttempt(
+                    number, attempt, msg_token, status, answer, time.monotonic() - started, error
+                )
+            )
+            await self._wake()
+            if status is not None and status < 500:
+                return
+
+    async def verify_url(self, url: str | None = None) -> tuple[int, str]:
+        """WeCom's URL check (GET with an encrypted echostr) on `url` (the callback URL);
+        (status, body). The bot passes if the body is `last_echo`."""
+        url = url or self.callback_url
+        if not url:
+            raise ValueError("no callback URL")
+        self.last_echo = _random(19, string.digits)
+        encrypted = self.crypto.encrypt(self.last_echo)
+        timestamp, nonce = str(int(self.clock())), _random(10, string.digits)
+        query = {
+            "msg_signature": signature(self.token, timestamp, nonce, encrypted),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "echostr": encrypted,
+        }
+        async with self._http().get(url, params=query) as response:
+            return response.status, await response.text()
+
+    async def post_forged_callback(self, url: str | None = None) -> int:
+        """A callback that is not WeCom's (signed with another token); the status answered."""
+        url = url or self.callback_url
+        if not url:
+            raise ValueError("no callback URL")
+        forged = "ENC" + _random(44, string.ascii_letters + string.digits)  # never valid
+        query, body = self._signed(self._event_xml(forged, self.open_kfid), "not-the-token")
+        async with self._http().post(
+            url, params=query, data=body.encode(), headers={"Content-Type": "text/xml"}
+        ) as response:
+            return response.status
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Until every callback under way has been posted (and retried)."""
+        deadline = time.monotonic() + timeout
+        while self._tasks:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"callbacks still under way after {timeout}s")
+            await asyncio.wait(list(self._tasks), timeout=remaining)
+
+    # -- what tests look at ----------------------------------------------------------------
+
+    async def _wake(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def sent_to(self, external_userid: str) -> list[SentMessage]:
+        return [s for s in self.sent if s.touser == external_userid]
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 15.0) -> None:
+        """Until `condition()` holds, looked at each time something happens (a barrier)."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not condition():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the condition did not hold within {timeout}s")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
+                except TimeoutError:
+                    pass
+
+    async def wait_sent(
+        self, predicate: Callable[[SentMessage], bool], timeout: float = 10.0, after: int = 0
+    ) -> SentMessage:
+        """The first message sent (from index `after` on) that matches; waits for it."""
+        found: list[SentMessage] = []
+
+        def matched() -> bool:
+            found[:] = [s for s in self.sent[after:] if predicate(s)][:1]
+            return bool(found)
+
+        try:
+            await self.until(matched, timeout)
+        except TimeoutError:
+            seen = "\n".join(f"  [{s.touser}] {s.text[:120]!r}" for s in self.sent[after:])
+            raise TimeoutError(f"no matching message within {timeout}s; sent:\n{seen}") from None
+        return found[0]
+
+    async def wait_text(
+        self, external_userid: str, needle: str, timeout: float = 10.0, after: int = 0
+    ) -> SentMessage:
+        return await self.wait_sent(
+            lambda s: s.touser == external_userid and needle in s.text, timeout, after
+        )
+
+    async def wait_webhook(
+        self, predicate: Callable[[WebhookMessage], bool], timeout: float = 10.0, after: int = 0
+    ) -> WebhookMessage:
+        found: list[WebhookMessage] = []
+
+        def matched() -> bool:
+            found[:] = [m for m in self.webhook_sent[after:] if predicate(m)][:1]
+            return bool(found)
+
+        await self.until(matched, timeout)
+        return found[0]
+
+    async def wait_callbacks(self, count: int, timeout: float = 15.0) -> None:
+        """Until `count` callback attempts have been made."""
+        await self.until(lambda: len(self.callbacks) >= count, timeout)
+
+    async def wait_calls(self, path: str, count: int, timeout: float = 30.0) -> None:
+        """Until the bot has called `path` ("kf/sync_msg", ...) at least `count` times."""
+        await self.until(lambda: sum(1 for p, _ in self.calls if p == path) >= count, timeout)
+
+
+def _random(length: int, alphabet: str) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode())
+
+
+def _cursor(open_kfid: str, position: int) -> str:
+    return base64.urlsafe_b64encode(f"kf:{open_kfid}|{position}".encode()).decode().rstrip("=")
+
+
+def _public(query: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in query.items() if k not in ("access_token", "corpsecret")}
+
+
+def _items(menu: dict[str, Any] | None) -> list[dict[str, Any]]:
+    items = (menu or {}).get("list") or []
+    return [i for i in items if isinstance(i, dict) and isinstance(i.get(i.get("type")), dict)]
+
+
+def _check_menu(menu: dict[str, Any]) -> str:
+    """A msgmenu checked as WeCom does; the lines a customer sees."""
+    head, tail = str(menu.get("head_content") or ""), str(menu.get("tail_content") or "")
+    if _bytes(head) > MENU_TEXT_BYTES or _bytes(tail) > MENU_TEXT_BYTES:
+        raise Refusal(45002, f"head_content or tail_content over {MENU_TEXT_BYTES} bytes")
+    items = menu.get("list") or []
+    if not isinstance(items, list) or len(items) > MENU_ITEMS:
+        raise Refusal(40058, f"msgmenu.list: at most {MENU_ITEMS} items")
+    lines = [head] if head else []
+    needs = {
+        "click": ("id", "content"),
+        "view": ("url", "content"),
+        "miniprogram": ("appid", "pagepath", "content"),
+        "text": ("content",),
+    }
+    for item in items:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind not in needs or not isinstance(item.get(kind), dict):
+            raise Refusal(40058, f"invalid msgmenu item {item!r}")
+        fields = item[kind]
+        for name in needs[kind]:
+            if not str(fields.get(name) or ""):
+                raise Refusal(40058, f"msgmenu {kind} item needs {name}")
+        if kind == "click" and (
+            _bytes(str(fields["id"])) > MENU_ITEM_BYTES
+            or _bytes(str(fields["content"])) > MENU_ITEM_BYTES
+        ):
+            raise Refusal(45002, f"a click item's id and content: at most {MENU_ITEM_BYTES} bytes")
+        lines.append(str(fields["content"]))
+    if tail:
+        lines.append(tail)
+    if not lines:
+        raise Refusal(44004, "empty msgmenu")
+    return "\n".join(lines)

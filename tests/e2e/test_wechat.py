@@ -1,0 +1,178 @@
+"""WeChat customers through WeCom customer service, end to end: the WeCom stand-in calls the
+desk back as WeCom does, the customer answers by tapping menus, staff work in the Telegram
+group."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.standin import BotApiStandIn
+from bot.standin.wecom import WeComStandIn
+from tests.conftest import MANAGER_ID, STAFF_CHAT
+from tests.e2e.people import in_group
+
+CUSTOMER = "wmSTANDINcustomer01"
+
+
+@pytest.fixture
+async def wecom() -> AsyncIterator[WeComStandIn]:
+    standin = WeComStandIn()
+    await standin.start()
+    yield standin
+    await standin.stop()
+
+
+async def start_desk(start_bot: Any, wecom: WeComStandIn) -> Any:
+    bot = await start_bot(
+        wecom_corp_id=wecom.corp_id,
+        wecom_secret=wecom.secret,
+        wecom_token=wecom.token,
+        wecom_aes_key=wecom.aes_key,
+        wecom_open_kfid=wecom.open_kfid,
+        wecom_api_url=wecom.base_url,
+        wecom_callback_port="0",
+    )
+    wecom.set_callback(f"http://127.0.0.1:{bot.app.wecom.port}/wecom/callback")
+    return bot
+
+
+def menu_id(sent: Any, label: str) -> str:
+    """The id of the menu item with this label, in a message the customer got."""
+    for item in (sent.menu or {}).get("list", []):
+        click = item.get("click") or {}
+        if click.get("content") == label:
+            return str(click["id"])
+    raise LookupError(f"no menu item {label!r} in {sent}")
+
+
+def words(sent: Any) -> str:
+    return str(sent.text or (sent.menu or {}).get("head_content") or "")
+
+
+async def said_to(wecom: WeComStandIn, needle: str, after: int = 0) -> Any:
+    return await wecom.wait_sent(
+        lambda s: s.touser == CUSTOMER and needle in words(s), timeout=20, after=after
+    )
+
+
+async def test_a_wechat_customer_files_a_complaint_and_staff_settle_it(
+    api: BotApiStandIn, wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """Order number and photo from WeChat: the card (marked WeChat, with the photo) reaches the
+    staff group; a staff reply reaches the customer; the manager's remedy comes as a menu and
+    the customer's tap is confirmed."""
+    await start_desk(start_bot, wecom)
+    customer = wecom.customer(CUSTOMER, "小李")
+    customer.say("你好,我订的生日花束全都蔫了,订单号 FS2026112301")
+    first = await said_to(wecom, "非常抱歉")
+    assert "照片" in words(first)  # the order number and the story were understood
+    assert "没有照片,跳过" in [i["click"]["content"] for i in first.menu["list"]]
+
+    photo = wecom.add_media(b"\xff\xd8 a wilted bouquet", kind="image")
+    mark = len(wecom.sent)
+    customer.send_image(photo)
+    ack = await said_to(wecom, "已经收到 1 张照片", mark)
+    mark = len(wecom.sent)
+    customer.tap_menu(menu_id(ack, "✅ 照片发完了"), "✅ 照片发完了")
+    contact = await said_to(wecom, "怎么联系您", mark)
+    assert "📱 分享我的手机号" not in str(contact.menu)  # WeChat cannot share a number
+    mark = len(wecom.sent)
+    customer.say("13800138000")
+    summary = await said_to(wecom, "请您核对", mark)
+    mark = len(wecom.sent)
+    customer.tap_menu(menu_id(summary, "✅ 提交"), "✅ 提交")
+    await said_to(wecom, "投诉单号是 T-000001", mark)
+
+    card = await in_group(api, "投诉单 T-000001", timeout=20)
+    assert "微信" in card.text and "FS2026112301" in card.text
+    group_photo = await api.wait_for(lambda s: s.chat_id == STAFF_CHAT and s.kind == "photo")
+    assert group_photo.file_id.startswith("upload:")  # fetched from WeCom, posted to Telegram
+    assert b"a wilted bouquet" in api.uploads[-1][1]
+
+    staff = api.person(9701, "小王", "zh")
+    mark = len(wecom.sent)
+    staff.say_in_group(STAFF_CHAT, "您好,我是小王,马上为您处理", reply_to=card.message_id)
+    reply = await said_to(wecom, "马上为您处理", mark)
+    assert reply.msgtype == "text" and "小王" in reply.text
+
+    manager = api.person(MANAGER_ID, "陈店长", "zh")
+    mark = len(wecom.sent)
+    manager.tap("补偿方案:中等", chat_id=STAFF_CHAT)
+    offer = await wecom.wait_sent(
+        lambda s: s.touser == CUSTOMER and s.msgtype == "msgmenu", timeout=20, after=mark
+    )
+    option = "今天下午重做并送达"
+    mark = len(wecom.sent)
+    customer.tap_menu(menu_id(offer, option), option)
+    await said_to(wecom, "已经为您安排", mark)
+    await in_group(api, "客户选择了「今天下午重做并送达」")
+
+
+async def test_a_message_pulled_twice_and_a_forged_callback_change_nothing(
+    api: BotApiStandIn, wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """A page pulled again (the stored cursor lost) stores no message twice and answers none
+    twice; a callback with a bad signature is refused with 403 and nothing is stored."""
+    bot = await start_desk(start_bot, wecom)
+    customer = wecom.customer(CUSTOMER, "小李")
+    customer.say("你好")
+    await said_to(wecom, "非常抱歉")
+    await bot.settled()
+
+    from sqlalchemy import delete
+
+    from storage.models import WeComCursorRow
+
+    async with bot.app.new_uow() as uow:  # as if the cursor had never been stored
+        await uow.session.execute(delete(WeComCursorRow))
+        await uow.commit()
+        stored = await uow.wecom.count()
+    mark = len(wecom.sent)
+    customer.say("花全蔫了,叶子也黄了,太让人失望了")
+    await said_to(wecom, "订单号", mark)  # its words named the category: next question
+    await bot.settled()
+    async with bot.app.new_uow() as uow:
+        assert await uow.wecom.count() == stored + 1  # only the new message
+    assert len([s for s in wecom.sent_to(CUSTOMER) if "非常抱歉" in words(s)]) == 1
+
+    assert await wecom.post_forged_callback() == 403
+    await bot.settled()
+    async with bot.app.new_uow() as uow:
+        assert await uow.wecom.count() == stored + 1
+
+
+async def test_past_wechats_five_messages_staff_are_told_to_call_until_the_customer_writes(
+    api: BotApiStandIn, wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """WeChat allows 5 messages after each customer message: a staff reply past them is not
+    lost silently (staff are told to call, with the phone number); once the customer writes
+    again, replies reach them again."""
+    await start_desk(start_bot, wecom)
+    customer = wecom.customer(CUSTOMER, "小李")
+    customer.say("订单 FS2026112301 的花全蔫了,一半都不能看,电话 13800138000")
+    first = await said_to(wecom, "照片")
+    customer.tap_menu(menu_id(first, "没有照片,跳过"), "没有照片,跳过")
+    summary = await said_to(wecom, "请您核对")
+    mark = len(wecom.sent)
+    customer.tap_menu(menu_id(summary, "✅ 提交"), "✅ 提交")  # the customer's last message
+    await said_to(wecom, "投诉单号", mark)  # 1 of 5
+    card = await in_group(api, "投诉单 T-000001", timeout=20)
+
+    staff = api.person(9702, "小王", "zh")
+    for number in range(1, 5):  # 2 to 5 of 5
+        mark = len(wecom.sent)
+        staff.say_in_group(STAFF_CHAT, f"第{number}条回复", reply_to=card.message_id)
+        await said_to(wecom, f"第{number}条回复", mark)
+    staff.say_in_group(STAFF_CHAT, "第5条回复", reply_to=card.message_id)
+    told = await in_group(api, "5 条已经用完", timeout=20)
+    assert "13800138000" in told.text
+    assert not any("第5条回复" in words(s) for s in wecom.sent_to(CUSTOMER))
+
+    mark = len(wecom.sent)
+    customer.say("好的,我等你们电话")
+    await in_group(api, "我等你们电话")
+    staff.say_in_group(STAFF_CHAT, "第6条回复", reply_to=card.message_id)
+    await said_to(wecom, "第6条回复", mark)
