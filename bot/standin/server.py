@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.standin.limits import TelegramLimits
+from bot.standin.waiting import until
 
 BOT_USER = {"id": 777000111, "is_bot": True, "first_name": "Desk", "username": "desk_bot"}
 TEXT_LIMIT = 4096
@@ -681,49 +682,32 @@ class BotApiStandIn:
         after: int = 0,
     ) -> Sent:
         """The first message sent (from index `after` on) that matches; waits for it."""
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while True:
-                for sent in self.sent[after:]:
-                    if predicate(sent):
-                        return sent
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    seen = "\n".join(
-                        f"  [{s.chat_id}] {s.text[:120]!r}" for s in self.sent[after:]
-                    )
-                    raise TimeoutError(f"no matching message within {timeout}s; sent:\n{seen}")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
-                except TimeoutError:
-                    pass
+        found: list[Sent] = []
+
+        def matched() -> bool:
+            found[:] = [s for s in self.sent[after:] if predicate(s)][:1]
+            return bool(found)
+
+        def seen() -> str:
+            lines = "\n".join(f"  [{s.chat_id}] {s.text[:120]!r}" for s in self.sent[after:])
+            return f"no matching message; sent:\n{lines}\n"
+
+        await until(self._changed, matched, timeout, seen)
+        return found[0]
 
     async def until(self, condition: Callable[[], bool], timeout: float = 15.0) -> None:
         """Until `condition()` holds, looked at each time the bot calls or a message arrives
         (a barrier on what the people see, not a sleep)."""
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while not condition():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"the condition did not hold within {timeout}s")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
-                except TimeoutError:
-                    pass
+        await until(self._changed, condition, timeout)
 
     async def wait_calls(self, method: str, count: int, timeout: float = 120.0) -> None:
         """Until the bot has called `method` at least `count` times (a barrier, not a sleep)."""
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while sum(1 for m, _ in self.calls if m == method) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{method} was not called {count} times in {timeout}s")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
-                except TimeoutError:
-                    pass
+        await until(
+            self._changed,
+            lambda: sum(1 for m, _ in self.calls if m == method) >= count,
+            timeout,
+            lambda: f"{method} was not called {count} times",
+        )
 
     async def wait_text(
         self, chat_id: int, needle: str, timeout: float = 10.0, after: int = 0
@@ -733,26 +717,23 @@ class BotApiStandIn:
         )
 
     async def wait_answer(self, query_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while query_id not in self.callback_answers:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"callback {query_id} was not answered")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
-                except TimeoutError:
-                    pass
+        await until(
+            self._changed,
+            lambda: query_id in self.callback_answers,
+            timeout,
+            lambda: f"callback {query_id} was not answered",
+        )
         return self.callback_answers[query_id]
 
     async def wait_confirmed(self, update_count: int | None = None, timeout: float = 10) -> None:
-        """Until getUpdates has confirmed every update pushed so far."""
+        """Until getUpdates has confirmed every update pushed so far (each call wakes it)."""
         target = update_count if update_count is not None else len(self.updates)
-        deadline = time.monotonic() + timeout
-        while self.confirmed < target:
-            if time.monotonic() > deadline:
-                raise TimeoutError("updates not confirmed")
-            await asyncio.sleep(0.02)
+        await until(
+            self._changed,
+            lambda: self.confirmed >= target,
+            timeout,
+            lambda: "updates not confirmed",
+        )
 
     # -- Bot API methods -------------------------------------------------------------------
 

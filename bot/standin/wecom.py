@@ -35,6 +35,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.wecom.crypto import WeComCrypto, signature
+from bot.standin.waiting import until
 
 AES_KEY = "4qOQr1YJMPJ3BD5Rv92u7pvF5fO1rz27T8x9neCt2Ck"  # a valid 43-character EncodingAESKey
 
@@ -1022,16 +1023,7 @@ class WeComStandIn:
 
     async def until(self, condition: Callable[[], bool], timeout: float = 15.0) -> None:
         """Until `condition()` holds, looked at each time something happens (a barrier)."""
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while not condition():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"the condition did not hold within {timeout}s")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=remaining)
-                except TimeoutError:
-                    pass
+        await until(self._changed, condition, timeout)
 
     async def wait_sent(
         self, predicate: Callable[[SentMessage], bool], timeout: float = 10.0, after: int = 0
