@@ -104,8 +104,18 @@ class TicketRow(Base):
     satisfaction_comment: Mapped[str | None] = mapped_column(Text)
     closed_at: Mapped[datetime | None]
     awaiting_comment: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    follow_up_missed: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    product: Mapped[str | None] = mapped_column(String(128))
+    batch: Mapped[str | None] = mapped_column(String(64))
+    root_cause: Mapped[str | None] = mapped_column(String(32))
+    responsible: Mapped[str | None] = mapped_column(String(32))
 
-    __table_args__ = (Index("ix_tickets_customer", "channel", "customer_id", "status"),)
+    __table_args__ = (
+        Index("ix_tickets_customer", "channel", "customer_id", "status"),
+        Index("ix_tickets_submitted", "submitted_at"),
+        Index("ix_tickets_product", "product", "submitted_at"),
+        Index("ix_tickets_batch", "batch", "submitted_at"),
+    )
 
 
 class MessageRow(Base):
@@ -239,3 +249,31 @@ class WeComCursorRow(Base):
     open_kfid: Mapped[str] = mapped_column(String(64), primary_key=True)
     cursor: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime]
+
+
+class OrderRow(Base):
+    """An order as the shop gave it (a file sent with /orders, or its order endpoint), so that
+    a ticket shows what was ordered beside the complaint."""
+
+    __tablename__ = "orders"
+
+    order_number: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product: Mapped[str | None] = mapped_column(String(128))
+    batch: Mapped[str | None] = mapped_column(String(64))
+    delivered_at: Mapped[str | None] = mapped_column(String(64))  # as the shop wrote it
+    store: Mapped[str | None] = mapped_column(String(128))
+    region: Mapped[str | None] = mapped_column(String(128))
+    notes: Mapped[str | None] = mapped_column(Text)
+    imported_at: Mapped[datetime]
+
+
+class NoticeRow(Base):
+    """A notice the desk gives once per period (a batch alert, the weekly report): when it was
+    last given, so that a restart or a second instance does not give it again."""
+
+    __tablename__ = "notices"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)  # batch_alert | weekly
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    at: Mapped[datetime]
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

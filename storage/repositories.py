@@ -28,7 +28,8 @@ _FIELDS = (
     "order_skipped photos_done contact contact_skipped created_at submitted_at severity "
     "tier chosen_option resolved_at customer_blocked card_message_id topic_id "
     "first_response_at last_customer_at clock_started_at deadline_round incomplete priority "
-    "repeat_of follow_up_asked_at satisfaction satisfaction_comment closed_at awaiting_comment"
+    "repeat_of follow_up_asked_at satisfaction satisfaction_comment closed_at awaiting_comment "
+    "follow_up_missed product batch root_cause responsible"
 ).split()
 
 

@@ -43,6 +43,8 @@ class EventKind(StrEnum):
     RATED = "rated"
     CLOSED = "closed"
     HELD_BACK = "held_back"
+    FOLLOW_UP_UNDELIVERED = "follow_up_undelivered"
+    FACTS_SET = "facts_set"  # staff set the product, batch or root cause
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,12 @@ class Ticket:
     satisfaction_comment: str | None = None
     closed_at: datetime | None = None
     awaiting_comment: bool = False  # rated: the customer's next words are their comment
+    follow_up_missed: bool = False  # the question could not reach them: it waits for them
+    # what the complaint is about and why it happened (set by staff, or from the order)
+    product: str | None = None
+    batch: str | None = None
+    root_cause: str | None = None  # product_defect | service_mistake | process_gap
+    responsible: str | None = None  # store | supply_chain | courier
     # where it lives in the staff group
     card_message_id: int | None = None
     topic_id: int | None = None
@@ -209,6 +217,7 @@ class Ticket:
     def ask_follow_up(self, now: datetime) -> None:
         self._require(Status.RESOLVED)
         self.follow_up_asked_at = now
+        self.follow_up_missed = False
         self.satisfaction = None  # a reopened ticket is asked again
         self._record(EventKind.FOLLOW_UP_ASKED, BOT, now)
 
@@ -306,6 +315,36 @@ class Ticket:
         self.clock_started_at = now
         self.deadline_round += 1
         self._record(EventKind.REOPENED, actor, now)
+
+    @property
+    def follow_up_pending(self) -> bool:
+        """The satisfaction question was asked and is not answered yet."""
+        return (
+            self.status is Status.RESOLVED
+            and self.follow_up_asked_at is not None
+            and self.satisfaction is None
+        )
+
+    def follow_up_undelivered(self, now: datetime, reason: str) -> None:
+        """The question never reached the customer (the messenger refused it): it is not taken
+        as accepted after the silence; the ticket waits for them to write again."""
+        self._require(Status.RESOLVED)
+        self.follow_up_asked_at = None
+        self.follow_up_missed = True
+        self._record(EventKind.FOLLOW_UP_UNDELIVERED, BOT, now, reason)
+
+    def set_facts(self, actor: Actor, now: datetime, **facts: str | None) -> list[str]:
+        """Staff say what the complaint is about (product, batch) and why it happened (root
+        cause, who is responsible). Returns the names of the facts that changed."""
+        changed = []
+        for name in ("product", "batch", "root_cause", "responsible"):
+            if name in facts and facts[name] != getattr(self, name):
+                setattr(self, name, facts[name])
+                changed.append(name)
+        if changed:
+            detail = ", ".join(f"{n}={getattr(self, n) or ''}" for n in changed)
+            self._record(EventKind.FACTS_SET, actor, now, detail)
+        return changed
 
     def mark_undeliverable(self, now: datetime, reason: str) -> None:
         self.customer_blocked = True
