@@ -31,6 +31,7 @@ from storage.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from bot.channels.wecom.adapter import WeCom
+    from bot.channels.wecom.robot import GroupRobot
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class App:
     new_uow: Callable[[], UnitOfWork]
     clock: Callable[[], datetime]
     wecom: WeCom | None = None  # WeChat customers, when the WeCom settings are given
+    mirror: GroupRobot | None = None  # a WeCom group that sees new cards and alerts too
 
     @property
     def poller(self) -> Any:
@@ -98,7 +100,15 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         wecom.connect(desk, new_uow, lanes, clock)
         telegram.api.fetchers["wecom"] = wecom.fetch  # a WeChat photo, for the staff room
         customers["wecom"] = wecom.customers
-    sender = Sender(new_uow, desk, telegram.staff_room, customers, clock)
+    mirror = None
+    if settings.wecom_group_webhook is not None:  # new cards and alerts, copied to WeCom too
+        from bot.channels.wecom.robot import GroupRobot
+
+        def digest_header(count: int) -> str:
+            return desk.render(desk.staff_language, "staff/mirror_digest.txt", count=count)
+
+        mirror = GroupRobot(settings.wecom_group_webhook.get_secret_value(), digest_header)
+    sender = Sender(new_uow, desk, telegram.staff_room, customers, clock, mirror)
 
     async def fire(ticket_id: int, kind: DeadlineKind) -> None:
         async with new_uow() as uow:
@@ -113,7 +123,18 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     scheduler = Scheduler(new_uow, clock, fire, lanes.submit, lane_of)
     wake.extend([sender.poke, scheduler.poke])
     return App(
-        settings, policy, desk, telegram, engine, lanes, sender, scheduler, new_uow, clock, wecom
+        settings,
+        policy,
+        desk,
+        telegram,
+        engine,
+        lanes,
+        sender,
+        scheduler,
+        new_uow,
+        clock,
+        wecom,
+        mirror,
     )
 
 
@@ -159,6 +180,8 @@ async def serve(app: App, signals: bool = True) -> None:
             logger.warning("Stopped with updates still being handled")
         await app.sender.stop()
         await sending
+        if app.mirror is not None:
+            await app.mirror.close()
         if app.wecom is not None:
             await app.wecom.stop()
         await app.telegram.stop()

@@ -20,7 +20,7 @@ from bot.domain.messages import Outgoing
 from bot.domain.tickets import Actor, CustomerRef
 from handlers import customer, staff
 from handlers.context import Desk
-from storage.outbox import CARD, STAFF
+from storage.outbox import CARD, MIRROR, STAFF
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -49,8 +49,12 @@ class Sender:
         staff_room: StaffRoom,
         customers: dict[str, CustomerChannel],
         clock: Callable[[], datetime] = utc_now,
+        mirror: CustomerChannel | None = None,
     ) -> None:
+        """`mirror`: a second staff room that gets a copy of each new card and each alert (a
+        WeCom group robot), where the shop has one."""
         self.new_uow = new_uow
+        self.mirror = mirror
         self.desk = desk
         self.staff_room = staff_room
         self.customers = customers
@@ -175,7 +179,7 @@ class Sender:
                 async with self.new_uow() as uow:
                     ticket = await uow.tickets.get(head.ticket_id)
             return await self.staff_room.deliver(rows, ticket, refresh)
-        channel = self.customers.get(head.channel)
+        channel = self.mirror if head.channel == MIRROR else self.customers.get(head.channel)
         if channel is None:
             return Outcome(Delivery.FAILED, [head.id], detail=f"no channel {head.channel}")
         return await channel.deliver(rows, refresh)
@@ -218,6 +222,9 @@ class Sender:
         )
         if head.channel == STAFF:
             await self._staff_room_answered(uow, head, outcome)
+            self._mirror(uow, rows, outcome)
+            return
+        if head.channel == MIRROR:
             return
         who = CustomerRef(head.channel, head.recipient)
         if outcome.delivery is Delivery.BLOCKED:
@@ -226,7 +233,7 @@ class Sender:
                 uow, self.desk, who, outcome.detail, now, ticket_id=head.ticket_id
             )
         elif outcome.delivery is Delivery.FAILED:
-            await customer.refused(uow, self.desk, head.ticket_id, outcome.detail)
+            await customer.refused(uow, self.desk, head.ticket_id, outcome.detail, now)
         elif label == "sent":
             if head.lane in self._blocked:
                 self._blocked.discard(head.lane)
@@ -253,6 +260,14 @@ class Sender:
                     await uow.links.link(outcome.room_id, int(message_id), head.ticket_id)
         card = outcome.card_id if head.kind == CARD else None
         await uow.tickets.place(head.ticket_id, card_message_id=card, topic_id=outcome.topic_id)
+
+    def _mirror(self, uow: UnitOfWork, rows: list[Outgoing], outcome: Outcome) -> None:
+        """A new card or an alert the staff room has shown: the mirror gets a copy."""
+        if self.mirror is None or outcome.delivery is not Delivery.SENT:
+            return
+        for row in rows:
+            if row.kind == CARD or row.payload.get("alert"):
+                uow.outbox.to_mirror(row.say, ticket_id=row.ticket_id)
 
 
 def _answer_by(rows: list[Outgoing]) -> list[str] | None:

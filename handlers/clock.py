@@ -8,7 +8,7 @@ from datetime import datetime
 from bot.domain.clock import DeadlineKind, due_action, waited
 from bot.domain.messages import Attachment, Said, Urgency
 from bot.domain.tickets import ACTIVE, CustomerRef, Status
-from handlers import choices, common, customer
+from handlers import common, customer
 from handlers.context import Desk
 from storage.uow import UnitOfWork
 
@@ -30,16 +30,8 @@ async def deadline_passed(
         await customer.relay_intake_files(uow, desk, ticket)
         return
     if kind is DeadlineKind.FOLLOW_UP:
-        ticket.ask_follow_up(now)
+        common.ask_follow_up(uow, desk, ticket, now)
         await uow.tickets.save(ticket)
-        common.tell_customer(
-            uow,
-            desk,
-            ticket,
-            "customer/follow_up.html",
-            rows=choices.rating(ticket.id or 0, ticket.language),
-            urgency=Urgency.CARD,
-        )
         return
     if kind is DeadlineKind.AUTO_CLOSE:
         ticket.close_as_accepted(now)
@@ -57,6 +49,7 @@ async def deadline_passed(
             desk,
             ticket,
             "staff/late_first_response.html",
+            alert=True,
             managers=managers,
             waited=how_long,
             minutes=int(how_long.total_seconds() // 60),
@@ -65,14 +58,26 @@ async def deadline_passed(
     elif kind is DeadlineKind.PROGRESS:
         people = [ticket.taken_by] if ticket.taken_by else managers
         common.tell_thread(
-            uow, desk, ticket, "staff/progress_due.html", people=people, waited=how_long
+            uow,
+            desk,
+            ticket,
+            "staff/progress_due.html",
+            alert=True,
+            people=people,
+            waited=how_long,
         )
         common.tell_customer(
             uow, desk, ticket, "customer/progress_note.html", urgency=Urgency.CARD
         )
     elif kind is DeadlineKind.RESOLUTION:
         common.tell_thread(
-            uow, desk, ticket, "staff/resolution_due.html", managers=managers, waited=how_long
+            uow,
+            desk,
+            ticket,
+            "staff/resolution_due.html",
+            alert=True,
+            managers=managers,
+            waited=how_long,
         )
     # the card is unchanged: no edit spent on the staff room's limit
 

@@ -110,12 +110,29 @@ def tell_thread(
     rows: Rows = (),
     reply_to: str | None = None,
     urgency: Urgency = Urgency.CARD,
+    alert: bool = False,
     **context: Any,
 ) -> None:
-    """A word to staff in the ticket's thread."""
+    """A word to staff in the ticket's thread. `alert`: an escalation (a second staff room,
+    where there is one, gets a copy)."""
     assert ticket.id is not None
     text = desk.render(desk.staff_language, template, ticket=ticket, policy=desk.policy, **context)
-    uow.outbox.to_thread(ticket.id, Say(text, rows), reply_to=reply_to, urgency=urgency)
+    uow.outbox.to_thread(
+        ticket.id, Say(text, rows), reply_to=reply_to, urgency=urgency, alert=alert
+    )
+
+
+def ask_follow_up(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: datetime) -> None:
+    """The satisfaction question, 1 to 5, a tap away."""
+    ticket.ask_follow_up(now)
+    tell_customer(
+        uow,
+        desk,
+        ticket,
+        "customer/follow_up.html",
+        rows=choices.rating(ticket.id or 0, ticket.language),
+        urgency=Urgency.CARD,
+    )
 
 
 def texts(header: str, body: str, limit: int = TEXT_LIMIT) -> list[str]:
@@ -166,7 +183,7 @@ async def watch(uow: UnitOfWork, desk: Desk, ticket: Ticket, text: str, now: dat
         text = desk.render(
             lang, "staff/critical_early.html", ticket=ticket, managers=managers, words=new
         )
-        uow.outbox.to_room(Say(text), ticket_id=ticket.id, urgency=Urgency.RELAY)
+        uow.outbox.to_room(Say(text), ticket_id=ticket.id, urgency=Urgency.RELAY, alert=True)
         return
     tell_thread(
         uow,
@@ -176,5 +193,6 @@ async def watch(uow: UnitOfWork, desk: Desk, ticket: Ticket, text: str, now: dat
         managers=managers,
         words=new,
         urgency=Urgency.RELAY,
+        alert=True,
     )
     refresh_card(uow, desk, ticket)

@@ -214,6 +214,10 @@ async def _handle(
         await cancel(uow, desk, said, ticket, now)
         return None
     if ticket is None:
+        missed = await uow.tickets.follow_up_missed(said.who)
+        if missed is not None:
+            await follow_up_again(uow, desk, missed, said, now)
+            return missed
         if not opens_complaint(said):
             return None
         return await start_complaint(uow, desk, said, now, greeted)
@@ -605,13 +609,30 @@ async def satisfaction_rated(
         _say(uow, desk, ticket, "customer/rated_low.html", rows=rows)
         managers = await desk.managers()
         common.tell_thread(
-            uow, desk, ticket, "staff/rated_low.html", managers=managers, urgency=Urgency.RELAY
+            uow,
+            desk,
+            ticket,
+            "staff/rated_low.html",
+            managers=managers,
+            urgency=Urgency.RELAY,
+            alert=True,
         )
     else:
         _say(uow, desk, ticket, "customer/rated_thanks.html", rows=rows)
         common.tell_thread(uow, desk, ticket, "staff/rated.html")
     common.refresh_card(uow, desk, ticket)
     return Answer()
+
+
+async def follow_up_again(
+    uow: UnitOfWork, desk: Desk, ticket: Ticket, said: Said, now: datetime
+) -> None:
+    """The satisfaction question never reached the customer; now that they write again (and
+    can be answered), staff see their message and the question is asked."""
+    await store(uow, ticket, said, now)
+    relay(uow, desk, ticket, said, now)
+    common.ask_follow_up(uow, desk, ticket, now)
+    await uow.tickets.save(ticket)
 
 
 async def comment_received(
@@ -645,6 +666,8 @@ async def unreachable(
     if ticket is None or ticket.customer_blocked:
         return
     ticket.mark_undeliverable(now, reason)
+    if ticket.follow_up_pending:
+        ticket.follow_up_undelivered(now, reason)
     await uow.tickets.save(ticket)
     if ticket.is_with_staff or ticket.status is Status.RESOLVED:
         common.tell_thread(uow, desk, ticket, "staff/undeliverable.html", urgency=Urgency.RELAY)
@@ -660,11 +683,20 @@ async def reachable(uow: UnitOfWork, desk: Desk, who: CustomerRef) -> None:
         common.refresh_card(uow, desk, ticket)
 
 
-async def refused(uow: UnitOfWork, desk: Desk, ticket_id: int | None, reason: str) -> None:
+async def refused(
+    uow: UnitOfWork, desk: Desk, ticket_id: int | None, reason: str, now: datetime
+) -> None:
     """The messenger refused a message to the customer for another reason: staff are told. A
     messenger's window ("window: ..."; WeChat answers only within 48 hours, 5 messages) means
-    the customer can be reached by phone until they write again."""
+    the customer can be reached by phone until they write again. A satisfaction question that
+    cannot reach them is not taken as answered by silence: the ticket waits for them."""
     ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+    if ticket is not None and ticket.follow_up_pending:  # the question cannot be answered
+        ticket.follow_up_undelivered(now, reason)
+        await uow.tickets.save(ticket)
+        common.tell_thread(uow, desk, ticket, "staff/follow_up_undelivered.html", reason=reason)
+        common.refresh_card(uow, desk, ticket)
+        return
     if ticket is not None and ticket.status is not Status.INTAKE:
         closed = reason.startswith("window:")
         template = "staff/out_of_window.html" if closed else "staff/refused.html"

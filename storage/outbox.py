@@ -14,6 +14,7 @@ from bot.domain.tickets import Actor, CustomerRef
 from storage.models import OutboxRow
 
 STAFF = "staff"  # the channel of the staff room's rows
+MIRROR = "mirror"  # the channel (and lane) of copies for a second staff room (a WeCom group)
 
 # kinds of row
 SAY = "say"  # to a customer
@@ -24,6 +25,7 @@ CARD_EDIT = "card_edit"  # the card shows the ticket's new state
 THREAD = "thread"  # into a ticket's thread in the staff room
 RELAY = "relay"  # a customer's message shown in its ticket's thread (mergeable)
 ROOM = "room"  # to the staff room, about no ticket's thread
+MIRRORED = "mirrored"  # a new card or an alert, copied to the mirror
 
 
 def customer_lane(who: CustomerRef) -> str:
@@ -159,10 +161,11 @@ class Outbox:
         album: str | None = None,
         not_before: datetime | None = None,
         merge: tuple[str, str] | None = None,
+        alert: bool = False,
     ) -> None:
         """Into the ticket's thread in the staff room (its topic, or as a reply to its card).
         `relay`: a customer's message; `merge` (its header and text): consecutive texts may go
-        as one message while they wait for the room."""
+        as one message while they wait for the room. `alert`: an escalation, also mirrored."""
         self._add(
             channel=STAFF,
             recipient=STAFF,
@@ -174,22 +177,41 @@ class Outbox:
                 "reply_to": reply_to,
                 "album": album,
                 "merge": list(merge) if merge else None,
+                "alert": alert,
             },
             ticket_id=ticket_id,
             not_before=not_before,
         )
 
     def to_room(
-        self, say: Say, *, ticket_id: int | None = None, urgency: Urgency = Urgency.CARD
+        self,
+        say: Say,
+        *,
+        ticket_id: int | None = None,
+        urgency: Urgency = Urgency.CARD,
+        alert: bool = False,
     ) -> None:
-        """To the staff room as a message of its own (replies to it still find `ticket_id`)."""
+        """To the staff room as a message of its own (replies to it still find `ticket_id`).
+        `alert`: an escalation, also mirrored."""
         self._add(
             channel=STAFF,
             recipient=STAFF,
             lane=thread_lane(None),
             kind=ROOM,
             urgency=urgency,
-            payload={"say": say.to_json()},
+            payload={"say": say.to_json(), "alert": alert},
+            ticket_id=ticket_id,
+        )
+
+    def to_mirror(self, say: Say, *, ticket_id: int | None = None) -> None:
+        """A copy of a new card or an alert for the mirror (a WeCom group robot)."""
+        self._add(
+            channel=MIRROR,
+            recipient=MIRROR,
+            lane=MIRROR,
+            kind=MIRRORED,
+            urgency=Urgency.REPORT,
+            payload={"say": Say(say.text).to_json()},
             ticket_id=ticket_id,
         )
 

@@ -94,6 +94,22 @@ class TicketRepository:
         )
         return self._loaded_ticket(row) if row else None
 
+    async def follow_up_missed(self, who: CustomerRef) -> Ticket | None:
+        """The customer's resolved ticket whose satisfaction question never reached them."""
+        row = await self._one(
+            select(TicketRow)
+            .where(
+                TicketRow.channel == who.channel,
+                TicketRow.customer_id == who.id,
+                TicketRow.status == Status.RESOLVED.value,
+                TicketRow.follow_up_missed.is_(True),
+            )
+            .order_by(TicketRow.id.desc())
+            .limit(1)
+            .execution_options(populate_existing=True)
+        )
+        return self._loaded_ticket(row) if row else None
+
     async def awaiting_comment(self, who: CustomerRef) -> Ticket | None:
         """The customer's rated ticket whose comment the desk is waiting for."""
         row = await self._one(

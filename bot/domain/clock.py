@@ -120,6 +120,8 @@ def plan(ticket: Ticket, sla: SlaPolicy, hours: WorkingHours) -> list[Deadline]:
         deadlines.append(Deadline(DeadlineKind.RESOLUTION, hours.add(start, sla.resolution)))
         return deadlines
     if ticket.status is Status.RESOLVED and ticket.resolved_at is not None:
+        if ticket.follow_up_missed:  # the question could not reach them: wait for them
+            return deadlines
         if ticket.follow_up_asked_at is None:
             deadlines.append(
                 Deadline(DeadlineKind.FOLLOW_UP, ticket.resolved_at + sla.follow_up_after)
@@ -148,9 +150,13 @@ def due_action(ticket: Ticket, kind: DeadlineKind) -> bool:
     if kind is DeadlineKind.RESOLUTION:
         return ticket.is_with_staff
     if kind is DeadlineKind.FOLLOW_UP:
-        return ticket.status is Status.RESOLVED and ticket.follow_up_asked_at is None
+        return (
+            ticket.status is Status.RESOLVED
+            and ticket.follow_up_asked_at is None
+            and not ticket.follow_up_missed
+        )
     if kind is DeadlineKind.AUTO_CLOSE:
-        return ticket.status is Status.RESOLVED and ticket.satisfaction is None
+        return ticket.follow_up_pending
     return False
 
 

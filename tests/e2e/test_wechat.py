@@ -25,8 +25,9 @@ async def wecom() -> AsyncIterator[WeComStandIn]:
     await standin.stop()
 
 
-async def start_desk(start_bot: Any, wecom: WeComStandIn) -> Any:
+async def start_desk(start_bot: Any, wecom: WeComStandIn, **settings: str) -> Any:
     bot = await start_bot(
+        **settings,
         wecom_corp_id=wecom.corp_id,
         wecom_secret=wecom.secret,
         wecom_token=wecom.token,
@@ -63,8 +64,12 @@ async def test_a_wechat_customer_files_a_complaint_and_staff_settle_it(
 ) -> None:
     """Order number and photo from WeChat: the card (marked WeChat, with the photo) reaches the
     staff group; a staff reply reaches the customer; the manager's remedy comes as a menu and
-    the customer's tap is confirmed."""
-    await start_desk(start_bot, wecom)
+    the customer's tap is confirmed. The shop's WeCom group gets a copy of the new card."""
+    await start_desk(
+        start_bot,
+        wecom,
+        wecom_group_webhook=f"{wecom.base_url}/cgi-bin/webhook/send?key=shop-group",
+    )
     customer = wecom.customer(CUSTOMER, "小李")
     customer.say("你好,我订的生日花束全都蔫了,订单号 FS2026112301")
     first = await said_to(wecom, "非常抱歉")
@@ -88,6 +93,9 @@ async def test_a_wechat_customer_files_a_complaint_and_staff_settle_it(
 
     card = await in_group(api, "投诉单 T-000001", timeout=20)
     assert "微信" in card.text and "FS2026112301" in card.text
+    assert "小李" in card.text  # the WeChat nickname (kf/customer/batchget)
+    mirrored = await wecom.wait_webhook(lambda m: "T-000001" in m.content, timeout=20)
+    assert mirrored.key == "shop-group" and "FS2026112301" in mirrored.content
     group_photo = await api.wait_for(lambda s: s.chat_id == STAFF_CHAT and s.kind == "photo")
     assert group_photo.file_id.startswith("upload:")  # fetched from WeCom, posted to Telegram
     assert b"a wilted bouquet" in api.uploads[-1][1]

@@ -117,6 +117,10 @@ class FakeTickets:
     async def active_for_customer(self, who: CustomerRef) -> Ticket | None:
         return self._latest(who, ACTIVE)
 
+    async def follow_up_missed(self, who: CustomerRef) -> Ticket | None:
+        found = self._latest(who, (Status.RESOLVED,))
+        return found if found is not None and found.follow_up_missed else None
+
     async def awaiting_comment(self, who: CustomerRef) -> Ticket | None:
         for ticket_id in sorted(self._rows, reverse=True):
             row = self._rows[ticket_id]
@@ -255,6 +259,7 @@ class Queued:
     merge: tuple[str, str] | None = None
     story: str = ""
     message_ref: str | None = None  # a CLEAR row: the message whose choices go
+    alert: bool = False  # an escalation: mirrored to a second staff room
 
     @property
     def text(self) -> str:
@@ -378,6 +383,7 @@ class FakeOutbox:
         album: str | None = None,
         not_before: datetime | None = None,
         merge: tuple[str, str] | None = None,
+        alert: bool = False,
     ) -> None:
         self.queued.append(
             Queued(
@@ -392,11 +398,17 @@ class FakeOutbox:
                 reply_to=reply_to,
                 album=album,
                 merge=merge,
+                alert=alert,
             )
         )
 
     def to_room(
-        self, say: Say, *, ticket_id: int | None = None, urgency: Urgency = Urgency.CARD
+        self,
+        say: Say,
+        *,
+        ticket_id: int | None = None,
+        urgency: Urgency = Urgency.CARD,
+        alert: bool = False,
     ) -> None:
         self.queued.append(
             Queued(
@@ -407,6 +419,7 @@ class FakeOutbox:
                 urgency=urgency,
                 say=say,
                 ticket_id=ticket_id,
+                alert=alert,
             )
         )
 

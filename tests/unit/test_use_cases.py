@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.domain.clock import DeadlineKind
+from bot.domain.clock import DeadlineKind, plan
 from bot.domain.intake import Step, next_step
 from bot.domain.messages import PHOTO, Answer, Attachment, Said, StaffSaid, Tap, Urgency
 from bot.domain.tickets import Actor, CustomerRef, EventKind, Status, Ticket
@@ -632,6 +632,34 @@ async def test_the_follow_up_deadline_asks_for_a_rating(uow: FakeUnitOfWork, des
     assert (await ticket_of(uow)).follow_up_asked_at == later
 
 
+async def test_a_follow_up_that_cannot_reach_the_customer_waits_for_them(
+    uow: FakeUnitOfWork, desk: Desk
+) -> None:
+    """WeChat refuses the question (its window has closed): staff hear so, the ticket is not
+    closed as accepted for the silence, and the customer's next message brings the question."""
+    await asked_to_rate(uow, desk)
+    later = NOW + timedelta(days=1)
+
+    await customer.refused(uow.typed, desk, 1, "window: late", later)
+
+    note = one(in_thread(uow.outbox.take()))
+    assert "回访满意度的消息没能发给客户" in note.text and "48 小时已过" in note.text
+    ticket = await ticket_of(uow)
+    assert ticket.status is Status.RESOLVED and ticket.follow_up_missed
+    assert plan(ticket, desk.sla, desk.policy.hours) == []  # no auto-close, no second ask
+    assert EventKind.FOLLOW_UP_UNDELIVERED in [e.kind for e in await uow.tickets.events(1)]
+
+    queued = await customer_writes(uow, desk, "在吗", at=later + timedelta(days=3))
+
+    assert "在吗" in one(in_thread(queued, RELAY)).text
+    question = one(to_customer(queued))
+    assert "问题解决得您还满意吗" in question.text and "1 很不满意" in question.labels
+    assert await uow.tickets.get(2) is None  # no new complaint opened
+    ticket = await ticket_of(uow)
+    assert ticket.follow_up_asked_at == later + timedelta(days=3)
+    assert not ticket.follow_up_missed
+
+
 async def test_a_low_rating_reopens_the_ticket_and_calls_the_manager(
     uow: FakeUnitOfWork, desk: Desk
 ) -> None:
@@ -697,6 +725,7 @@ async def test_a_late_first_response_pages_the_managers(uow: FakeUnitOfWork, des
     page = one(in_thread(queued))
     assert "客户已经等了 10 分钟,还没有人回复" in page.text
     assert '<a href="tg://user?id=4242">陈店长</a>' in page.text
+    assert page.alert  # a WeCom staff group, where there is one, gets a copy
     assert "已经交到店长手上" in one(to_customer(queued)).text
     escalated = [e for e in await uow.tickets.events(1) if e.kind is EventKind.ESCALATED]
     assert [e.detail for e in escalated] == ["first_response"]

@@ -13,7 +13,6 @@ once: a slow answer makes WeCom call again.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import logging
 import re
@@ -29,6 +28,7 @@ from aiohttp import web
 from bot.channels.base import Delivery, Outcome, Refresh
 from bot.channels.wecom.client import KfClient, WeComError
 from bot.channels.wecom.crypto import CryptoError, WeComCrypto
+from bot.channels.wecom.text import TEXT_BYTES, plain_text, split_bytes
 from bot.config import Settings
 from bot.domain.messages import Answer, Attachment, Outgoing, Said, Tap
 from bot.domain.tickets import CustomerRef
@@ -41,7 +41,6 @@ from storage.uow import UnitOfWork
 logger = logging.getLogger(__name__)
 
 CHANNEL = "wecom"
-TEXT_BYTES = 2048  # kf/send_msg's most for a text
 MENU_HEAD_BYTES = 1024  # a menu's head_content
 WINDOW = 48 * 3600.0  # seconds after a customer's message in which the shop may answer
 BUDGET = 5  # messages the shop may send after each customer message
@@ -49,32 +48,6 @@ WINDOW_ERRORS = {95001: "budget", 95002: "late", 95018: "late", 95013: "ended"}
 REPLY = "reply:"  # a menu item that stands for a ready answer (its text comes back)
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
-
-
-def plain_text(rendered: str) -> str:
-    """The desk's HTML texts as WeChat shows text: tags dropped, entities read."""
-    text = re.sub(r"<br\s*/?>", "\n", rendered)
-    text = re.sub(r"<[^>]+>", "", text)
-    return html.unescape(text).strip()
-
-
-def split_bytes(text: str, limit: int = TEXT_BYTES) -> list[str]:
-    """Pieces of at most `limit` UTF-8 bytes, cut at line or sentence ends where possible."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest.encode()) > limit:
-        cut = len(rest)
-        while len(rest[:cut].encode()) > limit:
-            cut = int(cut * 0.9)
-        window = rest[:cut]
-        at = max(window.rfind("\n"), window.rfind("。"), window.rfind(" "))
-        if at > cut // 2:
-            cut = at + 1
-        pieces.append(rest[:cut])
-        rest = rest[cut:]
-    if rest:
-        pieces.append(rest)
-    return pieces
 
 
 @dataclass
@@ -238,6 +211,7 @@ class WeCom:
         self._runner: web.AppRunner | None = None
         self._pulling: dict[str, asyncio.Task[None]] = {}
         self._tokens: dict[str, str] = {}  # each account's newest callback token
+        self._names: dict[str, str] = {}  # customers' WeChat nicknames, once looked up
         self.port: int | None = None
 
     def connect(
@@ -376,8 +350,28 @@ class WeCom:
             self.windows.customer_wrote(user, min(sent, time.time()))
         self.lanes.submit(f"{CHANNEL}:{user}", self._job(msgid, message))
 
+    async def _look_up_name(self, user: str) -> None:
+        """The customer's WeChat nickname, for the card (asked once; without it the card says
+        "WeChat customer")."""
+        if not user or user in self._names:
+            return
+        try:
+            found = await self.client.customer_names([user])
+        except Exception as exc:  # a name is nice to have: never hold the message up for it
+            logger.warning("WeChat nickname of %s not found: %s", user, exc)
+            found = {}
+        self._names[user] = found.get(user, "")
+
+    def _name(self, user: str) -> str:
+        if self._names.get(user):
+            return self._names[user]
+        return "微信客户" if self.settings.default_language == "zh" else "WeChat customer"
+
     def _job(self, msgid: str, message: dict[str, Any]) -> Job:
         async def job() -> None:
+            await self._look_up_name(
+                str(message.get("external_userid") or _event(message).get("external_userid") or "")
+            )
             try:
                 async with self.new_uow() as uow:
                     await self.handle(uow, message)
@@ -417,7 +411,7 @@ class WeCom:
         kind = str(message.get("msgtype"))
         common: dict[str, Any] = {
             "who": who,
-            "name": "微信客户" if language == "zh" else "WeChat customer",
+            "name": self._name(who.id),
             "language": language,
             "ref": str(message.get("msgid")),
         }
@@ -444,7 +438,7 @@ class WeCom:
                 self.windows.of(user).welcome = (str(code), time.time())
             said = Said(
                 who=CustomerRef(CHANNEL, user),
-                name="微信客户" if self.settings.default_language == "zh" else "WeChat customer",
+                name=self._name(user),
                 language=self.settings.default_language,
                 text="/start",
             )
@@ -457,6 +451,7 @@ class WeCom:
                 self.desk,
                 ticket_id,
                 f"WeChat did not deliver a message (fail_type {event.get('fail_type')})",
+                now,
             )
         else:
             logger.info("WeCom event %s for %s", kind, user)

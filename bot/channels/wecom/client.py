@@ -88,6 +88,17 @@ class KfClient:
             body["cursor"] = cursor
         return await self.call("kf/sync_msg", body)
 
+    async def customer_names(self, external_userids: list[str]) -> dict[str, str]:
+        """Customers' WeChat nicknames (kf/customer/batchget, up to 100 at a time)."""
+        data = await self.call(
+            "kf/customer/batchget", {"external_userid_list": external_userids[:100]}
+        )
+        return {
+            str(c.get("external_userid")): str(c.get("nickname") or "")
+            for c in data.get("customer_list") or []
+            if c.get("nickname")
+        }
+
     async def send_msg(self, body: dict[str, Any]) -> str:
         return str((await self.call("kf/send_msg", body)).get("msgid", ""))
 
