@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.channels.base import CustomerChannel
 from bot.channels.telegram.adapter import Telegram
 from bot.config import Settings
-from bot.domain.clock import Deadline, DeadlineKind, plan
+from bot.domain.clock import Deadline, DeadlineKind, plan, weekly_due
+from bot.domain.messages import Attachment
+from bot.domain.orders import Order
 from bot.domain.tickets import Ticket
 from bot.lanes import Lanes
 from bot.policy import Policy
@@ -25,6 +27,7 @@ from bot.render import make_renderer
 from bot.scheduler import Scheduler
 from bot.sender import Sender
 from handlers import clock as clock_cases
+from handlers import manager as manager_cases
 from handlers.context import Desk
 from storage.db import create_engine, session_factory
 from storage.uow import UnitOfWork
@@ -75,6 +78,8 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         managers=telegram.managers.people,
         album_window=settings.album_window,
         group_per_minute=telegram.limiter.group_per_minute,
+        order_lookup=_order_lookup(policy),
+        ticket_link=telegram.ticket_link,
     )
 
     def planner(ticket: Ticket) -> list[Deadline]:
@@ -89,8 +94,17 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     def new_uow() -> UnitOfWork:
         return UnitOfWork(factory, planner, on_commit=committed)
 
+    async def desk_file(attachment: Attachment) -> bytes:
+        """A file the desk made (a chart, an export), for the messenger to upload."""
+        async with new_uow() as uow:
+            found = await uow.files.get(int(attachment.ref))
+        if found is None:
+            raise LookupError(f"file {attachment.ref} is gone")
+        return found[1]
+
     lanes = Lanes()
     telegram.connect(desk, new_uow, lanes, clock)
+    telegram.api.fetchers["desk"] = desk_file
     customers: dict[str, CustomerChannel] = {"telegram": telegram.customers}
     wecom = None
     if settings.wecom:  # imported only then: aiohttp and cryptography stay out otherwise
@@ -138,6 +152,46 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     )
 
 
+def _order_lookup(policy: Policy) -> Callable[[str], Awaitable[Order | None]] | None:
+    endpoint = policy.orders.endpoint
+    if endpoint is None:
+        return None
+
+    async def lookup(order_number: str) -> Order | None:
+        from bot.orders import fetch_order
+
+        return await fetch_order(endpoint, order_number)
+
+    return lookup
+
+
+async def weekly_reports(app: App, stopped: asyncio.Event) -> None:
+    """The weekly report, when it is due (once a week; a restart after the hour sends it if it
+    has not gone yet)."""
+    schedule = app.policy.weekly_report
+    if schedule is None:
+        return
+    weekday, at = schedule
+    while not stopped.is_set():
+        now = app.clock()
+        due = weekly_due(now, app.policy.timezone, weekday, at)
+        if now >= due:
+            try:
+                async with app.new_uow() as uow:
+                    if await manager_cases.weekly_report(uow, app.desk, now):
+                        await uow.commit()
+                        logger.info("Weekly report sent")
+            except Exception:
+                logger.exception("The weekly report failed; trying again in an hour")
+                due = now + timedelta(hours=1) - timedelta(days=7)
+            due += timedelta(days=7)
+        wait = min((due - app.clock()).total_seconds(), 3600.0)
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout=max(wait, 1.0))
+        except TimeoutError:
+            pass
+
+
 async def start(app: App) -> None:
     """Catch up on what a stop left, connect the messengers and recover their inboxes (the
     poller is `serve`'s)."""
@@ -169,11 +223,15 @@ async def serve(app: App, signals: bool = True) -> None:
         raise
     sending = asyncio.create_task(app.sender.run())
     ticking = asyncio.create_task(app.scheduler.run())
+    stopped = asyncio.Event()
+    reporting = asyncio.create_task(weekly_reports(app, stopped))
     try:
         await app.poller.run()
     finally:
         app.scheduler.stop()
         await ticking
+        stopped.set()
+        await reporting
         try:  # what is left is handled at the next start (it is in the inbox)
             await asyncio.wait_for(app.lanes.idle(), timeout=30)
         except TimeoutError:

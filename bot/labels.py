@@ -30,6 +30,13 @@ LABELS: dict[str, dict[str, str]] = {
         "rate_4": "4 满意",
         "rate_5": "5 非常满意",
         "no_comment": "不用了,谢谢",
+        "cause": "🔎 记录原因",
+        "cause_product_defect": "产品缺陷",
+        "cause_service_mistake": "服务失误",
+        "cause_process_gap": "流程缺失",
+        "where_store": "门店",
+        "where_supply_chain": "供应链",
+        "where_courier": "配送",
     },
     "en": {
         "no_order": "I don't have an order number",
@@ -57,6 +64,13 @@ LABELS: dict[str, dict[str, str]] = {
         "rate_4": "4 Happy",
         "rate_5": "5 Very happy",
         "no_comment": "No, thank you",
+        "cause": "🔎 Record the root cause",
+        "cause_product_defect": "Product defect",
+        "cause_service_mistake": "Service mistake",
+        "cause_process_gap": "Process gap",
+        "where_store": "Store",
+        "where_supply_chain": "Supply chain",
+        "where_courier": "Courier",
     },
 }
 
@@ -68,3 +82,41 @@ def label(language: str, key: str, **values: str) -> str:
 def skip_contact_texts() -> set[str]:
     """What a customer may type (or tap) to skip the phone number."""
     return {labels["skip_contact"] for labels in LABELS.values()} | {"跳过", "skip"}
+
+
+# the complaint record's columns (the export), by the keys of bot.reports.workbook
+RECORD_HEADERS: dict[str, dict[str, str]] = {
+    "zh": {
+        "reference": "投诉单号",
+        "time": "投诉时间", "channel": "渠道", "customer": "客户", "contact": "联系方式",
+        "order": "订单号", "product": "商品", "batch": "批次", "store": "门店", "region": "区域",
+        "category": "问题类型", "severity": "严重程度", "story": "经过", "photos": "照片数",
+        "first_answer_at": "首次回复时间", "first_answer_minutes": "首次回复用时(分钟)",
+        "actions": "处理过程", "remedy": "补偿方案", "result": "结果", "satisfaction": "满意度",
+        "root_cause": "原因", "responsible": "责任环节",
+    },
+    "en": {
+        "reference": "Ticket",
+        "time": "Submitted", "channel": "Channel", "customer": "Customer", "contact": "Contact",
+        "order": "Order", "product": "Product", "batch": "Batch", "store": "Store",
+        "region": "Region", "category": "Category", "severity": "Severity",
+        "story": "What happened", "photos": "Photos", "first_answer_at": "First answer",
+        "first_answer_minutes": "Minutes to first answer", "actions": "Actions",
+        "remedy": "Remedy", "result": "Result", "satisfaction": "Satisfaction",
+        "root_cause": "Root cause", "responsible": "Where",
+    },
+}  # fmt: skip
+
+CHANNELS = {"zh": {"telegram": "Telegram", "wecom": "微信"}, "en": {"wecom": "WeChat"}}
+
+STATUSES: dict[str, dict[str, str]] = {
+    "zh": {
+        "open": "待处理", "remedy_offered": "等客户选方案", "remedy_chosen": "待执行方案",
+        "resolved": "已解决", "closed": "已结案", "cancelled": "已取消", "intake": "填写中",
+    },
+    "en": {
+        "open": "open", "remedy_offered": "customer choosing", "remedy_chosen": "remedy to do",
+        "resolved": "resolved", "closed": "closed", "cancelled": "cancelled",
+        "intake": "in intake",
+    },
+}  # fmt: skip

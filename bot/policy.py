@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.config import Duration
 from bot.domain.clock import WorkingHours
 from bot.domain.guard import Banned
+from bot.domain.insight import BatchRule
 from bot.domain.intake import IntakeRules
 from bot.domain.remedies import Category, Ladder, RemedyOption, Text, Tier
 
@@ -108,6 +109,59 @@ class BannedIn(_Model):
     instead: TextIn | None = None
 
 
+class OrderColumnsIn(_Model):
+    """Which header names in the shop's order files mean what (any of the names; case and
+    spaces do not matter)."""
+
+    order_number: list[str] = ["订单号", "订单编号", "单号", "order", "order_number", "order no"]
+    product: list[str] = ["商品", "商品名称", "产品", "品名", "product"]
+    batch: list[str] = ["批次", "批次号", "batch", "lot"]
+    delivered_at: list[str] = [
+        "送达时间", "配送时间", "收货时间", "发货时间", "delivered_at", "delivery time"
+    ]  # fmt: skip
+    store: list[str] = ["门店", "店铺", "store", "shop"]
+    region: list[str] = ["区域", "地区", "城市", "region", "city"]
+    notes: list[str] = ["备注", "notes", "note", "remarks"]
+
+
+class OrdersIn(_Model):
+    columns: OrderColumnsIn = OrderColumnsIn()
+    # an HTTP endpoint that answers an order number with JSON (the same field names as the
+    # columns: product, batch, delivered_at, store, region, notes); {order_number} is replaced
+    endpoint: str | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not re.match(r"^https?://", value) or "{order_number}" not in value
+        ):
+            raise ValueError("an http(s) URL with {order_number} in it")
+        return value
+
+
+class BatchAlertIn(_Model):
+    threshold: Annotated[int, Field(ge=2, le=1000)] = 3
+    window: Duration = timedelta(hours=24)
+
+
+class WeeklyReportIn(_Model):
+    day: str = "mon"
+    time: dt_time = dt_time(9, 0)
+
+    @field_validator("day")
+    @classmethod
+    def _day(cls, value: str) -> str:
+        if value.lower()[:3] not in DAYS:
+            raise ValueError("one of mon, tue, wed, thu, fri, sat, sun")
+        return value.lower()[:3]
+
+
+class ReportsIn(_Model):
+    mask_phones: bool = True  # exports show 138****5678
+    weekly: WeeklyReportIn | None = WeeklyReportIn()  # null: no weekly report
+
+
 class PolicyIn(_Model):
     shop_name: TextIn
     timezone: str = "Asia/Shanghai"
@@ -118,6 +172,9 @@ class PolicyIn(_Model):
     tiers: Annotated[list[TierIn], Field(min_length=1, max_length=6)]
     signals: SignalsIn = SignalsIn()
     banned_phrases: list[str | BannedIn] = []
+    orders: OrdersIn = OrdersIn()
+    batch_alert: BatchAlertIn = BatchAlertIn()
+    reports: ReportsIn = ReportsIn()
 
     @field_validator("timezone")
     @classmethod
@@ -173,6 +230,11 @@ class Policy:
         )
         self.banned_phrases = tuple(b.phrase for b in self.banned)
         self.signal_words = (*raw.signals.safety, *raw.signals.public)
+        self.orders = raw.orders
+        self.batch_rule = BatchRule(raw.batch_alert.threshold, raw.batch_alert.window)
+        self.mask_phones = raw.reports.mask_phones
+        weekly = raw.reports.weekly
+        self.weekly_report = (DAYS.index(weekly.day), weekly.time) if weekly else None
         hours = raw.working_hours
         self.hours = WorkingHours(
             timezone=raw.timezone,

@@ -24,6 +24,17 @@ def language_of(language_code: str | None, default: str) -> str:
     return "zh" if language_code.lower().startswith("zh") else "en"
 
 
+def _span(seconds: float | None, language: str = "zh") -> str:
+    """A measured time, rounded for reading: 6.5 分钟, 1.2 小时, 2.0 天 (— when none)."""
+    if seconds is None:
+        return "—"
+    for size, zh, en in ((86400, "天", "days"), (3600, "小时", "h"), (60, "分钟", "min")):
+        if seconds >= size * 1.5 or size == 60:
+            amount = f"{seconds / size:.1f}"
+            return f"{amount} {zh}" if language == "zh" else f"{amount} {en}"
+    return "—"  # pragma: no cover
+
+
 def _duration(value: timedelta, language: str = "zh") -> str:
     seconds = int(value.total_seconds())
     units = (
@@ -58,6 +69,7 @@ def make_renderer(timezone: str, templates: Path = TEMPLATES) -> Render:
 
     env.filters["local_time"] = local_time
     env.filters["duration"] = _duration
+    env.filters["span"] = _span
 
     def render(language: str, name: str, /, **context: Any) -> str:
         language = language if language in LANGUAGES else "en"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.domain.insight import Responsible, RootCause
 from bot.domain.intake import Step
 from bot.domain.messages import Choice
 from bot.domain.remedies import Ladder, Tier
@@ -106,8 +107,9 @@ def card(ticket: Ticket, ladder: Ladder, language: str) -> Rows:
     """The buttons on a ticket's card: take it, and the manager's remedy choices."""
     assert ticket.id is not None
     tid = ticket.id
+    cause = (Choice(label(language, "cause"), card_key("cause", tid)),)
     if ticket.status in (Status.RESOLVED, Status.CLOSED):
-        return ((Choice(label(language, "reopen"), card_key("reopen", tid)),),)
+        return ((Choice(label(language, "reopen"), card_key("reopen", tid)),), cause)
     if ticket.status not in (Status.OPEN, Status.REMEDY_OFFERED, Status.REMEDY_CHOSEN):
         return ()
     rows: list[tuple[Choice, ...]] = [(Choice(label(language, "take"), card_key("take", tid)),)]
@@ -123,7 +125,21 @@ def card(ticket: Ticket, ladder: Ladder, language: str) -> Rows:
         ]
         rows.extend(_pairs(tiers))
     rows.append((Choice(label(language, "resolve_plain"), card_key("close", tid)),))
+    rows.append(cause)
     return tuple(rows)
+
+
+def causes(ticket_id: int, language: str) -> Rows:
+    """Why it happened, and where: one tap each (the card shows what was chosen)."""
+    why = [
+        Choice(label(language, f"cause_{c.value}"), card_key("rc", ticket_id, c.value))
+        for c in RootCause
+    ]
+    where = [
+        Choice(label(language, f"where_{r.value}"), card_key("rs", ticket_id, r.value))
+        for r in Responsible
+    ]
+    return (tuple(why), tuple(where))
 
 
 def done(ticket_id: int, language: str) -> Rows:

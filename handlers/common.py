@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.domain.clock import next_deadline
 from bot.domain.guard import find_signals
+from bot.domain.insight import alert_due
 from bot.domain.messages import Say, Urgency
 from bot.domain.signals import suggest_severity
 from bot.domain.tickets import Ticket, reference
@@ -161,8 +162,49 @@ async def submit(
         ticket.customer, now - REPEAT_WINDOW, ticket.id
     )
     ticket.repeat_of = earlier.id if earlier else None
+    await show_order(uow, desk, ticket, now)
     await uow.tickets.save(ticket)
     post_card(uow, desk, ticket)
+    await check_batches(uow, desk, ticket, now)
+
+
+async def show_order(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: datetime) -> None:
+    """The order's facts from the shop's records (or its endpoint), beside the complaint."""
+    if not ticket.order_number:
+        return
+    order = await uow.orders.get(ticket.order_number)
+    if order is None and desk.order_lookup is not None:
+        order = await desk.order_lookup(ticket.order_number)
+        if order is not None:
+            await uow.orders.put([order], now)
+    if order is not None:
+        ticket.show_order(order.facts())
+
+
+async def check_batches(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: datetime) -> None:
+    """Several complaints about one product or one batch within the policy's window: the
+    managers are alerted once per window, with the tickets."""
+    rule = desk.policy.batch_rule
+    for scope, value in (("product", ticket.product), ("batch", ticket.batch)):
+        if not value:
+            continue
+        ids = await uow.insight.complaints_about(**{scope: value}, since=now - rule.window)
+        key = f"{scope}:{value}"
+        last = await uow.notices.last("batch_alert", key)
+        if not alert_due(len(ids), rule, last, now):
+            continue
+        await uow.notices.given("batch_alert", key, now, tickets=ids)
+        references = [reference(i) for i in ids]
+        text = desk.render(
+            desk.staff_language,
+            "staff/batch_alert.html",
+            scope=scope,
+            value=value,
+            tickets=[(ref, desk.ticket_link(ref)) for ref in references],
+            managers=await desk.managers(),
+            window=rule.window,
+        )
+        uow.outbox.to_room(Say(text), ticket_id=ticket.id, urgency=Urgency.RELAY, alert=True)
 
 
 async def watch(uow: UnitOfWork, desk: Desk, ticket: Ticket, text: str, now: datetime) -> None:

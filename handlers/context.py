@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.domain.clock import SlaPolicy
+from bot.domain.orders import Order
 from bot.domain.tickets import Actor
 from bot.policy import Policy
 from bot.render import Render
@@ -15,6 +16,10 @@ from bot.render import Render
 
 async def no_managers() -> list[Actor]:
     return []
+
+
+def no_link(reference: str) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -29,3 +34,7 @@ class Desk:
     managers: Callable[[], Awaitable[list[Actor]]] = no_managers
     album_window: timedelta = timedelta(seconds=1)
     group_per_minute: int = 20
+    # the shop's order endpoint (when the policy names one): an order number -> the order
+    order_lookup: Callable[[str], Awaitable[Order | None]] | None = None
+    # a link that opens a ticket's card for staff (the staff room's adapter makes it)
+    ticket_link: Callable[[str], str | None] = no_link

@@ -3,11 +3,27 @@ options), resolves without compensation, or reopens a resolved ticket."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from bot.domain.messages import Answer, Urgency
+from bot.domain.insight import (
+    Period,
+    PeriodError,
+    RecordRow,
+    Responsible,
+    RootCause,
+    Summary,
+    parse_period,
+)
+from bot.domain.messages import Answer, Attachment, Say, Urgency
+from bot.domain.orders import normalise_number
 from bot.domain.remedies import UnknownRemedy
-from bot.domain.tickets import Actor, Ticket, TicketStateError
+from bot.domain.tickets import Actor, Ticket, TicketStateError, parse_reference
+from bot.labels import CHANNELS, RECORD_HEADERS, STATUSES, label
+from bot.orders import OrdersFileError, read_orders
+from bot.text import split_text
 from handlers import choices, common
 from handlers.choices import Key
 from handlers.context import Desk
@@ -99,3 +115,276 @@ async def reopened(
     common.tell_thread(uow, desk, ticket, "staff/reopened.html", actor=actor)
     common.refresh_card(uow, desk, ticket)
     return Answer(desk.render(lang, "manager/reopened_alert.txt", ticket=ticket))
+
+
+# -- insight: the complaint record, statistics, exports, orders --------------------------------
+
+
+INSIGHT_COMMANDS = ("/stats", "/export", "/ticket", "/orders")
+
+
+def _room(uow: UnitOfWork, desk: Desk, template: str, **context: object) -> None:
+    text = desk.render(desk.staff_language, template, policy=desk.policy, **context)
+    for piece in split_text(text, common.TEXT_LIMIT):
+        uow.outbox.to_room(Say(piece), urgency=Urgency.RELAY)
+
+
+def refused(uow: UnitOfWork, desk: Desk, actor: Actor, command: str) -> None:
+    """The insight commands are the managers'; others hear so, politely."""
+    _room(uow, desk, "manager/only_managers.html", actor=actor, command=command)
+
+
+def _period(uow: UnitOfWork, desk: Desk, command: str, args: str, now: datetime) -> Period | None:
+    try:
+        return parse_period(args, now, desk.policy.timezone)
+    except PeriodError:
+        _room(uow, desk, "manager/period_usage.html", command=command, given=args.strip())
+        return None
+
+
+def _labels(desk: Desk) -> dict[str, dict[str, str]]:
+    """Stored keys as the staff room reads them."""
+    lang = desk.staff_language
+    ladder = desk.policy.ladder
+    return {
+        "category": {c.key: c.label.in_(lang) for c in desk.policy.intake.categories},
+        "severity": {t.key: t.label.in_(lang) for t in ladder.tiers},
+        "channel": {"telegram": "Telegram", **CHANNELS.get(lang, {})},
+        "result": STATUSES.get(lang, STATUSES["en"]),
+        "root_cause": {c.value: label(lang, f"cause_{c.value}") for c in RootCause},
+        "responsible": {r.value: label(lang, f"where_{r.value}") for r in Responsible},
+    }
+
+
+def _show(desk: Desk) -> Callable[[str, str], str]:
+    labels = _labels(desk)
+    lang = desk.staff_language
+
+    def show(column: str, value: str) -> str:
+        if column == "remedy" and value:
+            tier_key, _, option = value.partition(":")
+            try:
+                tier = desk.policy.ladder.tier(tier_key)
+            except UnknownRemedy:
+                return value
+            shown = tier.label.in_(lang)
+            if option.isdigit() and int(option) < len(tier.options):
+                shown += " → " + tier.options[int(option)].label.in_(lang)
+            return shown
+        return labels.get(column, {}).get(value, value)
+
+    return show
+
+
+async def summary_of(uow: UnitOfWork, desk: Desk, period: Period, now: datetime) -> Summary:
+    return await uow.insight.summary(period, desk.sla.first_response, now)
+
+
+async def chart_file(uow: UnitOfWork, desk: Desk, summary: Summary, now: datetime) -> Attachment:
+    """The summary's chart as a PNG, kept for the sender."""
+    from bot.reports.chart import ChartLabels, chart_png  # matplotlib: only when asked
+
+    render, lang = desk.render, desk.staff_language
+    labels = ChartLabels(
+        title=render(lang, "manager/chart_title.txt", summary=summary, policy=desk.policy),
+        y_count=render(lang, "manager/chart_count.txt"),
+        y_sla=render(lang, "manager/chart_sla.txt"),
+        sla_line=render(lang, "manager/chart_sla_line.txt", sla=desk.sla.first_response),
+        categories=_labels(desk)["category"],
+        no_data=render(lang, "manager/chart_no_data.txt"),
+    )
+    png = await asyncio.to_thread(chart_png, summary, labels)
+    name = f"complaints-{summary.period.label}.png"
+    file_id = await uow.files.add(name, png, now)
+    return Attachment("photo", str(file_id), "desk", name)
+
+
+def _summary_text(desk: Desk, summary: Summary, template: str, **context: object) -> str:
+    labels = _labels(desk)
+    return desk.render(
+        desk.staff_language,
+        template,
+        summary=summary,
+        categories=[(labels["category"].get(k, k), n) for k, n in summary.by_category],
+        severities=[
+            (labels["severity"].get(k, k) if k else "", n) for k, n in summary.by_severity
+        ],
+        channels=[(labels["channel"].get(k, k), n) for k, n in summary.channels],
+        sla=desk.sla.first_response,
+        policy=desk.policy,
+        **context,
+    )
+
+
+async def stats(uow: UnitOfWork, desk: Desk, actor: Actor, args: str, now: datetime) -> None:
+    """`/stats [7d|30d|2026-11]`: the period's figures in a few lines, and the chart."""
+    period = _period(uow, desk, "/stats", args, now)
+    if period is None:
+        return
+    summary = await summary_of(uow, desk, period, now)
+    chart = await chart_file(uow, desk, summary, now)
+    uow.outbox.to_room(
+        Say(_summary_text(desk, summary, "manager/stats.html")), urgency=Urgency.RELAY
+    )
+    uow.outbox.to_room(Say(attachments=(chart,)), urgency=Urgency.REPORT)
+
+
+async def export(uow: UnitOfWork, desk: Desk, actor: Actor, args: str, now: datetime) -> None:
+    """`/export [period]`: the complaint record as an Excel workbook and as CSV."""
+    from bot.reports.workbook import write_csv, write_xlsx  # only when asked
+
+    period = _period(uow, desk, "/export", args, now)
+    if period is None:
+        return
+    lang = desk.staff_language
+    headers = RECORD_HEADERS.get(lang, RECORD_HEADERS["en"])
+    show = _show(desk)
+    zone = desk.policy.timezone
+    mask = desk.policy.mask_phones
+    title = desk.render(lang, "manager/export_sheet.txt", period=period)
+    loop = asyncio.get_running_loop()
+    xlsx = await asyncio.to_thread(
+        write_xlsx, _rows(uow.insight.record(period, mask), loop), headers, show, zone, title
+    )
+    csv = await asyncio.to_thread(
+        write_csv, _rows(uow.insight.record(period, mask), loop), headers, show, zone
+    )
+    stem = desk.render(lang, "manager/export_name.txt", period=period)
+    files = []
+    for data, suffix in ((xlsx, "xlsx"), (csv, "csv")):
+        name = f"{stem}.{suffix}"
+        file_id = await uow.files.add(name, data, now)
+        files.append(Attachment("document", str(file_id), "desk", name))
+    text = desk.render(lang, "manager/export.html", period=period, mask=mask)
+    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
+    for attachment in files:
+        uow.outbox.to_room(Say(attachments=(attachment,)), urgency=Urgency.REPORT)
+
+
+def _rows(
+    records: AsyncIterator[RecordRow], loop: asyncio.AbstractEventLoop
+) -> Iterator[RecordRow]:
+    """The database's rows for a writer in a worker thread: read on the event loop a page at a
+    time, so that neither the loop waits for the writer nor all rows are held at once."""
+
+    async def page() -> list[RecordRow]:
+        rows: list[RecordRow] = []
+        async for row in records:
+            rows.append(row)
+            if len(rows) == 500:
+                break
+        return rows
+
+    while rows := asyncio.run_coroutine_threadsafe(page(), loop).result():
+        yield from rows
+
+
+async def ticket_record(uow: UnitOfWork, desk: Desk, actor: Actor, args: str) -> None:
+    """`/ticket T-000123`: the ticket's whole record, as a timeline."""
+    ticket_id = parse_reference(args.split()[0]) if args.split() else None
+    ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+    if ticket is None:
+        _room(uow, desk, "manager/ticket_usage.html", given=args.strip())
+        return
+    entries = await uow.insight.timeline(ticket.id or 0)
+    labels = _labels(desk)
+    _room(
+        uow,
+        desk,
+        "manager/timeline.html",
+        ticket=ticket,
+        entries=entries,
+        category=labels["category"].get(ticket.category or "", ticket.category or "—"),
+        status=labels["result"].get(ticket.status.value, ticket.status.value),
+    )
+
+
+async def orders_received(
+    uow: UnitOfWork, desk: Desk, actor: Actor, name: str, data: bytes | None, now: datetime
+) -> None:
+    """`/orders` with a CSV or XLSX file: the shop's orders, so that cards show what was
+    ordered; open tickets with those order numbers show it at once."""
+    if data is None:
+        _room(uow, desk, "manager/orders_usage.html")
+        return
+    try:
+        parsed = read_orders(name, data, desk.policy.orders.columns)
+    except OrdersFileError as exc:
+        _room(uow, desk, "manager/orders_refused.html", reason=str(exc), name=name)
+        return
+    await uow.orders.put(parsed.orders, now)
+    by_number = {o.order_number: o for o in parsed.orders}
+    shown = 0
+    for ticket in await uow.tickets.with_orders(list(by_number)):
+        order = by_number.get(normalise_number(ticket.order_number or ""))
+        if order is None:
+            continue
+        ticket.show_order(order.facts())
+        await uow.tickets.save(ticket)
+        common.refresh_card(uow, desk, ticket)
+        await common.check_batches(uow, desk, ticket, now)
+        shown += 1
+    _room(
+        uow,
+        desk,
+        "manager/orders_imported.html",
+        count=len(parsed.orders),
+        skipped=parsed.skipped,
+        columns=parsed.columns,
+        shown=shown,
+        name=name,
+    )
+
+
+async def weekly_report(uow: UnitOfWork, desk: Desk, now: datetime) -> bool:
+    """The week's report for the managers (once a week: a restart does not send it again):
+    the figures, the chart, and the three things to fix first."""
+    week = now.astimezone(ZoneInfo(desk.policy.timezone)).strftime("%G-W%V")
+    if await uow.notices.last("weekly_report", week) is not None:
+        return False
+    await uow.notices.given("weekly_report", week, now)
+    period = parse_period("7d", now, desk.policy.timezone)
+    summary = await summary_of(uow, desk, period, now)
+    chart = await chart_file(uow, desk, summary, now)
+    labels = _labels(desk)
+    text = _summary_text(
+        desk,
+        summary,
+        "manager/weekly.html",
+        managers=await desk.managers(),
+        fixes=things_to_fix(summary, desk.sla.first_response, labels),
+    )
+    uow.outbox.to_room(Say(text), urgency=Urgency.REPORT)
+    uow.outbox.to_room(Say(attachments=(chart,)), urgency=Urgency.REPORT)
+    return True
+
+
+def things_to_fix(
+    summary: Summary, sla: timedelta, labels: dict[str, dict[str, str]]
+) -> list[tuple[str, dict[str, object]]]:
+    """The three things to fix first, worst first: (what, its figures) for the template."""
+    found: list[tuple[float, str, dict[str, object]]] = []
+    total = summary.total or 1
+    if summary.top_products:
+        product, count = summary.top_products[0]
+        if count >= 2:
+            found.append((count / total + 0.2, "product", {"product": product, "count": count}))
+    if summary.by_category:
+        key, count = summary.by_category[0]
+        name = labels["category"].get(key, key)
+        found.append((count / total, "category", {"category": name, "count": count}))
+    if summary.first_answer_in_sla is not None and summary.first_answer_in_sla < 0.9:
+        share = summary.first_answer_in_sla
+        found.append((1 - share, "first_answer", {"share": share, "sla": sla}))
+    if summary.satisfaction_average is not None and summary.satisfaction_average < 4:
+        found.append(
+            (
+                (4 - summary.satisfaction_average) / 4,
+                "satisfaction",
+                {"average": summary.satisfaction_average},
+            )
+        )
+    if summary.backlog:
+        found.append((min(summary.backlog / total, 0.5), "backlog", {"count": summary.backlog}))
+    found.sort(key=lambda item: item[0], reverse=True)
+    return [(what, figures) for _, what, figures in found[:3]]

@@ -6,16 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.domain.guard import find_banned
+from bot.domain.insight import Responsible, RootCause
 from bot.domain.messages import Answer, Say, StaffSaid, Urgency
 from bot.domain.tickets import Actor, Status, Ticket, TicketStateError, parse_reference
-from handlers import common, manager
+from bot.labels import label
+from handlers import choices, common, manager
 from handlers.choices import Key
 from handlers.context import Desk
 from storage.uow import UnitOfWork
 
 CAPTIONED = {"photo", "video", "document", "voice", "audio", "animation"}
 MANAGERS_ONLY = {"tier", "close", "reopen"}
-ON_CARD_ONLY = {"take", "tier", "close", "reopen"}
+ON_CARD_ONLY = {"take", "tier", "close", "reopen", "cause"}
 
 
 async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -> None:
@@ -108,9 +110,120 @@ async def card_tapped(
         return await manager.card_tapped(uow, desk, actor, ticket, parsed, now)
     if action == "take":
         return await took(uow, desk, actor, ticket, now)
+    if action == "cause":
+        return ask_cause(uow, desk, ticket)
+    if action in ("rc", "rs"):
+        field = "root_cause" if action == "rc" else "responsible"
+        return await fact_tapped(uow, desk, actor, ticket, field, parsed.part(2), now)
     if action == "done":
         return await remedy_done(uow, desk, actor, ticket, message_ref, now)
     return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
+
+
+def ask_cause(uow: UnitOfWork, desk: Desk, ticket: Ticket) -> Answer:
+    """Why it happened and where: buttons in the ticket's thread."""
+    assert ticket.id is not None
+    common.tell_thread(
+        uow,
+        desk,
+        ticket,
+        "staff/ask_cause.html",
+        rows=choices.causes(ticket.id, desk.staff_language),
+        urgency=Urgency.RELAY,
+    )
+    return Answer()
+
+
+async def fact_tapped(
+    uow: UnitOfWork,
+    desk: Desk,
+    actor: Actor,
+    ticket: Ticket,
+    field: str,
+    value: str,
+    now: datetime,
+) -> Answer:
+    lang = desk.staff_language
+    known = RootCause if field == "root_cause" else Responsible
+    if value not in {k.value for k in known}:
+        return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
+    await set_facts(uow, desk, actor, ticket, now, **{field: value})
+    prefix = "cause" if field == "root_cause" else "where"
+    return Answer(desk.render(lang, "staff/fact_set.txt", what=label(lang, f"{prefix}_{value}")))
+
+
+async def set_facts(
+    uow: UnitOfWork, desk: Desk, actor: Actor, ticket: Ticket, now: datetime, **facts: str
+) -> list[str]:
+    """Staff say what the complaint is about and why: the card shows it, and a product or
+    batch that draws several complaints alerts the managers."""
+    changed = ticket.set_facts(actor, now, **facts)
+    if not changed:
+        return changed
+    await uow.tickets.save(ticket)
+    common.refresh_card(uow, desk, ticket)
+    if {"product", "batch"} & set(changed):
+        await common.check_batches(uow, desk, ticket, now)
+    return changed
+
+
+FACT_COMMANDS = {"/product": "product", "/batch": "batch", "/cause": "root_cause"}
+CAUSE_WORDS = {
+    "product_defect": ("产品", "产品缺陷", "product", "defect"),
+    "service_mistake": ("服务", "服务失误", "service"),
+    "process_gap": ("流程", "流程缺失", "process"),
+}
+WHERE_WORDS = {
+    "store": ("门店", "store"),
+    "supply_chain": ("供应链", "supply", "supply_chain"),
+    "courier": ("配送", "快递", "courier", "delivery"),
+}
+
+
+def no_ticket_for(uow: UnitOfWork, desk: Desk, command: str) -> None:
+    """A fact command outside any ticket's thread."""
+    text = desk.render(desk.staff_language, "staff/fact_where.html", command=command)
+    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
+
+
+async def fact_command(
+    uow: UnitOfWork,
+    desk: Desk,
+    actor: Actor,
+    ticket: Ticket,
+    command: str,
+    args: str,
+    now: datetime,
+) -> None:
+    """`/product 玫瑰花束`, `/batch B20261120`, `/cause 产品 供应链` in a ticket's thread."""
+    lang = desk.staff_language
+    value = " ".join(args.split())[:120]
+    facts: dict[str, str] = {}
+    if command == "/cause":
+        words = set(value.lower().split())
+        cause = next((k for k, ws in CAUSE_WORDS.items() if words & set(ws)), None)
+        where = next((k for k, ws in WHERE_WORDS.items() if words & set(ws)), None)
+        if cause:
+            facts["root_cause"] = cause
+        if where:
+            facts["responsible"] = where
+    elif value:
+        facts[FACT_COMMANDS[command]] = value
+    if not facts:
+        common.tell_thread(
+            uow, desk, ticket, "staff/fact_usage.html", command=command, urgency=Urgency.RELAY
+        )
+        return
+    await set_facts(uow, desk, actor, ticket, now, **facts)
+    shown = [
+        label(lang, f"cause_{value}") if name == "root_cause" else
+        label(lang, f"where_{value}") if name == "responsible" else value
+        for name, value in facts.items()
+    ]  # fmt: skip
+    common.tell_thread(
+        uow, desk, ticket, "staff/facts_recorded.html", actor=actor, shown=shown,
+        urgency=Urgency.RELAY,
+    )  # fmt: skip
 
 
 async def took(uow: UnitOfWork, desk: Desk, actor: Actor, ticket: Ticket, now: datetime) -> Answer:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -109,6 +110,7 @@ class TicketRow(Base):
     batch: Mapped[str | None] = mapped_column(String(64))
     root_cause: Mapped[str | None] = mapped_column(String(32))
     responsible: Mapped[str | None] = mapped_column(String(32))
+    order_facts: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_tickets_customer", "channel", "customer_id", "status"),
@@ -277,3 +279,14 @@ class NoticeRow(Base):
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class FileRow(Base):
+    """A file the desk made to send (a chart, an export), kept until it has gone out."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]

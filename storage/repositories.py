@@ -5,19 +5,32 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Deadline, DeadlineKind
-from bot.domain.tickets import ACTIVE, Actor, CustomerRef, Event, EventKind, Status, Ticket
+from bot.domain.orders import Order, normalise_number
+from bot.domain.tickets import (
+    ACTIVE,
+    WITH_STAFF,
+    Actor,
+    CustomerRef,
+    Event,
+    EventKind,
+    Status,
+    Ticket,
+)
 from storage.models import (
     DeadlineRow,
     EventRow,
+    FileRow,
     GroupMessageRow,
     InboxRow,
     MessageRow,
+    NoticeRow,
+    OrderRow,
     TicketRow,
     WeComCursorRow,
     WeComInboxRow,
@@ -29,7 +42,7 @@ _FIELDS = (
     "tier chosen_option resolved_at customer_blocked card_message_id topic_id "
     "first_response_at last_customer_at clock_started_at deadline_round incomplete priority "
     "repeat_of follow_up_asked_at satisfaction satisfaction_comment closed_at awaiting_comment "
-    "follow_up_missed product batch root_cause responsible"
+    "follow_up_missed product batch root_cause responsible order_facts"
 ).split()
 
 
@@ -93,6 +106,25 @@ class TicketRepository:
             .execution_options(populate_existing=True)
         )
         return self._loaded_ticket(row) if row else None
+
+    async def with_orders(self, order_numbers: list[str]) -> list[Ticket]:
+        """Tickets in the staff room's hands (or resolved) with one of these order numbers."""
+        found: list[Ticket] = []
+        statuses = [s.value for s in (*WITH_STAFF, Status.RESOLVED)]
+        for start in range(0, len(order_numbers), 500):
+            query = (
+                select(TicketRow)
+                .where(
+                    TicketRow.order_number.in_(order_numbers[start : start + 500]),
+                    TicketRow.status.in_(statuses),
+                )
+                .order_by(TicketRow.id)
+                .execution_options(populate_existing=True)
+            )
+            if self._locking():
+                query = query.with_for_update()
+            found.extend(self._loaded_ticket(row) for row in await self.session.scalars(query))
+        return found
 
     async def follow_up_missed(self, who: CustomerRef) -> Ticket | None:
         """The customer's resolved ticket whose satisfaction question never reached them."""
@@ -232,6 +264,7 @@ class TicketRepository:
             photos=list(ticket.photos),
             severity_words=list(ticket.severity_words),
             priority_words=list(ticket.priority_words),
+            order_facts=dict(ticket.order_facts) if ticket.order_facts else None,
             taken_by_id=ticket.taken_by.id if ticket.taken_by else None,
             taken_by_name=ticket.taken_by.name if ticket.taken_by else None,
             first_response_by_id=ticket.first_response_by.id if ticket.first_response_by else None,
@@ -257,6 +290,7 @@ class TicketRepository:
         ticket.photos = list(row.photos or [])
         ticket.severity_words = list(row.severity_words or [])
         ticket.priority_words = list(row.priority_words or [])
+        ticket.order_facts = dict(row.order_facts) if row.order_facts else None
         ticket.taken_by = _actor(row.taken_by_id, row.taken_by_name, "staff")
         ticket.first_response_by = _actor(
             row.first_response_by_id, row.first_response_by_name, "staff"
@@ -600,3 +634,81 @@ class WeComInboxRepository:
 def _event_user(message: dict[str, object]) -> str | None:
     event = message.get("event")
     return str(event.get("external_userid")) if isinstance(event, dict) else None
+
+
+class OrderRepository:
+    """The shop's orders, by order number (as the intake normalises them)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, order_number: str) -> Order | None:
+        row = await self.session.get(OrderRow, normalise_number(order_number))
+        if row is None:
+            return None
+        return Order(
+            row.order_number,
+            row.product,
+            row.batch,
+            row.delivered_at,
+            row.store,
+            row.region,
+            row.notes,
+        )
+
+    async def put(self, orders: list[Order], now: datetime) -> int:
+        """Add or replace these orders (a file sent again replaces what it said before)."""
+        for chunk in range(0, len(orders), 500):
+            for order in orders[chunk : chunk + 500]:
+                await self.session.merge(
+                    OrderRow(
+                        order_number=normalise_number(order.order_number),
+                        product=order.product,
+                        batch=order.batch,
+                        delivered_at=order.delivered_at,
+                        store=order.store,
+                        region=order.region,
+                        notes=order.notes,
+                        imported_at=now,
+                    )
+                )
+            await self.session.flush()
+        return len(orders)
+
+
+class NoticeRepository:
+    """Notices given once per period (batch alerts, the weekly report)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def last(self, kind: str, key: str) -> datetime | None:
+        row = await self.session.get(NoticeRow, (kind, key), with_for_update=self._locking())
+        return row.at if row is not None else None
+
+    async def given(self, kind: str, key: str, at: datetime, **detail: object) -> None:
+        await self.session.merge(NoticeRow(kind=kind, key=key, at=at, detail=dict(detail)))
+
+    def _locking(self) -> bool:
+        bind = self.session.bind
+        return bind is not None and bind.dialect.name == "postgresql"
+
+
+class FileRepository:
+    """Files the desk made to send (charts, exports): the sender fetches them by id."""
+
+    KEEP = timedelta(days=2)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, name: str, data: bytes, now: datetime) -> int:
+        await self.session.execute(delete(FileRow).where(FileRow.created_at < now - self.KEEP))
+        row = FileRow(name=name, data=data, created_at=now)
+        self.session.add(row)
+        await self.session.flush()
+        return row.id
+
+    async def get(self, file_id: int) -> tuple[str, bytes] | None:
+        row = await self.session.get(FileRow, file_id)
+        return (row.name, row.data) if row is not None else None

@@ -8,11 +8,15 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.insight import InsightRepository
 from storage.outbox import Outbox
 from storage.repositories import (
+    FileRepository,
     GroupLinkRepository,
     InboxRepository,
     MessageRepository,
+    NoticeRepository,
+    OrderRepository,
     Planner,
     TicketRepository,
     WeComInboxRepository,
@@ -42,6 +46,10 @@ class UnitOfWork:
         self.inbox = InboxRepository(self.session)
         self.outbox = Outbox(self.session)
         self.wecom = WeComInboxRepository(self.session)
+        self.insight = InsightRepository(self.session)
+        self.orders = OrderRepository(self.session)
+        self.notices = NoticeRepository(self.session)
+        self.files = FileRepository(self.session)
         return self
 
     async def __aexit__(

@@ -164,3 +164,12 @@ def waited(ticket: Ticket, now: datetime) -> timedelta:
     """How long the customer has been waiting since the ticket reached staff."""
     start = ticket.clock_started_at or ticket.submitted_at or ticket.created_at
     return max(now - start, timedelta(0))
+
+
+def weekly_due(now: datetime, timezone: str, weekday: int, at: time) -> datetime:
+    """When this week's report is due (weekday 0 = Monday, at the shop's local time), in UTC;
+    it may still be ahead of `now`."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    monday = local.date() - timedelta(days=local.weekday())
+    return datetime.combine(monday + timedelta(days=weekday), at, zone).astimezone(UTC)

@@ -177,3 +177,16 @@ def alert_due(count: int, rule: BatchRule, last_alert: datetime | None, now: dat
     if count < rule.threshold:
         return False
     return last_alert is None or now - last_alert >= rule.window
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a ticket's whole record (`/ticket T-000123`): an event or a message."""
+
+    at: datetime
+    kind: str  # event | message
+    what: str  # the event's kind, or the message's kind (text, photo, ...)
+    who: str  # the actor's or the sender's name
+    role: str  # the actor's role; for a message: customer (in) or staff (out)
+    text: str  # the event's detail, or the message's text ("" when none)
+    direction: str = ""  # "" for an event; in | out for a message

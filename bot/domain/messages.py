@@ -39,14 +39,20 @@ class Attachment:
 
     kind: str  # one of FILE_KINDS
     ref: str
-    channel: str = "telegram"
+    channel: str = "telegram"  # or "desk": a file the desk made (a chart, an export)
+    name: str = ""  # the file's name, where it matters (an export)
 
     def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "ref": self.ref, "channel": self.channel}
+        data = {"kind": self.kind, "ref": self.ref, "channel": self.channel}
+        if self.name:
+            data["name"] = self.name
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Attachment:
-        return cls(data["kind"], data["ref"], data.get("channel", "telegram"))
+        return cls(
+            data["kind"], data["ref"], data.get("channel", "telegram"), data.get("name", "")
+        )
 
 
 @dataclass(frozen=True)

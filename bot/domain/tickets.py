@@ -134,6 +134,7 @@ class Ticket:
     batch: str | None = None
     root_cause: str | None = None  # product_defect | service_mistake | process_gap
     responsible: str | None = None  # store | supply_chain | courier
+    order_facts: dict[str, str] | None = None  # the order as the shop's records have it
     # where it lives in the staff group
     card_message_id: int | None = None
     topic_id: int | None = None
@@ -345,6 +346,13 @@ class Ticket:
             detail = ", ".join(f"{n}={getattr(self, n) or ''}" for n in changed)
             self._record(EventKind.FACTS_SET, actor, now, detail)
         return changed
+
+    def show_order(self, facts: dict[str, str]) -> None:
+        """The order as the shop's records have it: shown beside the complaint; its product
+        and batch are the ticket's unless staff said otherwise."""
+        self.order_facts = dict(facts) or None
+        self.product = self.product or facts.get("product")
+        self.batch = self.batch or facts.get("batch")
 
     def mark_undeliverable(self, now: datetime, reason: str) -> None:
         self.customer_blocked = True

@@ -14,6 +14,7 @@ from typing import Any, cast
 from bot.config import BUNDLED_POLICY
 from bot.domain.clock import Deadline, SlaPolicy
 from bot.domain.messages import Say, Urgency
+from bot.domain.orders import Order, normalise_number
 from bot.domain.tickets import ACTIVE, Actor, CustomerRef, Event, Status, Ticket
 from bot.policy import Policy, load_policy
 from bot.render import Render, make_renderer
@@ -116,6 +117,14 @@ class FakeTickets:
 
     async def active_for_customer(self, who: CustomerRef) -> Ticket | None:
         return self._latest(who, ACTIVE)
+
+    async def with_orders(self, order_numbers: list[str]) -> list[Ticket]:
+        wanted = set(order_numbers)
+        return [
+            copy.deepcopy(row)
+            for _, row in sorted(self._rows.items())
+            if row.order_number in wanted and (row.is_with_staff or row.status is Status.RESOLVED)
+        ]
 
     async def follow_up_missed(self, who: CustomerRef) -> Ticket | None:
         found = self._latest(who, (Status.RESOLVED,))
@@ -437,6 +446,67 @@ class FakeOutbox:
         return False  # nothing is ever sent
 
 
+# -- insight: orders, notices, files, counts -----------------------------------------------
+
+
+class FakeOrders:
+    def __init__(self) -> None:
+        self.rows: dict[str, Order] = {}
+
+    async def get(self, order_number: str) -> Order | None:
+        return self.rows.get(normalise_number(order_number))
+
+    async def put(self, orders: list[Order], now: datetime) -> int:
+        for order in orders:
+            self.rows[normalise_number(order.order_number)] = order
+        return len(orders)
+
+
+class FakeNotices:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], tuple[datetime, dict[str, object]]] = {}
+
+    async def last(self, kind: str, key: str) -> datetime | None:
+        found = self.rows.get((kind, key))
+        return found[0] if found else None
+
+    async def given(self, kind: str, key: str, at: datetime, **detail: object) -> None:
+        self.rows[(kind, key)] = (at, detail)
+
+
+class FakeFiles:
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[str, bytes]] = {}
+
+    async def add(self, name: str, data: bytes, now: datetime) -> int:
+        file_id = len(self.rows) + 1
+        self.rows[file_id] = (name, data)
+        return file_id
+
+    async def get(self, file_id: int) -> tuple[str, bytes] | None:
+        return self.rows.get(file_id)
+
+
+class FakeInsight:
+    """What the use cases ask of the complaint record, counted from the fake tickets."""
+
+    def __init__(self, tickets: FakeTickets) -> None:
+        self.tickets = tickets
+
+    async def complaints_about(
+        self, *, product: str | None = None, batch: str | None = None, since: datetime
+    ) -> list[int]:
+        found = []
+        for ticket_id, row in sorted(self.tickets._rows.items()):
+            if row.submitted_at is None or row.submitted_at < since:
+                continue
+            if row.status in (Status.INTAKE, Status.CANCELLED):
+                continue
+            if (product and row.product == product) or (batch and row.batch == batch):
+                found.append(ticket_id)
+        return found
+
+
 # -- the unit of work ----------------------------------------------------------------------
 
 
@@ -450,6 +520,10 @@ class FakeUnitOfWork:
         self.links = FakeLinks(self.tickets)
         self.inbox = None  # the use cases never read the inbox (the poller does)
         self.outbox = FakeOutbox()
+        self.orders = FakeOrders()
+        self.notices = FakeNotices()
+        self.files = FakeFiles()
+        self.insight = FakeInsight(self.tickets)
         self.commits = 0
 
     async def __aenter__(self) -> FakeUnitOfWork:

@@ -100,3 +100,18 @@ def test_banned_phrases_are_found_whatever_the_punctuation() -> None:
     assert find_banned("这个嘛,我不知道 不清楚。", banned) is banned[0]
     assert find_banned("我知道了", banned) is None
     assert find_signals("孩子碰了以后过敏,要去医院", ["过敏", "医院", "起火"]) == ["过敏", "医院"]
+
+
+def test_the_weekly_report_is_due_monday_nine_in_the_shops_time_zone() -> None:
+    from datetime import UTC, datetime, time
+
+    from bot.domain.clock import weekly_due
+
+    sunday_night = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)  # Monday 04:00 in Shanghai
+    assert weekly_due(sunday_night, "Asia/Shanghai", 0, time(9, 0)) == datetime(
+        2026, 11, 30, 1, 0, tzinfo=UTC
+    )  # still ahead
+    wednesday = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    assert weekly_due(wednesday, "Asia/Shanghai", 0, time(9, 0)) == datetime(
+        2026, 11, 30, 1, 0, tzinfo=UTC
+    )  # passed: sent at once if it has not gone

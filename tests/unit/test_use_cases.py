@@ -786,3 +786,71 @@ async def test_a_customer_who_blocks_the_bot_after_the_fix_is_marked_and_staff_t
     assert "请用电话联系:13800138000" in one(in_thread(queued)).text
     assert "⚠️ 客户已屏蔽机器人" in one(in_thread(queued, CARD_EDIT)).text
     assert (await ticket_of(uow)).customer_blocked
+
+
+# -- what it is about, and why -------------------------------------------------------------
+
+
+async def test_the_root_cause_is_two_taps_from_the_card(uow: FakeUnitOfWork, desk: Desk) -> None:
+    """ "Record the root cause" puts the causes under a message in the thread; a tap records
+    one, and the card shows it."""
+    await submitted(uow, desk)
+
+    answer, queued = await staff_taps(uow, desk, STAFF, "🔎 记录原因")
+    assert answer == Answer()
+    ask = one(in_thread(queued))
+    assert ask.labels == ["产品缺陷", "服务失误", "流程缺失", "门店", "供应链", "配送"]
+
+    answer, queued = await staff_taps(uow, desk, STAFF, "产品缺陷", on=ask)
+    assert answer == Answer("已记录:产品缺陷")
+    answer, queued = await staff_taps(uow, desk, STAFF, "供应链", on=ask)
+    assert "🔎 原因:产品缺陷 · 供应链" in one(in_thread(queued, CARD_EDIT)).text
+    ticket = await ticket_of(uow)
+    assert (ticket.root_cause, ticket.responsible) == ("product_defect", "supply_chain")
+
+
+async def _open_ticket(uow: FakeUnitOfWork, number: int, at: datetime) -> Ticket:
+    ticket = Ticket(f"90{number}", f"客户{number}", "zh", at, channel="telegram")
+    ticket.status = Status.OPEN
+    ticket.submitted_at = at
+    return await uow.tickets.add(ticket)
+
+
+async def test_the_third_complaint_about_one_product_alerts_the_managers_once(
+    uow: FakeUnitOfWork, desk: Desk
+) -> None:
+    """Policy: 3 within 24 hours. The third names the product and the tickets and pages the
+    managers; a fourth the same day does not alert again; the next day's third does."""
+    for number in range(1, 4):
+        ticket = await _open_ticket(uow, number, NOW + timedelta(minutes=number))
+        await staff.fact_command(
+            uow.typed, desk, STAFF, ticket, "/product", " 红玫瑰 花束 ", NOW + timedelta(hours=1)
+        )
+    alerts = [q for q in uow.outbox.take() if q.kind == ROOM]
+    alert = one(alerts)
+    assert "商品「红玫瑰 花束」在 24 小时内已有 3 单投诉" in alert.text
+    assert "T-000001" in alert.text and "T-000003" in alert.text
+    assert '<a href="tg://user?id=4242">陈店长</a>' in alert.text and alert.alert
+
+    fourth = await _open_ticket(uow, 4, NOW + timedelta(hours=2))
+    await staff.fact_command(
+        uow.typed, desk, STAFF, fourth, "/product", "红玫瑰 花束", NOW + timedelta(hours=2)
+    )
+    assert not [q for q in uow.outbox.take() if q.kind == ROOM]
+
+    later = NOW + timedelta(days=2)
+    for number in range(5, 8):
+        ticket = await _open_ticket(uow, number, later)
+        await staff.fact_command(uow.typed, desk, STAFF, ticket, "/product", "红玫瑰 花束", later)
+    assert "已有 3 单投诉" in one([q for q in uow.outbox.take() if q.kind == ROOM]).text
+
+
+async def test_a_fact_command_without_its_words_says_how(uow: FakeUnitOfWork, desk: Desk) -> None:
+    await submitted(uow, desk)
+    ticket = await ticket_of(uow)
+    uow.outbox.take()
+
+    await staff.fact_command(uow.typed, desk, STAFF, ticket, "/cause", "不知道", NOW)
+
+    assert "/cause 产品 供应链" in one(in_thread(uow.outbox.take())).text
+    assert (await ticket_of(uow)).root_cause is None

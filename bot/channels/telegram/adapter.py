@@ -64,6 +64,12 @@ class Telegram:
         self.customers = CustomerChats(self.api)
         self._commands: asyncio.Task[None] | None = None
 
+    def ticket_link(self, reference: str) -> str | None:
+        """A link that opens a ticket's card for staff (in a private chat with the bot)."""
+        digest = getattr(self, "digest", None)
+        username = digest.bot_username if digest is not None else None
+        return f"https://t.me/{username}?start={reference}" if username else None
+
     def connect(
         self,
         desk: Desk,

@@ -17,7 +17,7 @@ from telegram.error import TelegramError
 from bot.domain.messages import FILE_KINDS, Answer, Attachment, Said, Say, StaffSaid, Tap, Urgency
 from bot.domain.tickets import Actor, CustomerRef, Ticket, parse_reference
 from bot.render import language_of
-from handlers import customer, staff
+from handlers import customer, manager, staff
 from handlers.context import Desk
 from storage.uow import UnitOfWork
 
@@ -242,7 +242,9 @@ class Router:
         kind = kind_of(message)
         if user is None or user.is_bot or kind in ("contact", "other"):
             return
-        if (message.text or "").startswith("/"):
+        command = (message.text or message.caption or "").strip()
+        if command.startswith("/"):
+            await self.staff_command(uow, message, command, now)
             return
         ticket = await self.ticket_of(uow, message)
         if ticket is None or ticket.id is None:
@@ -257,6 +259,42 @@ class Router:
             ref=str(message.message_id),
         )
         await staff.replied(uow, self.desk, said, now)
+
+    async def staff_command(
+        self, uow: UnitOfWork, message: Message, text: str, now: datetime
+    ) -> None:
+        """The managers' insight commands, and staff's facts about a ticket in its thread."""
+        assert message.from_user is not None
+        head, _, args = text.replace("\n", " ").partition(" ")
+        command = head.split("@")[0].lower()
+        actor = await self.staff_actor(message.from_user)
+        if command in manager.INSIGHT_COMMANDS:
+            if actor.role != "manager":
+                manager.refused(uow, self.desk, actor, command)
+            elif command == "/stats":
+                await manager.stats(uow, self.desk, actor, args, now)
+            elif command == "/export":
+                await manager.export(uow, self.desk, actor, args, now)
+            elif command == "/ticket":
+                await manager.ticket_record(uow, self.desk, actor, args)
+            else:
+                name, data = await self.document_of(message)
+                await manager.orders_received(uow, self.desk, actor, name, data, now)
+        elif command in staff.FACT_COMMANDS:
+            ticket = await self.ticket_of(uow, message)
+            if ticket is None:
+                staff.no_ticket_for(uow, self.desk, command)
+            else:
+                await staff.fact_command(uow, self.desk, actor, ticket, command, args, now)
+
+    async def document_of(self, message: Message) -> tuple[str, bytes | None]:
+        """The file sent with a command (or the file it replies to): its name and bytes."""
+        replied = message.reply_to_message
+        document = message.document or (replied.document if replied is not None else None)
+        if document is None:
+            return "", None
+        file = await self.bot.get_file(document.file_id)
+        return document.file_name or "orders.csv", bytes(await file.download_as_bytearray())
 
     async def ticket_of(self, uow: UnitOfWork, message: Message) -> Ticket | None:
         """The ticket a group message answers: by its topic, or by the message it replies to."""

@@ -67,7 +67,9 @@ class Api:
         fetch = self.fetchers.get(attachment.channel)
         if fetch is None:
             raise BadRequest(f"no way to fetch a {attachment.channel} file")
-        name = "photo.jpg" if attachment.kind == "photo" else f"{attachment.kind}.bin"
+        name = attachment.name or (
+            "photo.jpg" if attachment.kind == "photo" else f"{attachment.kind}.bin"
+        )
         return InputFile(await fetch(attachment), filename=name)
 
     async def download(self, attachment: Attachment) -> bytes:

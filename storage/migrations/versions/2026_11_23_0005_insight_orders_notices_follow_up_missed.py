@@ -1,4 +1,4 @@
-"""insight: a ticket's product, batch and root cause; orders; notices; a missed follow-up
+"""insight: tickets get product, batch, root cause, order; orders; notices; files
 
 Revision ID: 0005
 Revises: 0004
@@ -27,6 +27,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("batch", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("root_cause", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("responsible", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("order_facts", sa.JSON(), nullable=True))
         batch_op.create_index("ix_tickets_submitted", ["submitted_at"], unique=False)
         batch_op.create_index("ix_tickets_product", ["product", "submitted_at"], unique=False)
         batch_op.create_index("ix_tickets_batch", ["batch", "submitted_at"], unique=False)
@@ -51,14 +52,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("kind", "key", name=op.f("pk_notices")),
     )
 
+    op.create_table(
+        "files",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_files")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("files")
     op.drop_table("notices")
     op.drop_table("orders")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index("ix_tickets_batch")
         batch_op.drop_index("ix_tickets_product")
         batch_op.drop_index("ix_tickets_submitted")
+        batch_op.drop_column("order_facts")
         batch_op.drop_column("responsible")
         batch_op.drop_column("root_cause")
         batch_op.drop_column("batch")
