@@ -338,13 +338,16 @@ async def orders_received(
 
 async def weekly_report(uow: UnitOfWork, desk: Desk, now: datetime) -> bool:
     """The week's report for the managers (once a week: a restart does not send it again):
-    the figures, the chart, and the three things to fix first."""
+    the figures, the chart, and the three things to fix first. A week with nothing in it is
+    noted, not reported."""
     week = now.astimezone(ZoneInfo(desk.policy.timezone)).strftime("%G-W%V")
     if await uow.notices.last("weekly_report", week) is not None:
         return False
     await uow.notices.given("weekly_report", week, now)
     period = parse_period("7d", now, desk.policy.timezone)
     summary = await summary_of(uow, desk, period, now)
+    if summary.total == 0 and summary.backlog == 0:
+        return True  # nothing to report (a new desk): not a message worth a manager's time
     chart = await chart_file(uow, desk, summary, now)
     labels = _labels(desk)
     text = _summary_text(
