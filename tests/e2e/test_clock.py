@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
 
 from bot.standin import BotApiStandIn
+from storage.db import create_engine
+from storage.models import DeadlineRow
 from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group, said
 
 MANAGER_LINK = f"tg://user?id={MANAGER_ID}"
+FIRST_RESPONSE = "first_response"
+
+
+async def first_response_deadlines(database_url: str) -> list[Any]:
+    """The first-response deadlines as the desk stored them (fired or not)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as db:
+            query = select(DeadlineRow).where(DeadlineRow.kind == FIRST_RESPONSE)
+            return list((await db.execute(query)).all())
+    finally:
+        await engine.dispose()
 
 
 async def test_a_missed_first_response_pages_the_manager_and_calms_the_customer(
-    api: BotApiStandIn, start_bot
+    api: BotApiStandIn, start_bot, database_url: str
 ) -> None:
     """No human answer within SLA_FIRST_RESPONSE: the managers are mentioned under the card,
     the customer hears a person is on it; a ticket answered in time never escalates."""
     api.person(MANAGER_ID, "陈店长", "zh")
-    await start_bot(sla_first_response="4s")
+    bot = await start_bot(sla_first_response="4s")
     customer = api.person(8001, "小明", "zh")
     answered = api.person(8002, "小红", "zh")
     staff = api.person(8101, "小王", "zh")
@@ -30,27 +47,43 @@ async def test_a_missed_first_response_pages_the_manager_and_calms_the_customer(
     assert "T-000001" in page.text and MANAGER_LINK in page.links
     assert page.reply_to == card.message_id
     await said(api, customer, "马上会有同事在这里回复您")
-    await asyncio.sleep(2)
+    # nothing is left that could page: the late ticket's deadline has fired (once), and the
+    # answered ticket's was dropped when the answer reached the customer
+    await bot.settled()
+    deadlines = await first_response_deadlines(database_url)
+    assert [(d.ticket_id, d.fired_at is not None) for d in deadlines] == [(1, True)]
     pages = [s for s in api.sent_to(STAFF_CHAT) if "还没有人回复" in s.text]
     assert len(pages) == 1  # once, and not for the ticket answered in time
     assert not any("马上会有同事" in s.text for s in api.sent_to(answered.id))
 
 
 async def test_a_deadline_that_passed_while_the_bot_was_down_fires_once_after_restart(
-    api: BotApiStandIn, start_bot_process
+    api: BotApiStandIn, start_bot_process, database_url: str
 ) -> None:
-    """Killed before the deadline, started after it: the page comes once, right after start."""
-    bot = await start_bot_process(sla_first_response="3s")
+    """Killed before the deadline, started after it: the page comes once, right after start.
+    (The deadline is moved into the past while the bot is down, as if the time had passed.)"""
+    bot = await start_bot_process(sla_first_response="1h")
     customer = api.person(8003, "小刚", "zh")
     await file_complaint(api, customer, photos=())
     bot.kill9()
-    await asyncio.sleep(4)
+    engine = create_engine(database_url)
+    async with engine.begin() as db:
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        await db.execute(
+            update(DeadlineRow).where(DeadlineRow.kind == FIRST_RESPONSE).values(due_at=past)
+        )
+    await engine.dispose()
     assert not any("还没有人回复" in s.text for s in api.sent)
-    again = await start_bot_process(sla_first_response="3s")
+    again = await start_bot_process(sla_first_response="1h")
     await in_group(api, "还没有人回复", timeout=15)
     await again.stop()
-    await start_bot_process(sla_first_response="3s")
-    await asyncio.sleep(2)
+    [deadline] = await first_response_deadlines(database_url)
+    assert deadline.fired_at is not None  # claimed once: no start will fire it again
+    third = await start_bot_process(sla_first_response="1h")
+    mark = len(api.sent)
+    api.person(8005, "小芳", "zh").send("你好")  # a sentinel: the bot is up and working
+    await api.wait_for(lambda s: s.chat_id == 8005, after=mark)
+    await third.stop()  # what it had to say is said before it stops
     assert len([s for s in api.sent if "还没有人回复" in s.text]) == 1
 
 
