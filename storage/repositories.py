@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Deadline, DeadlineKind
@@ -46,6 +46,14 @@ _FIELDS = (
 ).split()
 
 
+def _locks(session: AsyncSession) -> bool:
+    """On PostgreSQL a row read to be changed is locked until the commit, so that two
+    transactions (a handler, the sender recording a delivery) never decide from a stale copy;
+    SQLite has one writer at a time anyway."""
+    bind = session.bind
+    return bind is not None and bind.dialect.name == "postgresql"
+
+
 def _actor(actor_id: str | None, name: str | None, role: str) -> Actor | None:
     return Actor(actor_id, name or "", role) if actor_id is not None else None
 
@@ -61,11 +69,7 @@ class TicketRepository:
         self._loaded: dict[int, dict[str, object]] = {}
 
     def _locking(self) -> bool:
-        """On PostgreSQL a ticket read to be changed is locked until the commit, so that two
-        transactions (a handler, the sender recording a delivery) never plan its deadlines
-        from a stale copy; SQLite has one writer at a time anyway."""
-        bind = self.session.bind
-        return bind is not None and bind.dialect.name == "postgresql"
+        return _locks(self.session)
 
     async def get(self, ticket_id: int) -> Ticket | None:
         row = await self.session.get(
@@ -94,18 +98,7 @@ class TicketRepository:
         return ticket
 
     async def active_for_customer(self, who: CustomerRef) -> Ticket | None:
-        row = await self._one(
-            select(TicketRow)
-            .where(
-                TicketRow.channel == who.channel,
-                TicketRow.customer_id == who.id,
-                TicketRow.status.in_([s.value for s in ACTIVE]),
-            )
-            .order_by(TicketRow.id.desc())
-            .limit(1)
-            .execution_options(populate_existing=True)
-        )
-        return self._loaded_ticket(row) if row else None
+        return await self._newest(who, TicketRow.status.in_([s.value for s in ACTIVE]))
 
     async def with_orders(self, order_numbers: list[str]) -> list[Ticket]:
         """Tickets in the staff room's hands (or resolved) with one of these order numbers."""
@@ -121,46 +114,39 @@ class TicketRepository:
                 .order_by(TicketRow.id)
                 .execution_options(populate_existing=True)
             )
-            if self._locking():
-                query = query.with_for_update()
-            found.extend(self._loaded_ticket(row) for row in await self.session.scalars(query))
+            found.extend(
+                self._loaded_ticket(row) for row in await self.session.scalars(self._lock(query))
+            )
         return found
 
     async def follow_up_missed(self, who: CustomerRef) -> Ticket | None:
         """The customer's resolved ticket whose satisfaction question never reached them."""
-        row = await self._one(
-            select(TicketRow)
-            .where(
-                TicketRow.channel == who.channel,
-                TicketRow.customer_id == who.id,
-                TicketRow.status == Status.RESOLVED.value,
-                TicketRow.follow_up_missed.is_(True),
-            )
-            .order_by(TicketRow.id.desc())
-            .limit(1)
-            .execution_options(populate_existing=True)
+        return await self._newest(
+            who,
+            TicketRow.status == Status.RESOLVED.value,
+            TicketRow.follow_up_missed.is_(True),
         )
-        return self._loaded_ticket(row) if row else None
 
     async def awaiting_comment(self, who: CustomerRef) -> Ticket | None:
         """The customer's rated ticket whose comment the desk is waiting for."""
+        return await self._newest(who, TicketRow.awaiting_comment.is_(True))
+
+    async def _newest(self, who: CustomerRef, *conditions: ColumnElement[bool]) -> Ticket | None:
+        """The customer's newest ticket that meets the conditions (read to be changed)."""
         row = await self._one(
             select(TicketRow)
-            .where(
-                TicketRow.channel == who.channel,
-                TicketRow.customer_id == who.id,
-                TicketRow.awaiting_comment.is_(True),
-            )
+            .where(TicketRow.channel == who.channel, TicketRow.customer_id == who.id, *conditions)
             .order_by(TicketRow.id.desc())
             .limit(1)
             .execution_options(populate_existing=True)
         )
         return self._loaded_ticket(row) if row else None
 
+    def _lock(self, query: Select[tuple[TicketRow]]) -> Select[tuple[TicketRow]]:
+        return query.with_for_update() if self._locking() else query
+
     async def _one(self, query: Select[tuple[TicketRow]]) -> TicketRow | None:
-        if self._locking():
-            query = query.with_for_update()
-        return await self.session.scalar(query)
+        return await self.session.scalar(self._lock(query))
 
     async def add(self, ticket: Ticket) -> Ticket:
         row = TicketRow()
@@ -683,15 +669,11 @@ class NoticeRepository:
         self.session = session
 
     async def last(self, kind: str, key: str) -> datetime | None:
-        row = await self.session.get(NoticeRow, (kind, key), with_for_update=self._locking())
+        row = await self.session.get(NoticeRow, (kind, key), with_for_update=_locks(self.session))
         return row.at if row is not None else None
 
     async def given(self, kind: str, key: str, at: datetime, **detail: object) -> None:
         await self.session.merge(NoticeRow(kind=kind, key=key, at=at, detail=dict(detail)))
-
-    def _locking(self) -> bool:
-        bind = self.session.bind
-        return bind is not None and bind.dialect.name == "postgresql"
 
 
 class FileRepository:

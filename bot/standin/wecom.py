@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -36,6 +36,8 @@ from aiohttp import web
 
 from bot.channels.wecom.crypto import WeComCrypto, signature
 from bot.standin.waiting import until
+
+T = TypeVar("T")
 
 AES_KEY = "4qOQr1YJMPJ3BD5Rv92u7pvF5fO1rz27T8x9neCt2Ck"  # a valid 43-character EncodingAESKey
 
@@ -1025,22 +1027,28 @@ class WeComStandIn:
         """Until `condition()` holds, looked at each time something happens (a barrier)."""
         await until(self._changed, condition, timeout)
 
-    async def wait_sent(
-        self, predicate: Callable[[SentMessage], bool], timeout: float = 10.0, after: int = 0
-    ) -> SentMessage:
-        """The first message sent (from index `after` on) that matches; waits for it."""
-        found: list[SentMessage] = []
+    async def _first(
+        self, seen: Callable[[], list[T]], predicate: Callable[[T], bool], timeout: float
+    ) -> T:
+        """The first of `seen()` that matches; waits for it (TimeoutError lists what came)."""
+        found: list[T] = []
 
         def matched() -> bool:
-            found[:] = [s for s in self.sent[after:] if predicate(s)][:1]
+            found[:] = [item for item in seen() if predicate(item)][:1]
             return bool(found)
 
         try:
             await self.until(matched, timeout)
         except TimeoutError:
-            seen = "\n".join(f"  [{s.touser}] {s.text[:120]!r}" for s in self.sent[after:])
-            raise TimeoutError(f"no matching message within {timeout}s; sent:\n{seen}") from None
+            came = "\n".join(f"  {item!r:.160}" for item in seen())
+            raise TimeoutError(f"nothing matching within {timeout}s; came:\n{came}") from None
         return found[0]
+
+    async def wait_sent(
+        self, predicate: Callable[[SentMessage], bool], timeout: float = 10.0, after: int = 0
+    ) -> SentMessage:
+        """The first message sent (from index `after` on) that matches; waits for it."""
+        return await self._first(lambda: self.sent[after:], predicate, timeout)
 
     async def wait_text(
         self, external_userid: str, needle: str, timeout: float = 10.0, after: int = 0
@@ -1052,14 +1060,8 @@ class WeComStandIn:
     async def wait_webhook(
         self, predicate: Callable[[WebhookMessage], bool], timeout: float = 10.0, after: int = 0
     ) -> WebhookMessage:
-        found: list[WebhookMessage] = []
-
-        def matched() -> bool:
-            found[:] = [m for m in self.webhook_sent[after:] if predicate(m)][:1]
-            return bool(found)
-
-        await self.until(matched, timeout)
-        return found[0]
+        """The first group-robot message (from index `after` on) that matches; waits for it."""
+        return await self._first(lambda: self.webhook_sent[after:], predicate, timeout)
 
     async def wait_callbacks(self, count: int, timeout: float = 15.0) -> None:
         """Until `count` callback attempts have been made."""
