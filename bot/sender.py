@@ -238,9 +238,7 @@ class Sender:
             if head.lane in self._blocked:
                 self._blocked.discard(head.lane)
                 await customer.reachable(uow, self.desk, who)
-            answer_by = next(
-                (r.payload["answer_by"] for r in rows if "answer_by" in r.payload), None
-            )
+            answer_by = _answer_by(rows)
             if answer_by and head.ticket_id is not None:
                 actor = Actor(*answer_by)
                 await staff.answer_delivered(uow, self.desk, head.ticket_id, actor, now)

@@ -189,6 +189,8 @@ async def check_batches(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: dateti
         if not value:
             continue
         ids = await uow.insight.complaints_about(**{scope: value}, since=now - rule.window)
+        if len(ids) < rule.threshold:
+            continue  # the usual case: no notice to look up (nor lock)
         key = f"{scope}:{value}"
         last = await uow.notices.last("batch_alert", key)
         if not alert_due(len(ids), rule, last, now):

@@ -4,7 +4,7 @@ options), resolves without compensation, or reopens a resolved ticket."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -262,7 +262,7 @@ async def export(uow: UnitOfWork, desk: Desk, actor: Actor, args: str, now: date
 
 
 def _rows(
-    records: AsyncIterator[RecordRow], loop: asyncio.AbstractEventLoop
+    records: AsyncGenerator[RecordRow, None], loop: asyncio.AbstractEventLoop
 ) -> Iterator[RecordRow]:
     """The database's rows for a writer in a worker thread: read on the event loop a page at a
     time, so that neither the loop waits for the writer nor all rows are held at once."""
@@ -275,8 +275,11 @@ def _rows(
                 break
         return rows
 
-    while rows := asyncio.run_coroutine_threadsafe(page(), loop).result():
-        yield from rows
+    try:
+        while rows := asyncio.run_coroutine_threadsafe(page(), loop).result():
+            yield from rows
+    finally:  # a writer that stops early (or fails) leaves no cursor open
+        asyncio.run_coroutine_threadsafe(records.aclose(), loop).result()
 
 
 async def ticket_record(uow: UnitOfWork, desk: Desk, actor: Actor, args: str) -> None:

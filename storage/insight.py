@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -204,7 +204,7 @@ class InsightRepository:
 
     # -- the record ----------------------------------------------------------------------------
 
-    async def record(self, period: Period, mask: bool = True) -> AsyncIterator[RecordRow]:
+    async def record(self, period: Period, mask: bool = True) -> AsyncGenerator[RecordRow, None]:
         """The complaint record: each ticket submitted in the period, in the order submitted,
         fetched a batch at a time (the export of a year never sits in memory)."""
         query = (
