@@ -200,9 +200,9 @@ async def fact_command(
     value = " ".join(args.split())[:120]
     facts: dict[str, str] = {}
     if command == "/cause":
-        words = set(value.lower().split())
-        cause = next((k for k, ws in CAUSE_WORDS.items() if words & set(ws)), None)
-        where = next((k for k, ws in WHERE_WORDS.items() if words & set(ws)), None)
+        said = value.lower()  # "产品 供应链", "产品缺陷，供应链", "product supply"
+        cause = next((k for k, ws in CAUSE_WORDS.items() if any(w in said for w in ws)), None)
+        where = next((k for k, ws in WHERE_WORDS.items() if any(w in said for w in ws)), None)
         if cause:
             facts["root_cause"] = cause
         if where:
@@ -214,7 +214,8 @@ async def fact_command(
             uow, desk, ticket, "staff/fact_usage.html", command=command, urgency=Urgency.RELAY
         )
         return
-    await set_facts(uow, desk, actor, ticket, now, **facts)
+    if not await set_facts(uow, desk, actor, ticket, now, **facts):
+        return  # already so: nothing to say again
     shown = [
         label(lang, f"cause_{value}") if name == "root_cause" else
         label(lang, f"where_{value}") if name == "responsible" else value

@@ -854,3 +854,18 @@ async def test_a_fact_command_without_its_words_says_how(uow: FakeUnitOfWork, de
 
     assert "/cause 产品 供应链" in one(in_thread(uow.outbox.take())).text
     assert (await ticket_of(uow)).root_cause is None
+
+
+async def test_the_cause_may_be_written_as_one_phrase(uow: FakeUnitOfWork, desk: Desk) -> None:
+    """"/cause 产品缺陷，供应链" is understood; saying it again adds nothing to the thread."""
+    await submitted(uow, desk)
+    ticket = await ticket_of(uow)
+    uow.outbox.take()
+
+    await staff.fact_command(uow.typed, desk, STAFF, ticket, "/cause", "产品缺陷，供应链", NOW)
+    assert "小王 记录了 产品缺陷、供应链" in one(in_thread(uow.outbox.take())).text
+
+    again = await ticket_of(uow)
+    await staff.fact_command(uow.typed, desk, STAFF, again, "/cause", "产品 供应链", NOW)
+    assert not in_thread(uow.outbox.take())
+    assert (again.root_cause, again.responsible) == ("product_defect", "supply_chain")
