@@ -45,6 +45,11 @@ async def test_orders_then_a_complaint_then_the_managers_figures(
     assert "红玫瑰花束 33 支" in card.text and "B20261120" in card.text
     assert "生日 <加急>" in card.text  # shown as written, not as markup
 
+    staff = api.person(3102, "小王", "zh")
+    staff.say_in_group(STAFF_CHAT, "/cause 产品 供应链", reply_to=card.message_id)
+    await in_group(api, "小王 记录了 产品缺陷、供应链")
+    await api.wait_for(lambda s: s.message_id == card.message_id and "🔎 原因:产品缺陷" in s.text)
+
     mark = len(api.sent)
     manager.say_in_group(STAFF_CHAT, "/stats 7d")
     figures = await in_group(api, "投诉统计", mark)

@@ -857,7 +857,7 @@ async def test_a_fact_command_without_its_words_says_how(uow: FakeUnitOfWork, de
 
 
 async def test_the_cause_may_be_written_as_one_phrase(uow: FakeUnitOfWork, desk: Desk) -> None:
-    """"/cause 产品缺陷，供应链" is understood; saying it again adds nothing to the thread."""
+    """ "/cause 产品缺陷，供应链" is understood; saying it again adds nothing to the thread."""
     await submitted(uow, desk)
     ticket = await ticket_of(uow)
     uow.outbox.take()
@@ -869,3 +869,27 @@ async def test_the_cause_may_be_written_as_one_phrase(uow: FakeUnitOfWork, desk:
     await staff.fact_command(uow.typed, desk, STAFF, again, "/cause", "产品 供应链", NOW)
     assert not in_thread(uow.outbox.take())
     assert (again.root_cause, again.responsible) == ("product_defect", "supply_chain")
+
+
+async def test_the_shops_order_endpoint_fills_the_card(uow: FakeUnitOfWork) -> None:
+    """An order the desk has not been given is asked of the shop's endpoint at submit; the
+    card shows it, and it is kept (not asked again)."""
+    from bot.domain.orders import Order
+
+    asked: list[str] = []
+
+    async def lookup(number: str) -> Order | None:
+        asked.append(number)
+        return Order(number, product="红玫瑰花束", batch="B20261120", delivered_at="11-23 10:00")
+
+    desk = fakes.desk(order_lookup=lookup)
+    await submitted(uow, desk)
+
+    card = one([q for q in uow.outbox.pending() if q.kind == CARD])
+    assert (
+        "订单记录" in card.text
+        and "商品 红玫瑰花束" in card.text
+        and "批次 B20261120" in card.text
+    )
+    assert asked == ["FS2026112301"] and await uow.orders.get("FS2026112301") is not None
+    assert (await ticket_of(uow)).product == "红玫瑰花束"
