@@ -206,7 +206,8 @@ async def check_batches(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: dateti
             managers=await desk.managers(),
             window=rule.window,
         )
-        uow.outbox.to_room(Say(text), ticket_id=ticket.id, urgency=Urgency.RELAY, alert=True)
+        # about several tickets, so no one ticket's thread: a reply to it reaches no customer
+        uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, alert=True)
 
 
 async def watch(uow: UnitOfWork, desk: Desk, ticket: Ticket, text: str, now: datetime) -> None:

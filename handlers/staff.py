@@ -180,6 +180,13 @@ WHERE_WORDS = {
 }
 
 
+def not_a_thread(uow: UnitOfWork, desk: Desk, actor: Actor) -> None:
+    """A reply to a message of the desk's that is no ticket's thread (a digest, a printout, an
+    alert): it reaches no customer, and the person hears how to answer one."""
+    text = desk.render(desk.staff_language, "staff/not_a_thread.html", actor=actor)
+    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
+
+
 def no_ticket_for(uow: UnitOfWork, desk: Desk, command: str) -> None:
     """A fact command outside any ticket's thread."""
     text = desk.render(desk.staff_language, "staff/fact_where.html", command=command)

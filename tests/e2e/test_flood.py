@@ -58,7 +58,8 @@ async def test_many_tickets_at_once_reach_the_group_as_a_digest_then_as_cards(
 ) -> None:
     """Five tickets submitted in the same second to a group that takes four messages a
     minute: the group gets a digest listing the tickets whose card must wait, each linked;
-    a staff member opens one in a private chat; every card still arrives; no 429."""
+    a staff member opens one in a private chat; a reply to the digest reaches no customer;
+    every card still arrives; no 429."""
     api.limits = TelegramLimits(group_per_minute=4)
     await start_bot(**{**TELEGRAM_DEFAULTS, "rate_group_per_minute": "4"})
     customers = [api.person(8200 + i, f"顾客{i}", "zh") for i in range(5)]
@@ -86,11 +87,15 @@ async def test_many_tickets_at_once_reach_the_group_as_a_digest_then_as_cards(
     await said(api, stranger, "哪一类问题")
     assert not any(listed[0] in s.text for s in api.sent_to(stranger.id))
 
+    staff.say_in_group(STAFF_CHAT, "这几单我来看", reply_to=digest.message_id)
     for ref in references:  # every ticket gets its card, as the group's limit allows
         await api.wait_for(
             lambda s, ref=ref: s.chat_id == STAFF_CHAT and "📋 投诉单" in s.text and ref in s.text,
             timeout=90,
         )
+    # a reply to the digest is no reply to a customer (not even the first ticket it lists)
+    await in_group(api, "这条没有发给客户", mark, timeout=90)
+    assert not any("这几单我来看" in s.text for c in customers for s in api.sent_to(c.id))
     assert api.limits.refused == 0
 
 

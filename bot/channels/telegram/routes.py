@@ -15,7 +15,7 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 
 from bot.domain.messages import FILE_KINDS, Answer, Attachment, Said, Say, StaffSaid, Tap, Urgency
-from bot.domain.tickets import Actor, CustomerRef, Ticket, parse_reference
+from bot.domain.tickets import Actor, CustomerRef, Ticket
 from bot.render import language_of
 from handlers import customer, manager, staff
 from handlers.context import Desk
@@ -25,7 +25,6 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 KINDS = ("text", *FILE_KINDS, "contact", "location")
-REFERENCE = re.compile(r"T-\d{6,}")
 DEEP_LINK = re.compile(r"^/start(@\w+)?\s+(T-\d{6,})$")
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -248,6 +247,8 @@ class Router:
             return
         ticket = await self.ticket_of(uow, message)
         if ticket is None or ticket.id is None:
+            if self._answers_the_bot(message):  # a digest, a printout, an alert: no customer's
+                staff.not_a_thread(uow, self.desk, await self.staff_actor(user))
             return
         await uow.links.link(message.chat.id, message.message_id, ticket.id)
         said = StaffSaid(
@@ -314,15 +315,22 @@ class Router:
         ticket_id = await uow.links.ticket_for(message.chat.id, replied.message_id)
         if ticket_id is not None:
             return await uow.tickets.get(ticket_id)
-        if not (replied.from_user and replied.from_user.is_bot):
+        if not self._answers_the_bot(message):
             return None
-        # a reply that came before its link was stored: the reference is in the text
-        found = REFERENCE.search(replied.text or replied.caption or "")
-        ticket_id = parse_reference(found.group(0)) if found else None
+        # the card answered before the bot heard back about it (its id not stored yet): its
+        # buttons name the ticket. Nothing else of the bot's (a digest, a /ticket printout, a
+        # batch alert) is a ticket's thread, whatever references its text holds.
+        ticket_id = _card_of(replied)
         ticket = await uow.tickets.get(ticket_id) if ticket_id else None
-        if ticket is not None and ticket.card_message_id is None and _is_card_of(replied, ticket):
+        if ticket is not None and ticket.card_message_id is None:
             ticket.card_message_id = replied.message_id  # this message is the card
         return ticket
+
+    def _answers_the_bot(self, message: Message) -> bool:
+        """Whether the message replies to one of this bot's own messages."""
+        replied = message.reply_to_message
+        author = replied.from_user if replied is not None else None
+        return author is not None and author.is_bot and author.id == self.bot.id
 
     # -- taps ------------------------------------------------------------------------------
 
@@ -398,14 +406,14 @@ class Router:
             await customer.reachable(uow, self.desk, who)
 
 
-def _is_card_of(message: Message, ticket: Ticket) -> bool:
-    """Whether a bot message carries the buttons of this ticket's card."""
+def _card_of(message: Message) -> int | None:
+    """The ticket whose card buttons this bot message carries, if it carries any."""
     keyboard = message.reply_markup
     if keyboard is None:
-        return False
+        return None
     for row in keyboard.inline_keyboard:
         for button in row:
             parts = str(button.callback_data or "").split(":")
-            if len(parts) >= 3 and parts[0] == "t" and parts[2] == str(ticket.id):
-                return True
-    return False
+            if len(parts) >= 3 and parts[0] == "t" and parts[2].isdigit():
+                return int(parts[2])
+    return None
