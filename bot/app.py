@@ -67,7 +67,7 @@ class App:
 
 def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = utc_now) -> App:
     telegram = Telegram(settings)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, settings.database_busy_timeout.total_seconds())
     factory = session_factory(engine)
     sla = settings.sla()
     desk = Desk(
@@ -196,12 +196,11 @@ async def start(app: App) -> None:
     """Catch up on what a stop left, connect the messengers and recover their inboxes (the
     poller is `serve`'s)."""
     async with app.new_uow() as uow:
-        known = await uow.tickets.customer_ids("telegram")
         caught = await clock_cases.catch_up(uow, app.desk)
         await uow.commit()
     if caught:
         logger.info("Catching up: %s tickets' cards", caught)
-    await app.telegram.start(known)
+    await app.telegram.start()
     if app.wecom is not None:
         await app.wecom.start()
 

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     staff_chat_id: int | None = None  # none yet: the set-up mode (README step 3)
     manager_ids: Annotated[tuple[int, ...], NoDecode] = ()
     database_url: str = "sqlite+aiosqlite:///./desk.db"
+    # SQLite: how long a write waits for another writer before the work is tried again later
+    database_busy_timeout: Duration = timedelta(seconds=60)
     telegram_api_url: str = PUBLIC_API_URL
     shop_policy: Path = BUNDLED_POLICY
     default_language: Literal["zh", "en"] = "zh"

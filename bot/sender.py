@@ -2,9 +2,8 @@
 
 Rows of one lane (a customer's chat, a ticket's thread in the staff room) go one at a time and
 in order; lanes run at once, and each adapter's limiter decides who goes first. What came back
-is recorded in one transaction with its consequences (the card's message id, a customer who
-blocked the bot), many sends' results committed together when they finish together. A kill -9
-can repeat at most the sends in flight, one a lane.
+is recorded as it returns, in one transaction with its consequences (the card's message id, a
+customer who blocked the bot). A kill -9 can repeat at most the sends in flight, one a lane.
 """
 
 from __future__ import annotations
@@ -12,33 +11,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.channels.base import CustomerChannel, Delivery, Outcome, StaffRoom
+from bot.channels.base import CustomerChannel, Delivery, Outcome, Passing, StaffRoom
 from bot.domain.messages import Outgoing
 from bot.domain.tickets import Actor, CustomerRef
 from handlers import customer, staff
 from handlers.context import Desk
+from storage.db import passing
 from storage.outbox import CARD, MIRROR, STAFF
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
-RETRY_AFTER = 5.0  # a lane whose send failed for a passing reason tries again after this
-MAX_TRIES = 5  # then the row is given up as failed
+RETRY_FIRST = 5.0  # a lane whose send failed for a passing reason tries again after this,
+RETRY_MOST = 60.0  # doubling up to this, for as long as the messenger is away
+MAX_TRIES = 5  # a row that fails for a reason that will not pass (a bug) is given up after this
 MAX_HOLD = 30.0  # a lane held back (an album's end) looks again at least this often
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class _Result:
-    rows: list[Outgoing]
-    outcome: Outcome
-    done: asyncio.Future[None]
 
 
 class Sender:
@@ -64,9 +57,8 @@ class Sender:
         self._stopped = asyncio.Event()  # wakes lanes that wait (an album's end, a retry)
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()  # lanes poked while their worker was finishing
-        self._results: list[_Result] = []
-        self._recorder: asyncio.Task[None] | None = None
-        self._tries: dict[int, int] = {}
+        self._tries: dict[int, int] = {}  # a row's failures that will not pass
+        self.retry_first, self.retry_most = RETRY_FIRST, RETRY_MOST
         self._blocked: set[str] = set()  # lanes of customers found unreachable
         self.sent = 0
 
@@ -98,8 +90,6 @@ class Sender:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        if self._recorder is not None:
-            await asyncio.gather(self._recorder, return_exceptions=True)
 
     async def idle(self) -> None:
         """Wait until nothing is queued or in flight (tests and the demo)."""
@@ -125,6 +115,7 @@ class Sender:
             return await uow.outbox.pending(lane)
 
     async def _work(self, lane: str) -> None:
+        backoff = self.retry_first
         try:
             while not self._stopping:
                 self._again.discard(lane)
@@ -142,14 +133,20 @@ class Sender:
                     continue
                 try:
                     outcome = await self._deliver(rows, lane)
-                except Exception as exc:  # a passing fault (network, 5xx): the lane waits
+                except Exception as exc:
+                    if isinstance(exc, Passing) or passing(exc):  # the lane waits, however long
+                        logger.warning("Send %s in %s waits: %s", head.id, lane, exc)
+                        await self._pause(backoff)
+                        backoff = min(backoff * 2, self.retry_most)
+                        continue
                     tries = self._tries.get(head.id, 0) + 1
                     self._tries[head.id] = tries
-                    logger.warning("Send %s in %s failed (%s), try %s", head.id, lane, exc, tries)
+                    logger.exception("Send %s in %s failed, try %s", head.id, lane, tries)
                     if tries < MAX_TRIES:
-                        await self._pause(RETRY_AFTER)
+                        await self._pause(self.retry_first)
                         continue
-                    outcome = Outcome(Delivery.FAILED, [head.id], detail=str(exc)[:500])
+                    outcome = Outcome(Delivery.FAILED, [head.id], detail=type(exc).__name__)
+                backoff = self.retry_first
                 self._tries.pop(head.id, None)
                 covered = set(outcome.rows or [head.id])
                 fresh = rows if covered <= {r.id for r in rows} else await self._pending(lane)
@@ -187,31 +184,46 @@ class Sender:
     # -- recording -------------------------------------------------------------------------
 
     async def _record(self, rows: list[Outgoing], outcome: Outcome) -> None:
-        """Record the outcome (with others that finished meanwhile, in one transaction)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._results.append(_Result(rows, outcome, done))
-        if self._recorder is None or self._recorder.done():
-            self._recorder = asyncio.create_task(self._flush())
-        await done
-
-    async def _flush(self) -> None:
-        while self._results:
-            batch, self._results = self._results, []
+        """Record what came back at once, in a transaction of its own, so that a kill -9
+        repeats at most the sends in flight. A passing database fault is waited out (never
+        answered by sending again); should recording its consequences fail for good, the row
+        is still marked done."""
+        backoff = 0.05
+        while True:
             try:
                 async with self.new_uow() as uow:
-                    for result in batch:
-                        await self._apply(uow, result.rows, result.outcome)
+                    await self._apply(uow, rows, outcome)
                     await uow.commit()
+                break
             except Exception as exc:
-                logger.exception("Delivery results not recorded")
-                for result in batch:
-                    if not result.done.done():
-                        result.done.set_exception(exc)
-                continue
-            self.sent += len(batch)
-            for result in batch:
-                if not result.done.done():
-                    result.done.set_result(None)
+                if not passing(exc):
+                    logger.exception("What followed send %s was not recorded", rows[0].id)
+                    await self._mark_done(rows, outcome)
+                    break
+                logger.warning("Recording send %s waits: %s", rows[0].id, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.sent += 1
+
+    async def _mark_done(self, rows: list[Outgoing], outcome: Outcome) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                async with self.new_uow() as uow:
+                    await uow.outbox.done(
+                        [r.id for r in rows],
+                        "dropped" if outcome.detail == "dropped" else outcome.delivery.value,
+                        self.clock(),
+                        outcome.message_ids or None,
+                        outcome.detail or None,
+                    )
+                    await uow.commit()
+                return
+            except Exception as exc:
+                if not passing(exc):
+                    raise
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def _apply(self, uow: UnitOfWork, rows: list[Outgoing], outcome: Outcome) -> None:
         now = self.clock()

@@ -708,3 +708,18 @@ async def refused(
             reason=reason,
             urgency=Urgency.RELAY if closed else Urgency.CARD,
         )
+
+
+async def not_handled(uow: UnitOfWork, desk: Desk, said: Said) -> None:
+    """A customer's message that could not be handled, however often it was tried (a fault of
+    the desk's own): it is set aside so their chat moves on, and staff hear whose it was, so
+    that a person answers them."""
+    ticket = await uow.tickets.active_for_customer(said.who)
+    text = desk.render(
+        desk.staff_language,
+        "staff/not_handled.html",
+        said=said,
+        ticket=ticket,
+        excerpt=(said.text or "")[:200],
+    )
+    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, alert=True)

@@ -92,7 +92,7 @@ class TicketRow(Base):
     resolved_at: Mapped[datetime | None]
     customer_blocked: Mapped[bool] = mapped_column(Boolean, default=False)
     card_message_id: Mapped[int | None] = mapped_column(BigInteger)
-    topic_id: Mapped[int | None] = mapped_column(BigInteger)
+    topic_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     last_customer_at: Mapped[datetime | None]
     clock_started_at: Mapped[datetime | None]
     deadline_round: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -188,7 +188,7 @@ class InboxRow(Base):
     __tablename__ = "inbox"
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    chat_key: Mapped[str] = mapped_column(String(64))
+    chat_key: Mapped[str] = mapped_column(String(64), index=True)  # has this chat written?
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime]
     handled_at: Mapped[datetime | None] = mapped_column(index=True)

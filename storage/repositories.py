@@ -199,10 +199,15 @@ class TicketRepository:
         )
         return self._to_domain(row) if row else None
 
-    async def customer_ids(self, channel: str) -> set[str]:
-        """Every customer who ever had a ticket on this channel."""
+    async def known_customers(self, channel: str, ids: list[str]) -> set[str]:
+        """Those of these customers who ever had a ticket on this channel (an indexed look-up,
+        nothing kept in memory)."""
+        if not ids:
+            return set()
         rows = await self.session.scalars(
-            select(TicketRow.customer_id).where(TicketRow.channel == channel).distinct()
+            select(TicketRow.customer_id)
+            .where(TicketRow.channel == channel, TicketRow.customer_id.in_(ids))
+            .distinct()
         )
         return set(rows)
 
@@ -513,6 +518,15 @@ class InboxRepository:
                 insert(InboxRow).values(fresh).on_conflict_do_nothing(index_elements=["update_id"])
             )
         return {int(str(r["update_id"])) for r in fresh}
+
+    async def known_chats(self, keys: list[str]) -> set[str]:
+        """Those of these chats that wrote before (an indexed look-up)."""
+        if not keys:
+            return set()
+        rows = await self.session.scalars(
+            select(InboxRow.chat_key).where(InboxRow.chat_key.in_(keys)).distinct()
+        )
+        return set(rows)
 
     async def pending(self) -> list[InboxRow]:
         rows = await self.session.scalars(

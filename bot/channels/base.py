@@ -41,6 +41,13 @@ class Outcome:
 Refresh = Callable[[], Awaitable[list[Outgoing]]]
 
 
+class Passing(Exception):
+    """The messenger is away for now (network, 5xx, flood limits past their retries): the row
+    stays queued and goes again later, however long it takes. An adapter raises this only
+    where sending again cannot show a message twice: a request that may have arrived is not
+    a passing fault."""
+
+
 class CustomerChannel(Protocol):
     """Deliver a message to a customer reference on one messenger."""
 

@@ -169,6 +169,11 @@ class Fault:
     retry_after: int | None = None
     count: int = 1
     chat_id: int | None = None  # only calls to this chat
+    answered: int = 0  # how many calls it has answered so far
+
+    def lift(self) -> None:
+        """The outage is over: the next calls go through."""
+        self.count = 0
 
 
 @dataclass
@@ -469,6 +474,7 @@ class BotApiStandIn:
                 continue
             if fault.method == method and fault.count > 0:
                 fault.count -= 1
+                fault.answered += 1
                 raise ApiError(fault.status, fault.description, fault.retry_after)
 
     def _maybe_too_many(self, method: str, params: dict[str, Any]) -> None:

@@ -159,8 +159,8 @@ class FakeTickets:
             if row.card_message_id is None and row.status in with_staff
         ]
 
-    async def customer_ids(self, channel: str) -> set[str]:
-        return {row.customer_id for row in self._rows.values() if row.channel == channel}
+    async def known_customers(self, channel: str, ids: list[str]) -> set[str]:
+        return {r.customer_id for r in self._rows.values() if r.channel == channel} & set(ids)
 
     async def events(self, ticket_id: int) -> list[Event]:
         return list(self._events.get(ticket_id, []))

@@ -105,7 +105,7 @@ class Telegram:
         )
         self.poller = DurablePoller(self.bot, self.router, new_uow, lanes, desk, clock, language)
 
-    async def start(self, known_customers: set[str]) -> None:
+    async def start(self) -> None:
         """Connect to the Bot API, look at the staff group, and recover the inbox."""
         bot = self.bot
         await bot.initialize()
@@ -126,7 +126,6 @@ class Telegram:
             await bot.delete_webhook(drop_pending_updates=False)
         with contextlib.suppress(TelegramError):
             await bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
-        self.poller.known.update(int(i) for i in known_customers if i.lstrip("-").isdigit())
         await self.poller.recover()
 
     async def _no_webhook(self) -> None:

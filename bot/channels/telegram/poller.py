@@ -13,6 +13,7 @@ handlers start on it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -20,13 +21,15 @@ from typing import Any
 
 from telegram import Bot, Update
 from telegram.constants import ChatType
-from telegram.error import Conflict
+from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter
 
-from bot.channels.telegram.routes import Router, chat_key, said_by_customer
-from bot.domain.messages import Urgency
+from bot.channels.base import Passing
+from bot.channels.telegram.routes import CHANNEL, Router, chat_key, customer_of, said_by_customer
+from bot.domain.messages import Said, Urgency
 from bot.lanes import Job, Lanes
 from handlers import customer
 from handlers.context import Desk
+from storage.db import passing
 from storage.outbox import GREETING
 from storage.uow import UnitOfWork
 
@@ -35,6 +38,9 @@ logger = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 BATCH = 100  # getUpdates' most
 MAX_HELD = 1000  # updates taken in before the handlers get them, in a burst
+RETRY_FIRST = 0.5  # an update that failed for a passing reason is handled again after this,
+RETRY_MOST = 30.0  # doubling up to this, for as long as the fault lasts
+TRIES = 3  # an update failing for a reason that will not pass is set aside after this many
 
 
 class DurablePoller:
@@ -57,7 +63,6 @@ class DurablePoller:
         self.clock = clock
         self.default_language = default_language
         self.polling_timeout = polling_timeout
-        self.known: set[int] = set()  # private chats that ever wrote (or have a ticket)
         self.polls = 0
         self._stop = asyncio.Event()
 
@@ -67,27 +72,55 @@ class DurablePoller:
     def _job(self, update_id: int, raw: dict[str, Any], greeted: bool) -> Job:
         async def job() -> None:
             update = Update.de_json(raw, self.bot)
-            after = None
-            try:
-                async with self.new_uow() as uow:
-                    after = await self.router.handle(uow, update, greeted)
-                    await uow.inbox.mark_handled(update_id, self.clock())
-                    await uow.commit()
-            except Exception as exc:
-                logger.exception("Update %s failed", update_id)
-                async with self.new_uow() as uow:  # kept, with its error, for a look later
-                    await uow.inbox.mark_handled(update_id, self.clock(), repr(exc))
-                    await uow.commit()
-                return
+            backoff, failures = RETRY_FIRST, 0
+            while True:
+                try:
+                    async with self.new_uow() as uow:
+                        after = await self.router.handle(uow, update, greeted)
+                        await uow.inbox.mark_handled(update_id, self.clock())
+                        await uow.commit()
+                    break
+                except Exception as exc:
+                    if self._stop.is_set():
+                        return  # still in the inbox: handled at the next start
+                    if passing(exc) or _passing_telegram(exc):
+                        logger.warning(
+                            "Update %s waits (%r): again in %.1fs", update_id, exc, backoff
+                        )
+                    else:
+                        failures += 1
+                        logger.exception("Update %s failed (%s of %s)", update_id, failures, TRIES)
+                        if failures >= TRIES:
+                            await self._set_aside(update_id, update, exc)
+                            return
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, RETRY_MOST)
             if after is not None:
                 await after()
 
         return job
 
+    async def _set_aside(self, update_id: int, update: Update, exc: Exception) -> None:
+        """An update that keeps failing for a reason that will not pass (a bug) no longer holds
+        up its chat: it is kept with its error, and staff hear whose message it was."""
+        message = update.message or update.edited_message
+        said = None
+        if message is not None and message.chat.type == ChatType.PRIVATE:
+            said = said_by_customer(message, self.default_language)
+        elif update.callback_query is not None and update.callback_query.from_user:
+            user = update.callback_query.from_user
+            said = Said(customer_of(user), user.full_name, self.default_language, "tap", None)
+        try:
+            async with self.new_uow() as uow:
+                await uow.inbox.mark_handled(update_id, self.clock(), repr(exc)[:2000])
+                if said is not None and self.router.staff_chat_id is not None:
+                    await customer.not_handled(uow, self.desk, said)
+                await uow.commit()
+        except Exception:  # left in the inbox: tried again at the next start
+            logger.exception("Update %s could not be set aside", update_id)
+
     async def recover(self) -> int:
         """Hand on the updates stored before a crash but never handled."""
-        import json
-
         async with self.new_uow() as uow:
             rows = [
                 (r.update_id, r.chat_key, r.payload, r.greeted) for r in await uow.inbox.pending()
@@ -135,7 +168,13 @@ class DurablePoller:
                     backoff = min(backoff * 2, 30)
                     continue
                 if updates:
-                    held.extend(await self._store(updates))
+                    try:
+                        held.extend(await self._store(updates))
+                    except Exception as exc:  # the database is away: ask for them again
+                        logger.warning("Updates not stored (%r); again in %.0fs", exc, backoff)
+                        await self._sleep(backoff)
+                        backoff = min(backoff * 2, 30)
+                        continue
                     offset = updates[-1].update_id + 1  # confirmed only now: they are stored
                 if len(updates) == BATCH and len(held) < MAX_HELD:
                     continue  # a burst: take it all in and answer the newcomers first
@@ -146,46 +185,50 @@ class DurablePoller:
             for key, job in held:
                 self.lanes.submit(key, job)
 
-    def _newcomer(self, update: Update) -> bool:
-        """A new customer's first message that opens a complaint: answered from here."""
+    def _opens(self, update: Update) -> bool:
+        """Whether this update, from a chat that never wrote, opens a complaint: answered from
+        here."""
         message = update.message
         if message is None or message.chat.type != ChatType.PRIVATE:
             return False
         user = message.from_user
-        new = message.chat.id not in self.known
-        self.known.add(message.chat.id)
-        if not new or user is None or user.is_bot or message.media_group_id:
+        if user is None or user.is_bot or message.media_group_id:
             return False
         text = (message.text or "").strip()
         return not (text.startswith("/") and text.split("@")[0].split(" ")[0] != "/start")
 
     async def _store(self, updates: list[Update]) -> list[tuple[str, Job]]:
-        """Store the batch in the inbox, with the newcomers' first answers, in one commit."""
+        """Store the batch in the inbox, with the newcomers' first answers, in one commit. A
+        newcomer is a private chat the inbox has never seen and no ticket names (indexed
+        look-ups: nothing about every customer is kept in memory)."""
         now = self.clock()
-        rows: list[dict[str, Any]] = []
-        raws: dict[int, tuple[str, dict[str, Any], bool]] = {}
-        greetings = {}
-        for update in updates:
-            raw = update.to_dict()
-            greeted = False
-            if self.router.staff_chat_id is not None and self._newcomer(update):
-                assert update.message is not None
-                said = said_by_customer(update.message, self.default_language)
-                if said is not None:
-                    greetings[update.update_id] = (said, customer.greet(self.desk, said, now))
-                    greeted = True
-            key = chat_key(update)
-            raws[update.update_id] = (key, raw, greeted)
-            rows.append(
-                {
-                    "update_id": update.update_id,
-                    "chat_key": key,
-                    "payload": update.to_json(),
-                    "received_at": now,
-                    "greeted": greeted,
-                }
-            )
+        keyed = [(update, chat_key(update)) for update in updates]
+        private = [key for update, key in keyed if self._private(update)]
         async with self.new_uow() as uow:
+            known = await uow.inbox.known_chats(private)
+            known |= {
+                f"{CHANNEL}:{i}"
+                for i in await uow.tickets.known_customers(
+                    CHANNEL, [key.partition(":")[2] for key in private]
+                )
+            }
+            rows: list[dict[str, Any]] = []
+            greetings = {}
+            for update, key in keyed:
+                first = self._private(update) and key not in known
+                known.add(key)  # the chat's later updates in this batch are not its first
+                greeting = self._greeting(update, now) if first else None
+                if greeting is not None:
+                    greetings[update.update_id] = greeting
+                rows.append(
+                    {
+                        "update_id": update.update_id,
+                        "chat_key": key,
+                        "payload": update.to_json(),
+                        "received_at": now,
+                        "greeted": greeting is not None,
+                    }
+                )
             new_ids = await uow.inbox.put_new(rows)
             for update_id in sorted(new_ids):
                 if update_id in greetings:
@@ -195,13 +238,37 @@ class DurablePoller:
                     )
             await uow.commit()
         jobs = []
-        for update_id in sorted(new_ids):
-            key, raw, greeted = raws[update_id]
-            jobs.append((key, self._job(update_id, raw, greeted)))
+        for row in rows:
+            update_id = int(row["update_id"])
+            if update_id in new_ids:
+                raw = json.loads(str(row["payload"]))
+                jobs.append(
+                    (str(row["chat_key"]), self._job(update_id, raw, bool(row["greeted"])))
+                )
         return jobs
+
+    def _greeting(self, update: Update, now: datetime) -> tuple[Said, customer.Greeting] | None:
+        """A newcomer's first answer, when their first message opens a complaint."""
+        if self.router.staff_chat_id is None or not self._opens(update):
+            return None
+        assert update.message is not None
+        said = said_by_customer(update.message, self.default_language)
+        return (said, customer.greet(self.desk, said, now)) if said is not None else None
+
+    @staticmethod
+    def _private(update: Update) -> bool:
+        message = update.message
+        return message is not None and message.chat.type == ChatType.PRIVATE
 
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
         except TimeoutError:
             pass
+
+
+def _passing_telegram(exc: BaseException) -> bool:
+    """A Telegram call made while handling (a file, a member's status) that will pass."""
+    if isinstance(exc, Passing | RetryAfter):
+        return True
+    return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest | Forbidden)

@@ -28,7 +28,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.channels.base import Delivery, Outcome, Refresh
+from bot.channels.base import Delivery, Outcome, Passing, Refresh
 from bot.channels.telegram.limiter import Limiter
 from bot.domain.messages import Attachment, Outgoing, Say, Urgency
 from bot.domain.tickets import Ticket
@@ -59,6 +59,7 @@ class Api:
         self.bot = bot
         self.limiter = limiter
         self.fetchers: dict[str, Callable[[Attachment], Awaitable[bytes]]] = {}
+        self.backoff_first, self.backoff_most = 0.5, 8.0  # between tries after a 5xx
 
     async def file(self, attachment: Attachment) -> Any:
         """What to hand Telegram for this file: its file_id, or the bytes from elsewhere."""
@@ -87,7 +88,7 @@ class Api:
     ) -> T:
         """Send one request counted against `chat_id`'s windows (None: not a message).
         `granted`: the first place was already taken (the caller waited for it)."""
-        backoff = 0.5
+        backoff = self.backoff_first
         limited = chat_id is not None and self.limiter is not None
         for attempt in range(1, ATTEMPTS + 1):
             if limited and not (granted and attempt == 1):
@@ -102,7 +103,7 @@ class Api:
                         self.limiter.done(chat_id)  # it counts from Telegram's answer
             except RetryAfter as exc:
                 if attempt == ATTEMPTS:
-                    raise
+                    raise Passing(f"429 from Telegram, {ATTEMPTS} times") from exc
                 wait = retry_after_seconds(exc)
                 logger.info("429 for chat %s: waiting %ss", chat_id, wait)
                 if limited:
@@ -114,10 +115,10 @@ class Api:
                 raise
             except NetworkError as exc:  # 5xx, timeouts, connection errors
                 if attempt == ATTEMPTS:
-                    raise
+                    raise Passing(f"Telegram unreachable: {exc}") from exc
                 logger.info("%s for chat %s: retry in %.1fs", exc, chat_id, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 8.0)
+                backoff = min(backoff * 2, self.backoff_most)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -588,7 +589,7 @@ class Digest:
                 await send_say(
                     self.group.api, self.group.chat_id, Say(text), Urgency.RELAY, "staff:digest"
                 )
-            except TelegramError as exc:
+            except (TelegramError, Passing) as exc:  # the cards themselves still follow
                 logger.error("Digest of %s tickets not sent: %s", len(tickets), exc)
             for ticket in tickets:
                 event = self._sent.pop(ticket.id or 0, None)
