@@ -184,12 +184,22 @@ class EventCode:
 
 @dataclass
 class Fault:
-    """An injected failure: the next `count` calls of `path` answer `errcode`."""
+    """An injected failure: the next `count` calls of `path` answer `errcode` (or, with
+    `http_status`, a bare HTTP error page, as a proxy in front of WeCom may)."""
 
     path: str
     errcode: int
     errmsg: str
     count: int = 1
+    http_status: int | None = None
+
+
+class HttpFault(Exception):
+    """An injected HTTP error: the endpoint answers this status with an HTML page."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 @dataclass
@@ -381,6 +391,9 @@ class WeComStandIn:
                 result = await handler(request, query, body)
             except Refusal as exc:
                 return web.json_response({"errcode": exc.errcode, "errmsg": exc.errmsg})
+            except HttpFault as exc:
+                page = f"<html><body>{exc.status} error</body></html>"
+                return web.Response(status=exc.status, text=page, content_type="text/html")
             if isinstance(result, web.StreamResponse):
                 return result
             return web.json_response({"errcode": 0, "errmsg": "ok", **result})
@@ -400,6 +413,8 @@ class WeComStandIn:
         for fault in self.faults:
             if fault.path == path and fault.count > 0:
                 fault.count -= 1
+                if fault.http_status is not None:
+                    raise HttpFault(fault.http_status)
                 raise Refusal(fault.errcode, fault.errmsg)
 
     def inject(self, path: str, errcode: int, errmsg: str = "", count: int = 1) -> Fault:
@@ -408,6 +423,13 @@ class WeComStandIn:
         fault = Fault(
             path, errcode, errmsg or ("system busy" if errcode == -1 else "error"), count
         )
+        self.faults.append(fault)
+        return fault
+
+    def inject_http(self, path: str, status: int = 500, count: int = 1) -> Fault:
+        """The next `count` calls of `path` ("webhook/send", ...) answer HTTP `status` with an
+        HTML page instead of WeCom's JSON."""
+        fault = Fault(path, 0, "", count, http_status=status)
         self.faults.append(fault)
         return fault
 
