@@ -10,7 +10,8 @@ download, kf/customer/batchget, kf/service_state and a group robot's webhook (20
 Scripted customers act (write, tap menu items, send photos, voice, files and places, enter the
 session); each action is put in the log and WeCom's encrypted, signed callback is posted to the
 bot in the background, retried like WeCom when the bot does not answer in time. Everything runs
-on an injectable clock (`clock`, `travel`) so a test can step past 48 hours.
+on an injectable clock (`clock`, `travel`) so a test can step past 48 hours; the callbacks'
+timestamps come from `callback_clock` (the real time), as the bot checks them against its own.
 """
 
 from __future__ import annotations
@@ -289,6 +290,9 @@ class WeComStandIn:
         self.open_kfid = open_kfid
         self.crypto = WeComCrypto(token, aes_key, corp_id)
         self.clock: Callable[[], float] = time.time
+        # the callbacks' timestamps: the bot checks them against its own clock (five minutes
+        # either way), which `travel` does not move, so they stay the real time
+        self.callback_clock: Callable[[], float] = time.time
         self.require_token = True  # kf/sync_msg wants a callback's msg token
         self.page_size = SYNC_LIMIT  # kf/sync_msg's pages hold at most this many
         self.callback_url: str | None = None
@@ -933,7 +937,7 @@ class WeComStandIn:
     def _signed(self, plain: str, token: str | None = None) -> tuple[dict[str, str], str]:
         """The query and XML body of a callback carrying `plain`, as WeCom posts it."""
         encrypted = self.crypto.encrypt(plain)
-        timestamp = str(int(self.clock()))
+        timestamp = str(int(self.callback_clock()))
         nonce = _random(10, string.digits)
         query = {
             "msg_signature": signature(token or self.token, timestamp, nonce, encrypted),
@@ -1005,7 +1009,7 @@ class WeComStandIn:
             raise ValueError("no callback URL")
         self.last_echo = _random(19, string.digits)
         encrypted = self.crypto.encrypt(self.last_echo)
-        timestamp, nonce = str(int(self.clock())), _random(10, string.digits)
+        timestamp, nonce = str(int(self.callback_clock())), _random(10, string.digits)
         query = {
             "msg_signature": signature(self.token, timestamp, nonce, encrypted),
             "timestamp": timestamp,
