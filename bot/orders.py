@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.orders import FIELDS, Order, normalise_number
+from bot.http_failure import http_failure
 from bot.policy import OrderColumnsIn
 
 logger = logging.getLogger(__name__)
@@ -131,7 +132,10 @@ async def fetch_order(endpoint: str, order_number: str, timeout: float = 3.0) ->
                 response.raise_for_status()
                 data = await response.json(content_type=None)
     except Exception as exc:  # the shop's system is down or slow: the card goes without
-        logger.warning("The order endpoint did not answer for %s: %s", order_number, exc)
+        # the status or kind only: the endpoint's URL (in aiohttp's text) may hold a key
+        logger.warning(
+            "The order endpoint did not answer for %s: %s", order_number, http_failure(exc)
+        )
         return None
     if not isinstance(data, dict):
         return None

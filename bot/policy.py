@@ -12,7 +12,14 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.config import Duration
 from bot.domain.clock import WorkingHours
@@ -84,18 +91,61 @@ DEFAULT_INSTEAD = Text(
 )
 
 
+CLOCK_TIME = re.compile(r"([01]?\d|2[0-4]):([0-5]\d)")
+
+
+def _clock_time(value: object, *, midnight_24: bool = False) -> dt_time:
+    """A time of day as the policy writes it: "09:00" (in quotes: YAML reads 21:00 unquoted as
+    a number), or a TOML local time; "24:00" is the midnight that ends a day."""
+    if isinstance(value, dt_time) and value.tzinfo is None:
+        return value
+    match = CLOCK_TIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        read_as = " (YAML reads an unquoted 21:00 as a number)" if isinstance(value, int) else ""
+        raise ValueError(f'a time of day in quotes, such as "09:00"; not {value!r}{read_as}')
+    hour, minute = int(match[1]), int(match[2])
+    if hour == 24 and (minute or not midnight_24):
+        raise ValueError(f"a time of day from 00:00 to 23:59; not {value!r}")
+    return dt_time(hour % 24, minute)
+
+
 class WorkingHoursIn(_Model):
+    """One window a day, from `opens` to `closes` in the shop's time zone; a window that closes
+    at or before it opens (00:00, or 22:00 to 02:00) ends the next day, and belongs to the day
+    it opens on."""
+
     opens: dt_time
     closes: dt_time
     days: list[str] = list(DAYS)
 
+    @field_validator("opens", mode="before")
+    @classmethod
+    def _opens(cls, value: object) -> dt_time:
+        return _clock_time(value)
+
+    @field_validator("closes", mode="before")
+    @classmethod
+    def _closes(cls, value: object) -> dt_time:
+        return _clock_time(value, midnight_24=True)
+
     @field_validator("days")
     @classmethod
     def _days(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one day (mon, tue, wed, thu, fri, sat, sun)")
         bad = [d for d in value if d.lower()[:3] not in DAYS]
         if bad:
             raise ValueError(f"days are mon, tue, wed, thu, fri, sat, sun; not {bad}")
         return [d.lower()[:3] for d in value]
+
+    @model_validator(mode="after")
+    def _a_window(self) -> WorkingHoursIn:
+        if self.opens == self.closes:
+            raise ValueError(
+                f"opens and closes are both {self.opens:%H:%M}: no window; to stay open all "
+                "day, remove working_hours"
+            )
+        return self
 
 
 class SignalsIn(_Model):

@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,15 @@ class InProcessBot:
     """The desk built and served inside the test's event loop, as the demo runs it: quick to
     start, and its log is the test's captured log."""
 
-    def __init__(self, api: BotApiStandIn, database_url: str, **settings: str) -> None:
+    def __init__(
+        self,
+        api: BotApiStandIn,
+        database_url: str,
+        clock: Callable[[], datetime] | None = None,
+        **settings: str,
+    ) -> None:
         self.api = api
+        self.clock = clock  # the desk's clock (None: the real time)
         self.settings = bot_settings(api, database_url, **settings)
         self.task: asyncio.Task[None] | None = None
         self.app: Any = None
@@ -121,7 +129,10 @@ class InProcessBot:
         settings = load_settings(
             **{k.lower(): v for k, v in self.settings.items()}, _env_file=None
         )
-        self.app = build(settings, load_policy(settings.shop_policy))
+        policy = load_policy(settings.shop_policy)
+        self.app = (
+            build(settings, policy) if self.clock is None else build(settings, policy, self.clock)
+        )
         polls = _polls(self.api)
         self.task = asyncio.create_task(serve(self.app, signals=False))
         waiting = asyncio.create_task(self.api.wait_calls("getUpdates", polls + 1))
@@ -219,12 +230,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 async def start_bot(
     api: BotApiStandIn, database_url: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[Any]:
-    """Start the desk in-process against the stand-in and the database (again after a stop).
-    Every bot started is stopped at the end, whether or not it came up."""
+    """Start the desk in-process against the stand-in and the database (again after a stop),
+    on the real time or on the `clock` given. Every bot started is stopped at the end, whether
+    or not it came up."""
     bots: list[InProcessBot] = []
 
-    async def start(**settings: str) -> InProcessBot:
-        bot = InProcessBot(api, database_url, **settings)
+    async def start(clock: Callable[[], datetime] | None = None, **settings: str) -> InProcessBot:
+        bot = InProcessBot(api, database_url, clock, **settings)
         bots.append(bot)  # stopped at the end even if it does not start
         await bot.start()
         return bot

@@ -9,7 +9,7 @@ deadline that was met in the meantime means nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -40,12 +40,27 @@ class SlaPolicy:
 
 @dataclass(frozen=True)
 class WorkingHours:
-    """When people are at work, in the shop's time zone. No hours: always open."""
+    """When people are at work, in the shop's time zone. No hours: always open.
+
+    A day's window runs from `opens` to the next `closes`: `closes` at or before `opens` (such
+    as 00:00, or 02:00 after 22:00) means the window ends the next day. The part after midnight
+    belongs to the day the window opened on: `days` are the opening days.
+    """
 
     timezone: str = "Asia/Shanghai"
     opens: time | None = None
     closes: time | None = None
     days: frozenset[int] = field(default_factory=lambda: frozenset(range(7)))  # 0 = Monday
+
+    def __post_init__(self) -> None:
+        if (self.opens is None) != (self.closes is None):
+            raise ValueError("working hours need both opens and closes")
+        if self.always:
+            return
+        if self.opens == self.closes:
+            raise ValueError("working hours cannot open and close at the same time")
+        if not self.days or not self.days <= frozenset(range(7)):
+            raise ValueError("working hours need at least one day, 0 (Monday) to 6")
 
     @property
     def always(self) -> bool:
@@ -54,32 +69,42 @@ class WorkingHours:
     def _zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def is_open(self, at: datetime) -> bool:
-        if self.always:
-            return True
-        local = at.astimezone(self._zone())
+    def _window(self, day: date) -> tuple[datetime, datetime]:
+        """The window that opens on `day` (a local date), as aware UTC."""
         assert self.opens is not None and self.closes is not None
-        return local.weekday() in self.days and self.opens <= local.time() < self.closes
+        zone = self._zone()
+        last = day if self.closes > self.opens else day + timedelta(days=1)
+        opening = datetime.combine(day, self.opens, tzinfo=zone)
+        closing = datetime.combine(last, self.closes, tzinfo=zone)
+        return opening.astimezone(UTC), closing.astimezone(UTC)
+
+    def _windows(self, at: datetime, days: int) -> list[tuple[datetime, datetime]]:
+        """The working days' windows opening from the day before `at` (local) on, in order."""
+        first = at.astimezone(self._zone()).date() - timedelta(days=1)
+        dates = (first + timedelta(days=n) for n in range(days))
+        return [self._window(d) for d in dates if d.weekday() in self.days]
+
+    def _open_window(self, at: datetime) -> tuple[datetime, datetime] | None:
+        """The window `at` falls in, if any (an overnight one may have opened the day before)."""
+        return next(((o, c) for o, c in self._windows(at, 2) if o <= at < c), None)
+
+    def is_open(self, at: datetime) -> bool:
+        return self.always or self._open_window(at) is not None
 
     def next_opening(self, at: datetime) -> datetime:
         """`at` itself when open; otherwise when people are next back (aware UTC)."""
         if self.is_open(at):
             return at
-        assert self.opens is not None
-        local = at.astimezone(self._zone())
-        for offset in range(8):
-            day = (local + timedelta(days=offset)).date()
-            if day.weekday() not in self.days:
-                continue
-            opening = datetime.combine(day, self.opens, tzinfo=self._zone())
-            if opening > local:
-                return opening.astimezone(UTC)
+        for opening, _ in self._windows(at, 9):
+            if opening > at:
+                return opening
         return at  # no working day configured: treat as always open
 
     def _closing(self, at: datetime) -> datetime:
-        assert self.closes is not None
-        local = at.astimezone(self._zone())
-        return datetime.combine(local.date(), self.closes, tzinfo=self._zone()).astimezone(UTC)
+        """When the window `at` falls in closes (`at` must be within working hours)."""
+        window = self._open_window(at)
+        assert window is not None
+        return window[1]
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """`duration` of working time after `start`: the clock pauses outside working hours."""

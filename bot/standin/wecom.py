@@ -10,7 +10,8 @@ download, kf/customer/batchget, kf/service_state and a group robot's webhook (20
 Scripted customers act (write, tap menu items, send photos, voice, files and places, enter the
 session); each action is put in the log and WeCom's encrypted, signed callback is posted to the
 bot in the background, retried like WeCom when the bot does not answer in time. Everything runs
-on an injectable clock (`clock`, `travel`) so a test can step past 48 hours.
+on an injectable clock (`clock`, `travel`) so a test can step past 48 hours; the callbacks'
+timestamps come from `callback_clock` (the real time), as the bot checks them against its own.
 """
 
 from __future__ import annotations
@@ -184,12 +185,22 @@ class EventCode:
 
 @dataclass
 class Fault:
-    """An injected failure: the next `count` calls of `path` answer `errcode`."""
+    """An injected failure: the next `count` calls of `path` answer `errcode` (or, with
+    `http_status`, a bare HTTP error page, as a proxy in front of WeCom may)."""
 
     path: str
     errcode: int
     errmsg: str
     count: int = 1
+    http_status: int | None = None
+
+
+class HttpFault(Exception):
+    """An injected HTTP error: the endpoint answers this status with an HTML page."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 @dataclass
@@ -279,6 +290,9 @@ class WeComStandIn:
         self.open_kfid = open_kfid
         self.crypto = WeComCrypto(token, aes_key, corp_id)
         self.clock: Callable[[], float] = time.time
+        # the callbacks' timestamps: the bot checks them against its own clock (five minutes
+        # either way), which `travel` does not move, so they stay the real time
+        self.callback_clock: Callable[[], float] = time.time
         self.require_token = True  # kf/sync_msg wants a callback's msg token
         self.page_size = SYNC_LIMIT  # kf/sync_msg's pages hold at most this many
         self.callback_url: str | None = None
@@ -381,6 +395,9 @@ class WeComStandIn:
                 result = await handler(request, query, body)
             except Refusal as exc:
                 return web.json_response({"errcode": exc.errcode, "errmsg": exc.errmsg})
+            except HttpFault as exc:
+                page = f"<html><body>{exc.status} error</body></html>"
+                return web.Response(status=exc.status, text=page, content_type="text/html")
             if isinstance(result, web.StreamResponse):
                 return result
             return web.json_response({"errcode": 0, "errmsg": "ok", **result})
@@ -400,6 +417,8 @@ class WeComStandIn:
         for fault in self.faults:
             if fault.path == path and fault.count > 0:
                 fault.count -= 1
+                if fault.http_status is not None:
+                    raise HttpFault(fault.http_status)
                 raise Refusal(fault.errcode, fault.errmsg)
 
     def inject(self, path: str, errcode: int, errmsg: str = "", count: int = 1) -> Fault:
@@ -408,6 +427,13 @@ class WeComStandIn:
         fault = Fault(
             path, errcode, errmsg or ("system busy" if errcode == -1 else "error"), count
         )
+        self.faults.append(fault)
+        return fault
+
+    def inject_http(self, path: str, status: int = 500, count: int = 1) -> Fault:
+        """The next `count` calls of `path` ("webhook/send", ...) answer HTTP `status` with an
+        HTML page instead of WeCom's JSON."""
+        fault = Fault(path, 0, "", count, http_status=status)
         self.faults.append(fault)
         return fault
 
@@ -911,7 +937,7 @@ class WeComStandIn:
     def _signed(self, plain: str, token: str | None = None) -> tuple[dict[str, str], str]:
         """The query and XML body of a callback carrying `plain`, as WeCom posts it."""
         encrypted = self.crypto.encrypt(plain)
-        timestamp = str(int(self.clock()))
+        timestamp = str(int(self.callback_clock()))
         nonce = _random(10, string.digits)
         query = {
             "msg_signature": signature(token or self.token, timestamp, nonce, encrypted),
@@ -983,7 +1009,7 @@ class WeComStandIn:
             raise ValueError("no callback URL")
         self.last_echo = _random(19, string.digits)
         encrypted = self.crypto.encrypt(self.last_echo)
-        timestamp, nonce = str(int(self.clock())), _random(10, string.digits)
+        timestamp, nonce = str(int(self.callback_clock())), _random(10, string.digits)
         query = {
             "msg_signature": signature(self.token, timestamp, nonce, encrypted),
             "timestamp": timestamp,

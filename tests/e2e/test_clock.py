@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import time as time_module
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.standin import BotApiStandIn
@@ -15,6 +19,18 @@ from tests.e2e.people import file_complaint, in_group, said
 
 MANAGER_LINK = f"tg://user?id={MANAGER_ID}"
 FIRST_RESPONSE = "first_response"
+TUESDAY_EVENING = datetime(2026, 11, 24, 20, 22, tzinfo=ZoneInfo("Asia/Shanghai"))
+FIRST_TEN = timedelta(minutes=10)  # SLA_FIRST_RESPONSE's default
+
+
+def running_from(start: datetime) -> Callable[[], datetime]:
+    """A clock that says `start` when made and runs on at the real pace (aware UTC)."""
+    began = time_module.monotonic()
+
+    def clock() -> datetime:
+        return start.astimezone(UTC) + timedelta(seconds=time_module.monotonic() - began)
+
+    return clock
 
 
 async def first_response_deadlines(database_url: str) -> list[Any]:
@@ -249,30 +265,27 @@ async def test_a_content_customer_is_thanked_and_the_ticket_closed(
     await api.wait_for(lambda s: s.message_id == card.message_id and "⭐ 回访评分:5 分" in s.text)
 
 
+@pytest.mark.parametrize(("opens", "closes"), [("21:00", "00:00"), ("22:00", "02:00")])
 async def test_outside_working_hours_the_customer_hears_when_people_are_back(
-    api: BotApiStandIn, start_bot, tmp_path
+    api: BotApiStandIn, start_bot, tmp_path, opens: str, closes: str
 ) -> None:
     """The empathy answer comes at once; on submit the customer is told when staff are back,
-    and the first-response clock starts then."""
-    from datetime import UTC, datetime, timedelta
-    from zoneinfo import ZoneInfo
-
+    and the first-response clock starts then: at 20:22 with hours that end at midnight or run
+    past it, staff are back the same evening. (The desk's clock says Tuesday 20:22 in
+    Shanghai whenever the test runs.)"""
     from bot.config import BUNDLED_POLICY
 
-    local = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai"))
-    opens = (local + timedelta(hours=3)).replace(minute=0)
-    closes = opens + timedelta(hours=1)
     policy = tmp_path / "hours.yaml"
     policy.write_text(
         BUNDLED_POLICY.read_text(encoding="utf-8").replace(
-            "# working_hours:",
-            f'working_hours: {{opens: "{opens:%H:%M}", closes: "{closes:%H:%M}"}}\n#',
+            "# working_hours:", f'working_hours: {{opens: "{opens}", closes: "{closes}"}}\n#'
         ),
         encoding="utf-8",
     )
-    await start_bot(shop_policy=str(policy))
+    await start_bot(clock=running_from(TUESDAY_EVENING), shop_policy=str(policy))
     customer = api.person(8012, "小夜", "zh")
     card = await file_complaint(api, customer, photos=())
     submitted = next(s for s in api.sent_to(customer.id) if "投诉单号" in s.text)
-    assert f"{opens:%H:%M} 上班后" in submitted.text
-    assert f"首次回复 {opens + timedelta(minutes=10):%m-%d %H:%M} 前" in card.text
+    assert f"11月24日 {opens} 上班后" in submitted.text
+    due = datetime.combine(TUESDAY_EVENING.date(), time.fromisoformat(opens)) + FIRST_TEN
+    assert f"首次回复 {due:%m-%d %H:%M} 前" in card.text

@@ -9,9 +9,12 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from bot.http_failure import http_failure
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +28,35 @@ class WeComError(Exception):
         super().__init__(f"{errcode} {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
+
+
+class WeComUnavailable(Exception):
+    """A call that failed in transit, or whose answer was not WeCom's JSON (a passing fault).
+    It names the call and the status or kind of error, never the URL: its query holds the
+    access token, or the app's secret."""
+
+    def __init__(self, path: str, failure: str) -> None:
+        super().__init__(f"WeCom {path}: {failure}")
+        self.path = path
+        self.failure = failure
+
+
+@dataclass
+class _Answer:
+    """What came back over HTTP, read in full."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+    def json(self, path: str) -> dict[str, Any]:
+        try:
+            data = json.loads(self.body or b"{}")
+        except ValueError:
+            raise WeComUnavailable(path, f"HTTP {self.status}, not JSON") from None
+        if not isinstance(data, dict):
+            raise WeComUnavailable(path, f"HTTP {self.status}, not a JSON object")
+        return data
 
 
 class KfClient:
@@ -46,16 +78,27 @@ class KfClient:
         if self._session is not None:
             await self._session.close()
 
+    async def _request(
+        self, method: str, path: str, query: dict[str, str], **kwargs: Any
+    ) -> _Answer:
+        """One HTTP call to `{base}/cgi-bin/{path}`; a failure in transit raises
+        WeComUnavailable, which does not repeat the URL (nor aiohttp's text, which does)."""
+        url = f"{self.base_url}/cgi-bin/{path}"
+        try:
+            async with self.session().request(method, url, params=query, **kwargs) as response:
+                return _Answer(response.status, response.content_type, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise WeComUnavailable(path, http_failure(exc)) from None
+
     async def token(self, fresh: bool = False) -> str:
         """The access token (7200 s), fetched once and kept until a few minutes before it
         expires, or fetched again when WeCom says it is no longer valid."""
         async with self._token_lock:
             if fresh or self._token is None or time.monotonic() >= self._token_until:
-                async with self.session().get(
-                    f"{self.base_url}/cgi-bin/gettoken",
-                    params={"corpid": self.corp_id, "corpsecret": self.secret},
-                ) as response:
-                    data = await response.json(content_type=None)
+                answer = await self._request(
+                    "GET", "gettoken", {"corpid": self.corp_id, "corpsecret": self.secret}
+                )
+                data = answer.json("gettoken")
                 _check(data)
                 self._token = str(data["access_token"])
                 self._token_until = time.monotonic() + int(data.get("expires_in", 7200)) - 300
@@ -68,13 +111,11 @@ class KfClient:
         for attempt in (1, 2):
             token = await self.token(fresh=attempt == 2)
             query = {"access_token": token, **(params or {})}
-            url = f"{self.base_url}/cgi-bin/{path}"
             if body is None:
-                request = self.session().get(url, params=query)
+                answer = await self._request("GET", path, query)
             else:
-                request = self.session().post(url, params=query, json=body)
-            async with request as response:
-                data = await response.json(content_type=None)
+                answer = await self._request("POST", path, query, json=body)
+            data = answer.json(path)
             if data.get("errcode") in EXPIRED_TOKEN_CODES and attempt == 1:
                 logger.info("WeCom access token renewed (%s)", data.get("errcode"))
                 continue
@@ -111,12 +152,11 @@ class KfClient:
             token = await self.token(fresh=attempt == 2)
             form = aiohttp.FormData()
             form.add_field("media", data, filename=filename)
-            async with self.session().post(
-                f"{self.base_url}/cgi-bin/media/upload",
-                params={"access_token": token, "type": kind},
-                data=form,
-            ) as response:
-                answer = await response.json(content_type=None)
+            answer = (
+                await self._request(
+                    "POST", "media/upload", {"access_token": token, "type": kind}, data=form
+                )
+            ).json("media/upload")
             if answer.get("errcode") in EXPIRED_TOKEN_CODES and attempt == 1:
                 continue
             _check(answer)
@@ -127,18 +167,17 @@ class KfClient:
         """A file a customer sent (WeCom keeps it 3 days)."""
         for attempt in (1, 2):
             token = await self.token(fresh=attempt == 2)
-            async with self.session().get(
-                f"{self.base_url}/cgi-bin/media/get",
-                params={"access_token": token, "media_id": media_id},
-            ) as response:
-                body = await response.read()
-                json_answer = response.content_type in ("application/json", "text/plain")
-            if json_answer:
-                data = json.loads(body or b"{}")
+            answer = await self._request(
+                "GET", "media/get", {"access_token": token, "media_id": media_id}
+            )
+            if answer.content_type in ("application/json", "text/plain"):
+                data = answer.json("media/get")
                 if data.get("errcode") in EXPIRED_TOKEN_CODES and attempt == 1:
                     continue
                 _check(data)
-            return body
+            elif answer.status >= 400:  # a proxy's error page is not the customer's file
+                raise WeComUnavailable("media/get", f"HTTP {answer.status}")
+            return answer.body
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -3,6 +3,12 @@ and the encrypted text; AES-256-CBC with the 43-character EncodingAESKey (the IV
 first 16 bytes), PKCS#7 padding to 32-byte blocks, and the plain text framed as
 16 random bytes + 4-byte length + message + receive_id (the corp id).
 
+A callback is checked before anything in it is believed: its Encrypt element is found without
+parsing the XML (base64 only), the signature over it is checked, then the timestamp (within
+five minutes of now, either way: a callback recorded and posted again later is refused); only
+then is the XML parsed, by defusedxml (no DTD entities, no external references), and the
+decrypted event too.
+
 Written on the `cryptography` package; checked against the known answers of WeCom's own sample
 (`tests/unit/test_wecom_crypto.py`)."""
 
@@ -12,20 +18,58 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import struct
+from xml.etree.ElementTree import Element, ParseError
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeET
 
 BLOCK = 32  # WeCom pads to 32 bytes, not AES's 16
+MAX_SKEW = 300.0  # seconds a callback's timestamp may be from now, either way
+ENCRYPT = re.compile(
+    rb"<Encrypt>\s*(?:<!\[CDATA\[([A-Za-z0-9+/=]+)\]\]>|([A-Za-z0-9+/=]+))\s*</Encrypt>"
+)
 
 
 class CryptoError(ValueError):
-    """A callback that is not WeCom's: a bad signature, key, padding or receive_id."""
+    """A callback that is not WeCom's, or not now: a bad signature, key, padding or receive_id,
+    a timestamp too far from now, or XML that is not plain data."""
 
 
 def signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
     """msg_signature: SHA-1 of the four strings, sorted and joined."""
     return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypted])).encode()).hexdigest()
+
+
+def check_timestamp(timestamp: str, now: float, max_skew: float = MAX_SKEW) -> None:
+    """The callback's timestamp (seconds) is within `max_skew` of `now`, either way."""
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        raise CryptoError("the timestamp is not a number") from None
+    if abs(now - sent) > max_skew:
+        raise CryptoError(f"the timestamp is {now - sent:+.0f} s from now")
+
+
+def encrypted_of(body: bytes) -> str:
+    """The Encrypt element's text, found without parsing the XML (it is not trusted yet): one
+    element, base64 only."""
+    found = ENCRYPT.findall(body)
+    if len(found) != 1:
+        raise CryptoError("not one Encrypt element")
+    cdata, plain = found[0]
+    return bytes(cdata or plain).decode("ascii")
+
+
+def parse_xml(text: str | bytes) -> Element:
+    """XML as plain data: defusedxml refuses entities, DTDs that declare them and external
+    references, so nothing is expanded or fetched."""
+    try:
+        return SafeET.fromstring(text)
+    except (ParseError, DefusedXmlException) as exc:
+        raise CryptoError(f"XML refused: {type(exc).__name__}") from None
 
 
 class WeComCrypto:
@@ -89,3 +133,23 @@ class WeComCrypto:
         """A callback (POST): checked, then decrypted."""
         self.check(msg_signature, timestamp, nonce, encrypted)
         return self.decrypt(encrypted)
+
+    def answer_url_check(
+        self, msg_signature: str, timestamp: str, nonce: str, echostr: str, now: float
+    ) -> str:
+        """The URL check as the callback server answers it: signed, and signed now."""
+        self.check(msg_signature, timestamp, nonce, echostr)
+        check_timestamp(timestamp, now)
+        return self.decrypt(echostr)
+
+    def open_callback(
+        self, msg_signature: str, timestamp: str, nonce: str, body: bytes, now: float
+    ) -> Element:
+        """A posted callback's event: the signature and the timestamp are checked before the
+        XML is parsed (safely), and the Encrypt the parser finds must be the one signed."""
+        encrypted = encrypted_of(body)
+        self.check(msg_signature, timestamp, nonce, encrypted)
+        check_timestamp(timestamp, now)
+        if (parse_xml(body).findtext("Encrypt") or "").strip() != encrypted:
+            raise CryptoError("the Encrypt element is not the one signed")
+        return parse_xml(self.decrypt(encrypted))

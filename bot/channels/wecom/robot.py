@@ -21,6 +21,7 @@ import aiohttp
 from bot.channels.base import Delivery, Outcome, Refresh
 from bot.channels.wecom.text import TEXT_BYTES, cut_bytes, plain_text
 from bot.domain.messages import Outgoing
+from bot.http_failure import http_failure
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,13 @@ ENTRY_BYTES = 600  # one entry of a digest
 FREQUENCY_LIMITED = 45009  # WeCom: "api freq out of limit"
 
 Header = Callable[[int], str]  # the digest's first line, for so many entries
+
+
+class RobotUnavailable(Exception):
+    """The webhook did not answer (a passing fault: the sender tries again)."""
+
+    def __init__(self, failure: str) -> None:
+        super().__init__(f"WeCom group robot: {failure}")
 
 
 class GroupRobot:
@@ -104,8 +112,18 @@ class GroupRobot:
         return batch, cut_bytes("\n\n".join([header, *entries]), TEXT_BYTES)
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """WeCom's answer; a failure in transit raises RobotUnavailable, which says the status
+        or the kind of error and never the webhook's URL (its `key=` is the robot's secret)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
-        async with self._session.post(self.url, json=body) as response:
-            response.raise_for_status()
-            return dict(await response.json(content_type=None))
+        try:
+            async with self._session.post(self.url, json=body) as response:
+                response.raise_for_status()
+                answer = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RobotUnavailable(http_failure(exc)) from None
+        except ValueError:  # not JSON: a proxy's error page
+            raise RobotUnavailable("not JSON") from None
+        if not isinstance(answer, dict):
+            raise RobotUnavailable("not a JSON object")
+        return dict(answer)

@@ -1,0 +1,107 @@
+"""Secrets in URLs stay out of the desk's logs and records, end to end: the WeCom group robot's
+webhook and the shop's order endpoint both fail while a complaint comes in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.config import BUNDLED_POLICY
+from bot.standin import BotApiStandIn
+from bot.standin.wecom import WeComStandIn
+from storage.db import create_engine
+from storage.models import OutboxRow
+from tests.e2e.people import file_complaint
+
+ROBOT_KEY = "robot-key-e2e-6d1f"
+ENDPOINT_KEY = "endpoint-key-e2e-38aa"
+ENDPOINT_PASSWORD = "endpoint-password-e2e-c90e"
+SECRETS = (ROBOT_KEY, ENDPOINT_KEY, ENDPOINT_PASSWORD)
+
+
+@pytest.fixture
+async def wecom() -> AsyncIterator[WeComStandIn]:
+    standin = WeComStandIn()
+    await standin.start()
+    yield standin
+    await standin.stop()
+
+
+@pytest.fixture
+async def shop_down() -> AsyncIterator[str]:
+    """The shop's order endpoint, answering 500 to everything; its URL holds a password and a
+    key."""
+
+    async def fail(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="<html>Internal Server Error</html>")
+
+    app = web.Application()
+    app.router.add_get("/api/orders/{number}", fail)
+    runner = web.AppRunner(app, access_log=None)  # its own log is not the desk's
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    yield (
+        f"http://desk:{ENDPOINT_PASSWORD}@127.0.0.1:{port}/api/orders/{{order_number}}"
+        f"?key={ENDPOINT_KEY}"
+    )
+    await runner.cleanup()
+
+
+async def mirror_rows(database_url: str) -> list[Any]:
+    """The outbox rows meant for the WeCom group, as the desk recorded them."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as db:
+            query = select(OutboxRow.outcome, OutboxRow.detail).where(
+                OutboxRow.channel == "mirror"
+            )
+            return list((await db.execute(query)).all())
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failing_robot_and_order_endpoint_leave_their_secrets_out_of_logs_and_rows(
+    api: BotApiStandIn,
+    wecom: WeComStandIn,
+    start_bot: Any,
+    shop_down: str,
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The robot's webhook answers 500 until the sender gives the copy up, and the order
+    endpoint answers 500: the outbox row says HTTP 500, and neither the row nor any log line
+    holds the webhook's key or the endpoint's password or key."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr("bot.sender.RETRY_AFTER", 0.05)  # give up in a moment, not in 20 s
+    wecom.inject_http("webhook/send", 500, count=100)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        BUNDLED_POLICY.read_text(encoding="utf-8") + f'\norders:\n  endpoint: "{shop_down}"\n',
+        encoding="utf-8",
+    )
+    bot = await start_bot(
+        shop_policy=str(policy),
+        wecom_group_webhook=f"{wecom.base_url}/cgi-bin/webhook/send?key={ROBOT_KEY}",
+    )
+    customer = api.person(8301, "小林", "zh")
+    await file_complaint(api, customer, photos=())
+    await bot.settled()
+
+    [(outcome, detail)] = await mirror_rows(database_url)
+    assert outcome == "failed" and "HTTP 500" in detail
+    assert not any(secret in detail for secret in SECRETS)
+    logged = "\n".join(
+        [r.getMessage() for r in caplog.records] + [r.exc_text or "" for r in caplog.records]
+    )
+    assert "The order endpoint did not answer" in logged and "webhook" not in detail
+    assert not any(secret in logged for secret in SECRETS)
