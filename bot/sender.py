@@ -145,7 +145,8 @@ class Sender:
                     if tries < MAX_TRIES:
                         await self._pause(self.retry_first)
                         continue
-                    outcome = Outcome(Delivery.FAILED, [head.id], detail=type(exc).__name__)
+                    detail = f"{type(exc).__name__}: {exc}"[:500]  # adapters keep secrets out
+                    outcome = Outcome(Delivery.FAILED, [head.id], detail=detail)
                 backoff = self.retry_first
                 self._tries.pop(head.id, None)
                 covered = set(outcome.rows or [head.id])

@@ -19,7 +19,7 @@ stateDiagram-v2
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.domain.intake import (
@@ -55,6 +55,7 @@ from storage.uow import UnitOfWork
 logger = logging.getLogger(__name__)
 
 # kinds staff should see even though they answer no question: shown with the ticket's card
+EDIT = "edit"  # a message the customer changed: its new wording, kept and shown to staff
 RELAYED_FROM_INTAKE = {"voice", "video", "document", "audio", "video_note", "animation"}
 LONG_ENOUGH_FOR_STORY = 15  # a sentence typed where an order number was asked
 
@@ -533,12 +534,16 @@ async def submitted(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: datetime) 
 
 
 async def relay_intake_files(uow: UnitOfWork, desk: Desk, ticket: Ticket) -> None:
-    """Voice, video and files sent during the intake answer no question: staff see them
-    after the card."""
+    """Voice, video and files sent during the intake answer no question, nor do messages the
+    customer changed meanwhile: staff see them after the card."""
     assert ticket.id is not None
     pending = await uow.messages.pending_relay(ticket.id)
     header = desk.render(desk.staff_language, "staff/customer_header.html", ticket=ticket)
     for message in pending:
+        if message.kind == EDIT:
+            for piece in common.texts(header, message.text or ""):
+                uow.outbox.to_thread(ticket.id, Say(piece), relay=True, urgency=Urgency.RELAY)
+            continue
         if message.file_id is None or message.kind not in FILE_KINDS:
             continue
         text = f"{header}\n{common.escape(message.text)}" if message.text else header
@@ -723,3 +728,19 @@ async def not_handled(uow: UnitOfWork, desk: Desk, said: Said) -> None:
         excerpt=(said.text or "")[:200],
     )
     uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, alert=True)
+
+
+async def edited(uow: UnitOfWork, desk: Desk, said: Said, now: datetime) -> None:
+    """The customer changed a message they had sent: the new wording is kept with their ticket
+    and shown to staff, marked as a change (during the intake, after the card). It answers no
+    question: the intake goes on where it was."""
+    ticket = await uow.tickets.active_for_customer(said.who)
+    if ticket is None or not said.text:
+        return
+    mark = desk.render(desk.staff_language, "staff/edited_mark.txt")
+    change = replace(said, kind=EDIT, text=f"{mark}\n{said.text}", attachment=None, album=None)
+    intake = ticket.status is Status.INTAKE
+    await store(uow, ticket, change, now, relay_later=intake)
+    await uow.tickets.save(ticket)
+    if not intake:
+        relay(uow, desk, ticket, change, now)

@@ -238,6 +238,13 @@ class Person:
     def send(self, text: str, **extra: Any) -> dict[str, Any]:
         return self.api.user_message(self, self.chat, text=text, **extra)
 
+    def edit(self, message: dict[str, Any], text: str) -> dict[str, Any]:
+        """Change a message this person sent (Telegram sends an `edited_message` update)."""
+        edited = {**message, "text": text, "edit_date": int(time.time())}
+        self.api.messages[(message["chat"]["id"], message["message_id"])] = edited
+        self.api._push({"edited_message": edited})
+        return edited
+
     def send_photo(
         self, file_id: str, caption: str | None = None, media_group_id: str | None = None
     ) -> dict[str, Any]:
@@ -346,8 +353,18 @@ class Group:
     forum: bool = False
     admins: set[int] = field(default_factory=set)
     members: set[int] = field(default_factory=set)  # and everyone who wrote in it
+    # restricted people: True while still in the group, False once they left
+    restricted: dict[int, bool] = field(default_factory=dict)
     topics: dict[int, str] = field(default_factory=dict)
     deleted_topics: set[int] = field(default_factory=set)
+
+
+_RESTRICTED_RIGHTS = (
+    "can_send_messages can_send_audios can_send_documents can_send_photos can_send_videos "
+    "can_send_video_notes can_send_voice_notes can_send_polls can_send_other_messages "
+    "can_add_web_page_previews can_change_info can_invite_users can_pin_messages "
+    "can_manage_topics can_edit_tag can_react_to_messages"
+).split()
 
 
 class BotApiStandIn:
@@ -808,6 +825,14 @@ class BotApiStandIn:
         user = person.user if person else {"id": user_id, "is_bot": False, "first_name": "?"}
         if user_id in group.admins:
             return {"status": "administrator", "user": user, **_ADMIN_RIGHTS}
+        if user_id in group.restricted:
+            return {
+                "status": "restricted",
+                "user": user,
+                "is_member": group.restricted[user_id],
+                "until_date": 0,
+                **{right: False for right in _RESTRICTED_RIGHTS},
+            }
         if user_id in group.members:
             return {"status": "member", "user": user}
         return {"status": "left", "user": user}

@@ -215,3 +215,60 @@ async def test_telegram_errors_are_retried_and_nothing_is_lost(
     mark = len(api.sent)
     staff.say_in_group(STAFF_CHAT, "这条会被拒绝", reply_to=card.message_id)
     await in_group(api, "Telegram 拒绝了这条消息", mark)
+
+
+async def test_an_edited_message_reaches_staff_marked_as_a_change(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """A customer corrects a message: during the intake the question goes on and staff see the
+    new wording after the card; later, staff see it at once, each marked as a change."""
+    bot = await start_bot()
+    customer = api.person(6020, "小林", "zh")
+    customer.send("你好")
+    await said(api, customer, "哪一类问题")
+    customer.tap("花材质量")
+    await said(api, customer, "订单号")
+    customer.send("FS2026112301")
+    await said(api, customer, "发生了什么")
+    mark = len(api.sent)
+    story = customer.send("花都蔫了")
+    await said(api, customer, "照片", mark)
+    customer.edit(story, "花都蔫了,而且颜色也送错了")
+    await bot.handled()
+    mark = len(api.sent)
+    customer.tap("没有照片,跳过")
+    await said(api, customer, "怎么联系您", mark)
+    mark = len(api.sent)
+    customer.send("跳过,就在这里联系我")
+    await said(api, customer, "请您核对", mark)
+    mark = len(api.sent)
+    customer.tap("✅ 提交")
+    card = await in_group(api, "投诉单", mark)
+    early = await in_group(api, "改后是", mark)
+    assert "颜色也送错了" in early.text and early.message_id > card.message_id
+
+    mark = len(api.sent)
+    later = customer.send("另外包装也破了")
+    await in_group(api, "包装也破了", mark)
+    customer.edit(later, "另外包装也破了,花瓶也碎了")
+    change = await in_group(api, "花瓶也碎了", mark)
+    assert "改后是" in change.text and "小林" in change.text
+    await bot.settled()
+    assert not any("改后是" in s.text for s in api.sent_to(customer.id))
+
+
+async def test_a_restricted_member_who_left_the_group_cannot_open_a_card(
+    api: BotApiStandIn, start_bot
+) -> None:
+    """A digest's link opens a ticket's card for a restricted member still in the staff group,
+    and for one who has left it starts a complaint instead."""
+    await start_bot()
+    await file_complaint(api, api.person(6030, "小何", "zh"), photos=())
+    still, gone = api.person(6130, "小在", "zh"), api.person(6131, "小走", "zh")
+    api.groups[STAFF_CHAT].restricted.update({still.id: True, gone.id: False})
+    still.send("/start T-000001")
+    copy = await said(api, still, "T-000001")
+    assert "只读副本" in copy.text
+    gone.send("/start T-000001")
+    await said(api, gone, "哪一类问题")
+    assert not any("T-000001" in s.text for s in api.sent_to(gone.id))

@@ -76,13 +76,11 @@ async def test_a_failing_robot_and_order_endpoint_leave_their_secrets_out_of_log
     database_url: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The robot's webhook answers 500 until the sender gives the copy up, and the order
     endpoint answers 500: the outbox row says HTTP 500, and neither the row nor any log line
     holds the webhook's key or the endpoint's password or key."""
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr("bot.sender.RETRY_AFTER", 0.05)  # give up in a moment, not in 20 s
     wecom.inject_http("webhook/send", 500, count=100)
     policy = tmp_path / "policy.yaml"
     policy.write_text(
@@ -93,6 +91,7 @@ async def test_a_failing_robot_and_order_endpoint_leave_their_secrets_out_of_log
         shop_policy=str(policy),
         wecom_group_webhook=f"{wecom.base_url}/cgi-bin/webhook/send?key={ROBOT_KEY}",
     )
+    bot.app.sender.retry_first = 0.05  # give up in a moment, not in 20 s
     customer = api.person(8301, "小林", "zh")
     await file_complaint(api, customer, photos=())
     await bot.settled()

@@ -24,7 +24,14 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter
 
 from bot.channels.base import Passing
-from bot.channels.telegram.routes import CHANNEL, Router, chat_key, customer_of, said_by_customer
+from bot.channels.telegram.routes import (
+    CHANNEL,
+    DEEP_LINK,
+    Router,
+    chat_key,
+    customer_of,
+    said_by_customer,
+)
 from bot.domain.messages import Said, Urgency
 from bot.lanes import Job, Lanes
 from handlers import customer
@@ -195,6 +202,8 @@ class DurablePoller:
         if user is None or user.is_bot or message.media_group_id:
             return False
         text = (message.text or "").strip()
+        if DEEP_LINK.match(text):  # a ticket's link from a digest: maybe staff, not a complaint
+            return False
         return not (text.startswith("/") and text.split("@")[0].split(" ")[0] != "/start")
 
     async def _store(self, updates: list[Update]) -> list[tuple[str, Job]]:

@@ -167,9 +167,15 @@ class Router:
         if self.staff_chat_id is None:  # set-up mode: /whoami and a word to customers only
             self.setting_up(uow, update)
             return None
+        edit = update.edited_message
+        if edit is not None and edit.chat.type == ChatType.PRIVATE:
+            said = said_by_customer(edit, self.default_language)
+            if said is not None:
+                await customer.edited(uow, self.desk, said, now)
+            return None
         message = update.message
         if message is None:
-            return None  # an edit, or something the desk does not use
+            return None  # something the desk does not use (a staff member's edit)
         text = (message.text or "").strip()
         if text.split("@")[0] == "/whoami":
             self.whoami(uow, message)
@@ -194,11 +200,12 @@ class Router:
             member = await self.bot.get_chat_member(self.staff_chat_id, user_id)
         except TelegramError:
             return False
+        if member.status == ChatMemberStatus.RESTRICTED:  # restricted, and maybe gone since
+            return bool(getattr(member, "is_member", False))
         return member.status in (
             ChatMemberStatus.OWNER,
             ChatMemberStatus.ADMINISTRATOR,
             ChatMemberStatus.MEMBER,
-            ChatMemberStatus.RESTRICTED,
         )
 
     # -- messages --------------------------------------------------------------------------
