@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bot.channels.base import CustomerChannel, Delivery, Outcome, Passing, StaffRoom
+from bot.channels.base import CustomerChannel, Delivery, Outcome, Passing, StaffRoom, Unsure
 from bot.domain.messages import Outgoing
 from bot.domain.tickets import Actor, CustomerRef
 from handlers import customer, staff
@@ -133,6 +133,9 @@ class Sender:
                     continue
                 try:
                     outcome = await self._deliver(rows, lane)
+                except Unsure as exc:  # it may have arrived: recorded so, never sent again
+                    logger.warning("Send %s in %s unsure: %s", head.id, lane, exc)
+                    outcome = Outcome(Delivery.UNSURE, [head.id], detail=str(exc)[:500])
                 except Exception as exc:
                     if isinstance(exc, Passing) or passing(exc):  # the lane waits, however long
                         logger.warning("Send %s in %s waits: %s", head.id, lane, exc)
@@ -263,7 +266,7 @@ class Sender:
         card's id and the ticket's topic are kept on the ticket."""
         if head.ticket_id is None or outcome.delivery is not Delivery.SENT:
             if outcome.delivery is not Delivery.SENT:
-                logger.error("Staff room refused %s: %s", head.kind, outcome.detail)
+                logger.error("Staff room: %s %s: %s", head.kind, outcome.delivery, outcome.detail)
             return
         if outcome.room_id is not None:
             for message_id in outcome.message_ids:

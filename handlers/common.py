@@ -10,7 +10,7 @@ from typing import Any
 from bot.domain.clock import next_deadline
 from bot.domain.guard import find_signals
 from bot.domain.insight import alert_due
-from bot.domain.messages import Say, Urgency
+from bot.domain.messages import Attachment, Say, Urgency
 from bot.domain.signals import suggest_severity
 from bot.domain.tickets import Ticket, reference
 from bot.text import split_text
@@ -22,6 +22,7 @@ from storage.uow import UnitOfWork
 REPEAT_WINDOW = timedelta(days=30)
 TEXT_LIMIT = 4096
 CARD_STORY_LIMIT = 1500
+ALBUM_MOST = 10  # photos shown together
 
 
 def escape(text: str) -> str:
@@ -68,11 +69,19 @@ def card(desk: Desk, ticket: Ticket) -> Say:
 
 
 def post_card(uow: UnitOfWork, desk: Desk, ticket: Ticket) -> None:
-    """The ticket reaches the staff room: its card, its photos, the full story when long."""
+    """The ticket reaches the staff room: its card, its photos, the full story when long. One
+    row for each message staff will see, so that one that fails never sends the others again
+    (and the card's id is kept the moment it is posted)."""
     assert ticket.id is not None
+    uow.outbox.card(ticket.id, card(desk, ticket))
+    photos = tuple(Attachment("photo", p, ticket.channel) for p in ticket.photos)
+    for start in range(0, len(photos), ALBUM_MOST):  # as albums
+        uow.outbox.to_thread(ticket.id, Say(attachments=photos[start : start + ALBUM_MOST]))
     story = "\n".join(ticket.story)
-    full = story if len(story) > CARD_STORY_LIMIT else ""
-    uow.outbox.card(ticket.id, card(desk, ticket), story=full)
+    if len(story) > CARD_STORY_LIMIT:  # the card holds only its start
+        header = desk.render(desk.staff_language, "staff/story_full.html", ticket=ticket)
+        for piece in texts(header, story):
+            uow.outbox.to_thread(ticket.id, Say(piece))
 
 
 def refresh_card(uow: UnitOfWork, desk: Desk, ticket: Ticket) -> None:

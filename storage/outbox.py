@@ -124,16 +124,16 @@ class Outbox:
             ticket_id=ticket_id,
         )
 
-    def card(self, ticket_id: int, card: Say, story: str = "") -> None:
-        """Post the ticket's card (its photos after it; `story`: the full text, when the card
-        holds only its start)."""
+    def card(self, ticket_id: int, card: Say) -> None:
+        """Post the ticket's card (what follows it, its photos and the rest of the story, are
+        rows of their own in its thread)."""
         self._add(
             channel=STAFF,
             recipient=STAFF,
             lane=thread_lane(ticket_id),
             kind=CARD,
             urgency=Urgency.CARD,
-            payload={"say": card.to_json(), "story": story},
+            payload={"say": card.to_json()},
             ticket_id=ticket_id,
         )
 
@@ -268,7 +268,7 @@ class Outbox:
             .where(
                 OutboxRow.ticket_id == ticket_id,
                 OutboxRow.kind == CARD,
-                OutboxRow.outcome == "sent",
+                OutboxRow.outcome.in_(("sent", "unsure")),  # unsure: it may be there
             )
             .limit(1)
         )

@@ -22,6 +22,7 @@ class Delivery(StrEnum):
     SENT = "sent"
     BLOCKED = "blocked"  # the customer blocked the bot or left: nothing can reach them here
     FAILED = "failed"  # refused for another reason (the detail says why)
+    UNSURE = "unsure"  # no answer in time: it may have arrived, so it is not sent again
 
 
 @dataclass
@@ -66,3 +67,8 @@ class StaffRoom(Protocol):
     ) -> Outcome:
         """Send `rows[0]` (and what it merges) into the ticket's thread or the room."""
         ...
+
+
+class Unsure(Exception):
+    """A request went out and no answer came back in time: the message may have arrived.
+    Sending it again could show it twice, so it is recorded as unsure instead."""

@@ -6,12 +6,12 @@ back-off; python-telegram-bot raises these and retries nothing."""
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
+import httpx
 from telegram import (
     Bot,
     InlineKeyboardButton,
@@ -26,14 +26,20 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
-from bot.channels.base import Delivery, Outcome, Passing, Refresh
+from bot.channels.base import Delivery, Outcome, Passing, Refresh, Unsure
 from bot.channels.telegram.limiter import Limiter
 from bot.domain.messages import Attachment, Outgoing, Say, Urgency
 from bot.domain.tickets import Ticket
 from bot.render import Render
-from bot.text import split_text
 from storage.outbox import CARD, CARD_EDIT, CLEAR, RELAY, ROOM
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,7 @@ CAPTION_LIMIT = 1024
 CAPTIONED = {"photo", "video", "document", "voice", "audio", "animation"}
 ALBUM_KINDS = {"photo", "video"}
 ATTEMPTS = 6
+RECENT_TOPICS = 1000
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -113,13 +120,26 @@ class Api:
                     await asyncio.sleep(wait)
             except (BadRequest, Forbidden):
                 raise
-            except NetworkError as exc:  # 5xx, timeouts, connection errors
+            except TimedOut as exc:
+                if _may_have_arrived(exc):  # Telegram may have it: not sent again
+                    raise Unsure(f"no answer from Telegram in time ({exc})") from exc
+                if attempt == ATTEMPTS:
+                    raise Passing(f"Telegram unreachable: {exc}") from exc
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_most)
+            except NetworkError as exc:  # 5xx, connection errors
                 if attempt == ATTEMPTS:
                     raise Passing(f"Telegram unreachable: {exc}") from exc
                 logger.info("%s for chat %s: retry in %.1fs", exc, chat_id, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_most)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _may_have_arrived(exc: TimedOut) -> bool:
+    """A timeout after the request went out (no answer read): Telegram may have acted on it.
+    One before it went out (no connection, no free connection) is safe to send again."""
+    return not isinstance(exc.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 def markup(say: Say) -> Any:
@@ -170,6 +190,17 @@ async def send_say(
         ids.extend(_ids(await api.call(chat_id, request, urgency, lane, granted)))
         granted = False
 
+    if len(say.attachments) > 1:  # an album (its words as the first item's caption)
+        media = [
+            (InputMediaPhoto if item.kind == "photo" else InputMediaVideo)(
+                await api.file(item),
+                caption=say.text if index == 0 and say.text else None,
+                parse_mode=ParseMode.HTML,
+            )
+            for index, item in enumerate(say.attachments[:10])
+        ]
+        await go(lambda: bot.send_media_group(chat_id, media, **where))
+        return ids
     attachment = say.attachments[0] if say.attachments else None
     # texts come cut to Telegram's length already (the limit counts the text after its HTML is
     # parsed, so it cannot be checked here)
@@ -277,7 +308,8 @@ class StaffGroup:
         self.forum = False
         self.digest: Digest | None = None
         self._last_relay: dict[Hashable, float] = {}  # when each ticket's last text relay went
-        self.topics: dict[int, int] = {}  # topics made since start, and their tickets
+        self.topics: dict[int, int] = {}  # topics made lately, and their tickets
+        self._made: dict[int, int] = {}  # tickets' topics made lately
 
     async def detect_forum(self) -> None:
         """Topics on: each ticket gets its own topic. Asked once at start."""
@@ -342,7 +374,13 @@ class StaffGroup:
             }
         return {}
 
-    async def _new_topic(self, ticket: Ticket) -> int:
+    async def _new_topic(self, ticket: Ticket, again: bool = False) -> int:
+        """The ticket's topic. One made a moment ago whose id the sender has not recorded yet
+        (its first message failed) is used again, unless it was deleted (`again`)."""
+        made = self._made.get(ticket.id or 0)
+        if made is not None and not again:
+            ticket.topic_id = made
+            return made
         name = self.render(self.language, "staff/topic_name.txt", ticket=ticket)
         topic = await self.api.call(
             self.chat_id,
@@ -353,6 +391,10 @@ class StaffGroup:
         ticket.topic_id = topic.message_thread_id
         if ticket.id is not None:  # known at once, before the sender has recorded it
             self.topics[topic.message_thread_id] = ticket.id
+            self._made[ticket.id] = topic.message_thread_id
+            for recent in (self.topics, self._made):  # the database has them: keep a few
+                while len(recent) > RECENT_TOPICS:
+                    del recent[next(iter(recent))]
         return topic.message_thread_id
 
     async def _to_thread(
@@ -376,7 +418,7 @@ class StaffGroup:
             if not (self.forum and _thread_missing(exc)):
                 raise
             logger.warning("Topic of %s was deleted; making it again", ticket.reference)
-            topic = await self._new_topic(ticket)
+            topic = await self._new_topic(ticket, again=True)
             card = self.card_of(ticket)
             card_ids = await send_say(
                 self.api, self.chat_id, card, Urgency.CARD, lane, self._where(ticket)
@@ -390,48 +432,19 @@ class StaffGroup:
     # -- cards -----------------------------------------------------------------------------
 
     async def _post_card(self, head: Outgoing, ticket: Ticket) -> Outcome:
-        """The card (summary and buttons), the photos as an album, and the full story when the
-        card could not hold it."""
-        lane = head.lane
+        """The card (summary and buttons): its photos and the rest of the story follow as
+        rows of their own."""
         if self.digest is not None:
             await self.digest.wait_turn(ticket)
         topic = await self._new_topic(ticket) if self.forum and not ticket.topic_id else None
         card_ids = await send_say(
-            self.api, self.chat_id, head.say, head.urgency, lane, self._where(ticket)
+            self.api, self.chat_id, head.say, head.urgency, head.lane, self._where(ticket)
         )
         if self.digest is not None:
             self.digest.posted(ticket)
-        card_id = int(card_ids[0])
-        ticket.card_message_id = card_id
-        ids = list(card_ids)
-        photos = [Attachment("photo", p, ticket.channel) for p in ticket.photos]
-        where = self._where(ticket)
-        if len(photos) == 1:
-            ids += await send_say(
-                self.api,
-                self.chat_id,
-                Say(attachments=(photos[0],)),
-                head.urgency,
-                lane,
-                where,
-            )
-        elif photos:
-            media = [InputMediaPhoto(await self.api.file(p)) for p in photos[:10]]
-            result = await self.api.call(
-                self.chat_id,
-                lambda: self.api.bot.send_media_group(self.chat_id, media, **where),
-                head.urgency,
-                lane,
-            )
-            ids += _ids(result)
-        story = str(head.payload.get("story") or "")
-        if story:
-            header = self.render(self.language, "staff/story_full.html", ticket=ticket)
-            for piece in split_text(story, TEXT_LIMIT - len(header) - 2):
-                text = f"{header}\n{html.escape(piece, quote=False)}"
-                ids += await send_say(self.api, self.chat_id, Say(text), head.urgency, lane, where)
-        outcome = self._sent([head.id], ids, topic)
-        outcome.card_id = card_id
+        ticket.card_message_id = int(card_ids[0])
+        outcome = self._sent([head.id], card_ids, topic)
+        outcome.card_id = ticket.card_message_id
         return outcome
 
     async def _edit_card(self, head: Outgoing, ticket: Ticket) -> None:
