@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bot.domain.clock import DeadlineKind
 from storage.repositories import DueDeadline
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ MAX_SLEEP = 30.0  # also notices deadlines written by another instance
 class Scheduler:
     def __init__(
         self,
-        new_uow: Callable[[], UnitOfWork],
+        new_uow: NewUnitOfWork,
         clock: Callable[[], datetime],
         fire: Fire,
         lanes: Submit,
@@ -64,11 +64,11 @@ class Scheduler:
     async def _tick(self) -> float:
         """Fire what is due; return how long to sleep until the next deadline."""
         now = self.clock()
-        async with self.new_uow() as uow:
+        async with self.new_uow(read_only=True) as uow:
             due = await uow.deadlines.due(now)
         for deadline in due:
             await self._claim_and_fire(deadline)
-        async with self.new_uow() as uow:
+        async with self.new_uow(read_only=True) as uow:
             earliest = await uow.deadlines.earliest()
         if earliest is None:
             return MAX_SLEEP

@@ -1,10 +1,20 @@
-"""The engine and the session factory (migrations: `storage.migrate`)."""
+"""The engine and the session factory (migrations: `storage.migrate`).
+
+A unit of work is one transaction on every database. On SQLite that takes the recipe SQLAlchemy
+documents for pysqlite and aiosqlite ("Serializable isolation / Savepoints / Transactional DDL"):
+the driver's own BEGIN (deferred, emitted only before a write) is turned off, and the engine
+emits `BEGIN IMMEDIATE` when a transaction begins, so that a unit of work holds SQLite's one
+write lock from its first read to its commit: a read and the write that depends on it cannot
+cross another lane's (PostgreSQL gets the same from `SELECT ... FOR UPDATE`, see
+`storage.repositories`). A unit of work that only reads says so (`READ_ONLY`) and begins a
+deferred transaction instead: a snapshot (WAL) that neither waits for the writer nor holds it up.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -12,9 +22,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+READ_ONLY = "desk_read_only"  # an execution option: this transaction will not write
+
 
 def create_engine(url: str) -> AsyncEngine:
-    """An engine; SQLite gets WAL and a patient busy timeout so concurrent chats do not fail."""
+    """An engine; SQLite gets WAL, a patient busy timeout so concurrent chats wait for the
+    writer rather than fail, and real transactions."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url, connect_args={"timeout": 60}, pool_size=4, max_overflow=4, pool_timeout=120
@@ -22,6 +35,8 @@ def create_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # the driver begins nothing itself (nor commits before DDL): `_begin` does
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -29,6 +44,13 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.execute("PRAGMA cache_size=-1024")  # 1 MB a connection (2 MB by default)
             cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(connection: Connection) -> None:
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN")  # deferred: a snapshot, no write lock
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, from the start
 
         return engine
     # at most 20 connections a process: PostgreSQL serves 100 by default, for every instance

@@ -22,6 +22,7 @@ from bot.domain.tickets import (
     Status,
     Ticket,
 )
+from storage.db import READ_ONLY
 from storage.models import (
     DeadlineRow,
     EventRow,
@@ -49,9 +50,14 @@ _FIELDS = (
 def _locks(session: AsyncSession) -> bool:
     """On PostgreSQL a row read to be changed is locked until the commit, so that two
     transactions (a handler, the sender recording a delivery) never decide from a stale copy;
-    SQLite has one writer at a time anyway."""
+    on SQLite a unit of work that may write holds the one write lock from its first read
+    (`storage.db`). A read-only unit of work changes nothing: it locks nothing."""
     bind = session.bind
-    return bind is not None and bind.dialect.name == "postgresql"
+    return (
+        bind is not None
+        and bind.dialect.name == "postgresql"
+        and not session.info.get(READ_ONLY, False)
+    )
 
 
 def _actor(actor_id: str | None, name: str | None, role: str) -> Actor | None:
