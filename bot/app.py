@@ -192,6 +192,29 @@ async def weekly_reports(app: App, stopped: asyncio.Event) -> None:
             pass
 
 
+MANAGERS_EVERY = 240.0  # the managers' names and the group's administrators, asked again
+
+
+async def ask_about_managers(app: App) -> None:
+    """What Telegram says of the managers (their names, the group's administrators), asked
+    outside any unit of work: the desk reads it at once (`Desk.managers`), never waiting on
+    Telegram while it holds the database."""
+    try:
+        await app.telegram.managers.refresh()
+    except Exception:
+        logger.exception("The managers could not be asked about; trying again later")
+
+
+async def keep_managers_fresh(app: App, stopped: asyncio.Event) -> None:
+    """Ask about the managers every few minutes (first at start), until `stopped`."""
+    while True:
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout=MANAGERS_EVERY)
+            return
+        except TimeoutError:
+            await ask_about_managers(app)
+
+
 async def start(app: App) -> None:
     """Catch up on what a stop left, connect the messengers and recover their inboxes (the
     poller is `serve`'s)."""
@@ -202,6 +225,10 @@ async def start(app: App) -> None:
     if caught:
         logger.info("Catching up: %s tickets' cards", caught)
     await app.telegram.start(known)
+    try:  # the managers' names for the first mentions; a slow answer does not hold the start
+        await asyncio.wait_for(ask_about_managers(app), timeout=10)
+    except TimeoutError:
+        logger.warning("Telegram did not say who the managers are in time; asking again later")
     if app.wecom is not None:
         await app.wecom.start()
 
@@ -225,6 +252,7 @@ async def serve(app: App, signals: bool = True) -> None:
     ticking = asyncio.create_task(app.scheduler.run())
     stopped = asyncio.Event()
     reporting = asyncio.create_task(weekly_reports(app, stopped))
+    asking = asyncio.create_task(keep_managers_fresh(app, stopped))
     try:
         await app.poller.run()
     finally:
@@ -232,6 +260,7 @@ async def serve(app: App, signals: bool = True) -> None:
         await ticking
         stopped.set()
         await reporting
+        await asking
         try:  # what is left is handled at the next start (it is in the inbox)
             await asyncio.wait_for(app.lanes.idle(), timeout=30)
         except TimeoutError:

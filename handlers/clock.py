@@ -41,7 +41,7 @@ async def deadline_passed(
         return
     ticket.escalate(kind.value, now)
     await uow.tickets.save(ticket)
-    managers = await desk.managers()
+    managers = desk.managers()
     how_long = waited(ticket, now)
     if kind is DeadlineKind.FIRST_RESPONSE:
         common.tell_thread(

@@ -4,11 +4,14 @@ deadlines, the inbox row and the outgoing messages (the outbox) are committed to
 A unit of work that may write holds the database's write lock on SQLite from its first read to
 its commit (`storage.db`): nothing in it may wait on the network. One that only reads (the
 scheduler's scan, a lookup before the work) is opened `read_only`: it reads a snapshot and
-holds nobody up, and it cannot commit."""
+holds nobody up, and it cannot commit. What must wait on the network (the shop's order
+endpoint) is handed to `after_commit`: it runs once the transaction is committed, and stores
+what it learnt in a unit of work of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Protocol
 
@@ -29,6 +32,8 @@ from storage.repositories import (
     WeComInboxRepository,
 )
 
+logger = logging.getLogger(__name__)
+
 
 class UnitOfWork:
     """Rolls back unless `commit()` was called; `on_commit` runs after a commit that queued
@@ -47,6 +52,7 @@ class UnitOfWork:
         self._planner = planner
         self._on_commit = on_commit
         self.read_only = read_only
+        self._after: list[AfterCommit] = []
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._factory()
@@ -72,10 +78,17 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._after.clear()
         try:
             await self.session.rollback()
         finally:
             await self.session.close()
+
+    def after_commit(self, job: AfterCommit) -> None:
+        """Work that must not run inside this transaction (it waits on the network): `commit()`
+        runs it once the transaction is committed, giving it a way to open units of work of its
+        own. A rollback forgets it; a failure of it is logged (what was committed stays)."""
+        self._after.append(job)
 
     async def commit(self) -> None:
         if self.read_only:
@@ -83,12 +96,26 @@ class UnitOfWork:
         await self.session.commit()
         if self._on_commit is not None:
             self._on_commit()
+        jobs, self._after = self._after, []
+        for job in jobs:  # no transaction is open here: the session holds no connection
+            try:
+                await job(self._another)
+            except Exception:
+                logger.exception("Work after a commit failed")
 
     async def rollback(self) -> None:
+        self._after.clear()
         await self.session.rollback()
+
+    def _another(self, *, read_only: bool = False) -> UnitOfWork:
+        """A unit of work like this one (the same database, planner and wake-up), of its own."""
+        return UnitOfWork(self._factory, self._planner, self._on_commit, read_only=read_only)
 
 
 class NewUnitOfWork(Protocol):
     """Makes a unit of work (the composition root's `new_uow`)."""
 
     def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
+
+
+AfterCommit = Callable[[NewUnitOfWork], Awaitable[None]]

@@ -11,12 +11,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain.clock import SlaPolicy, WorkingHours, plan
-from bot.domain.messages import Tap
+from bot.domain.messages import Said, Tap
+from bot.domain.orders import Order
 from bot.domain.tickets import CustomerRef, Status, Ticket
 from handlers import choices, customer, staff
 from handlers.context import Desk
 from storage.db import create_engine, session_factory
 from storage.migrate import migrate
+from storage.outbox import CARD_EDIT
 from storage.uow import UnitOfWork
 from tests.unit import fakes
 from tests.unit.fakes import MANAGER
@@ -120,3 +122,57 @@ async def test_a_read_only_unit_of_work_reads_beside_a_writer_and_cannot_commit(
             with pytest.raises(RuntimeError):
                 await reader.commit()
         await writer.commit()
+
+
+async def test_a_slow_order_endpoint_holds_up_no_other_chat(engine: AsyncEngine) -> None:
+    """While the shop's order endpoint takes its time over a submitted complaint, another
+    customer's message is handled and committed: nothing waits on the network inside a unit of
+    work (on SQLite, one that did would hold the one write lock). The card shows the order
+    once it comes."""
+    asking, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_lookup(number: str) -> Order | None:
+        asking.set()
+        await answer.wait()
+        return Order(number, product="红玫瑰花束", batch="B20261120")
+
+    desk = fakes.desk(order_lookup=slow_lookup)
+    who = CustomerRef("telegram", "6001")
+    ticket = Ticket.receive(who, "小明", "zh", NOW)
+    ticket.category, ticket.order_number = "quality", "FS2026112301"
+    ticket.story = ["花全都蔫了,叶子也发黄了"]
+    ticket.photos_done = ticket.contact_skipped = True
+    async with units(engine) as uow:
+        await uow.tickets.add(ticket)
+        await uow.commit()
+    assert ticket.id is not None
+
+    async def submits() -> None:
+        async with units(engine) as uow:
+            tap = Tap(who, choices.intake("submit"), "3", "zh")
+            await customer.tapped(uow, desk, tap, NOW)
+            await uow.commit()
+
+    submitting = asyncio.create_task(submits())
+    await asyncio.wait_for(asking.wait(), timeout=10)
+
+    async def another_customer_writes() -> None:
+        async with units(engine) as uow:
+            said = Said(CustomerRef("telegram", "6002"), "小红", "zh", text="你好,花送错了")
+            await customer.wrote(uow, desk, said, NOW)
+            await uow.commit()
+
+    try:
+        await asyncio.wait_for(another_customer_writes(), timeout=10)
+    finally:
+        answer.set()
+        await submitting
+    async with units(engine) as uow:
+        other = await uow.tickets.active_for_customer(CustomerRef("telegram", "6002"))
+        shown = await uow.tickets.get(ticket.id)
+        lanes = await uow.outbox.lanes()
+        thread = await uow.outbox.pending(f"staff:t{ticket.id}")
+    edits = [r for r in thread if r.kind == CARD_EDIT]
+    assert other is not None and "telegram:6002" in lanes
+    assert shown is not None and shown.status is Status.OPEN and shown.product == "红玫瑰花束"
+    assert edits and "红玫瑰花束" in edits[-1].say.text

@@ -871,9 +871,12 @@ async def test_the_cause_may_be_written_as_one_phrase(uow: FakeUnitOfWork, desk:
     assert (again.root_cause, again.responsible) == ("product_defect", "supply_chain")
 
 
-async def test_the_shops_order_endpoint_fills_the_card(uow: FakeUnitOfWork) -> None:
-    """An order the desk has not been given is asked of the shop's endpoint at submit; the
-    card shows it, and it is kept (not asked again)."""
+async def test_the_shops_order_endpoint_fills_the_card_after_the_commit(
+    uow: FakeUnitOfWork,
+) -> None:
+    """An order the desk has not been given is asked of the shop's endpoint once the submit is
+    committed (never inside it): the card goes at once, then shows the order; it is kept (not
+    asked again)."""
     from bot.domain.orders import Order
 
     asked: list[str] = []
@@ -886,10 +889,14 @@ async def test_the_shops_order_endpoint_fills_the_card(uow: FakeUnitOfWork) -> N
     await submitted(uow, desk)
 
     card = one([q for q in uow.outbox.pending() if q.kind == CARD])
+    assert "订单记录" not in card.text and asked == []  # nothing asked inside the unit of work
+    await uow.commit()
+
+    edit = one(in_thread(uow.outbox.take(), CARD_EDIT))
     assert (
-        "订单记录" in card.text
-        and "商品 红玫瑰花束" in card.text
-        and "批次 B20261120" in card.text
+        "订单记录" in edit.text
+        and "商品 红玫瑰花束" in edit.text
+        and "批次 B20261120" in edit.text
     )
     assert asked == ["FS2026112301"] and await uow.orders.get("FS2026112301") is not None
     assert (await ticket_of(uow)).product == "红玫瑰花束"
