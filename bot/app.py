@@ -124,17 +124,16 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         mirror = GroupRobot(settings.wecom_group_webhook.get_secret_value(), digest_header)
     sender = Sender(new_uow, desk, telegram.staff_room, customers, clock, mirror)
 
-    async def fire(ticket_id: int, kind: DeadlineKind) -> None:
-        async with new_uow() as uow:
-            await clock_cases.deadline_passed(uow, desk, ticket_id, kind, clock())
-            await uow.commit()
+    async def act(uow: UnitOfWork, ticket_id: int, kind: DeadlineKind) -> None:
+        """A passed deadline, in the unit of work that claimed it."""
+        await clock_cases.deadline_passed(uow, desk, ticket_id, kind, clock())
 
     async def lane_of(ticket_id: int) -> Hashable:
         async with new_uow(read_only=True) as uow:
             ticket = await uow.tickets.get(ticket_id)
         return f"{ticket.channel}:{ticket.customer_id}" if ticket else f"ticket:{ticket_id}"
 
-    scheduler = Scheduler(new_uow, clock, fire, lanes.submit, lane_of)
+    scheduler = Scheduler(new_uow, clock, act, lanes.submit, lane_of)
     wake.extend([sender.poke, scheduler.poke])
     return App(
         settings,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -57,6 +58,25 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(
         url, pool_size=10, max_overflow=10, pool_timeout=120, pool_pre_ping=True
     )
+
+
+# PostgreSQL's classes of errors that pass: 08 connection, 40 rollback (serialization failure,
+# deadlock), 53 insufficient resources, 55P03 lock not available, 57 operator intervention
+_PASSING_SQLSTATES = ("08", "40", "53", "55P03", "57")
+
+
+def passing(exc: BaseException) -> bool:
+    """Whether a failure is one that passes (the database is locked or busy, a deadlock, the
+    connection lost): the work is left as it is and tried again later. Anything else (a bug,
+    a constraint) will fail the same way again."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return True  # SQLite's "database is locked" is an OperationalError
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code is not None and str(code).startswith(_PASSING_SQLSTATES)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -337,25 +337,28 @@ class DeadlineRepository:
                     )
                 )
 
-    async def earliest(self) -> datetime | None:
-        return await self.session.scalar(
-            select(DeadlineRow.due_at)
-            .where(DeadlineRow.fired_at.is_(None))
-            .order_by(DeadlineRow.due_at)
-            .limit(1)
-        )
+    async def earliest(self, after: datetime | None = None) -> datetime | None:
+        """When the next unfired deadline is due (of those due after `after`, when given)."""
+        query = select(DeadlineRow.due_at).where(DeadlineRow.fired_at.is_(None))
+        if after is not None:
+            query = query.where(DeadlineRow.due_at > after)
+        return await self.session.scalar(query.order_by(DeadlineRow.due_at).limit(1))
 
-    async def due(self, now: datetime, limit: int = 100) -> list[DueDeadline]:
-        rows = await self.session.scalars(
-            select(DeadlineRow)
-            .where(DeadlineRow.fired_at.is_(None), DeadlineRow.due_at <= now)
-            .order_by(DeadlineRow.due_at)
-            .limit(limit)
+    async def due(
+        self, now: datetime, limit: int = 100, skip: Collection[int] = ()
+    ) -> list[DueDeadline]:
+        """The unfired deadlines due by `now`, earliest first, but for those in `skip`."""
+        query = select(DeadlineRow).where(
+            DeadlineRow.fired_at.is_(None), DeadlineRow.due_at <= now
         )
+        if skip:
+            query = query.where(DeadlineRow.id.not_in(list(skip)))
+        rows = await self.session.scalars(query.order_by(DeadlineRow.due_at).limit(limit))
         return [DueDeadline(r.id, r.ticket_id, DeadlineKind(r.kind), r.due_at) for r in rows]
 
     async def claim(self, deadline_id: int, now: datetime) -> bool:
-        """Mark fired; False when another instance claimed it first."""
+        """Mark fired, in the transaction that acts on it (so that an action that fails leaves
+        it unfired); False when another instance claimed it first."""
         result = await self.session.execute(
             update(DeadlineRow)
             .where(DeadlineRow.id == deadline_id, DeadlineRow.fired_at.is_(None))
