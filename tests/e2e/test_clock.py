@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from bot.standin import BotApiStandIn
 from storage.db import create_engine
-from storage.models import DeadlineRow
+from storage.models import DeadlineRow, TicketRow
 from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group, said
 
@@ -276,3 +276,48 @@ async def test_outside_working_hours_the_customer_hears_when_people_are_back(
     submitted = next(s for s in api.sent_to(customer.id) if "投诉单号" in s.text)
     assert f"{opens:%H:%M} 上班后" in submitted.text
     assert f"首次回复 {opens + timedelta(minutes=10):%m-%d %H:%M} 前" in card.text
+
+
+async def intake_timeouts(database_url: str) -> dict[str, tuple[Any, str]]:
+    """Each customer's intake-timeout deadline (fired or not) and where their ticket stands."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as db:
+            query = (
+                select(TicketRow.customer_id, DeadlineRow.fired_at, TicketRow.status)
+                .join(DeadlineRow, DeadlineRow.ticket_id == TicketRow.id)
+                .where(DeadlineRow.kind == "intake_timeout")
+            )
+            return {row[0]: (row[1], row[2]) for row in (await db.execute(query)).all()}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_start_and_nothing_more_is_dropped_without_a_word(
+    api: BotApiStandIn, start_bot, database_url: str
+) -> None:
+    """A customer presses Start and says nothing: when the intake times out, staff get no card
+    and the customer nothing beyond the greeting. One who answered one question still becomes
+    an incomplete card."""
+    bot = await start_bot(intake_timeout="2s")
+    silent = api.person(8013, "小静", "zh")
+    answering = api.person(8014, "小答", "zh")
+    silent.send("/start")
+    await said(api, silent, "哪一类问题")
+    answering.send("/start")
+    await said(api, answering, "哪一类问题")
+    mark = len(api.sent)
+    answering.tap("花材质量")
+    await said(api, answering, "订单号", mark)
+
+    card = await in_group(api, "投诉单", timeout=20)
+    assert "超时自动提交" in card.text and "小答" in card.text
+    await said(api, answering, "交给了店里的同事")
+    # the silent intake timed out first (it began first): its work is done by now
+    await bot.settled()
+    timeouts = await intake_timeouts(database_url)
+    assert timeouts[str(silent.id)][0] is not None  # fired: the barrier held
+    assert timeouts[str(silent.id)][1] == "cancelled"
+    assert not any("小静" in s.text for s in api.sent_to(STAFF_CHAT))
+    assert len([s for s in api.sent_to(STAFF_CHAT) if "投诉单" in s.text]) == 1
+    assert len(api.sent_to(silent.id)) == 1  # the greeting, nothing more

@@ -617,6 +617,42 @@ async def test_done_resolves_the_ticket_and_tells_the_customer(
     assert ticket.status is Status.RESOLVED and ticket.resolved_at == NOW
 
 
+# -- an intake left unfinished ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opening", ["/start", "你好"])
+async def test_an_intake_that_holds_nothing_is_dropped_without_a_word(
+    uow: FakeUnitOfWork, desk: Desk, opening: str
+) -> None:
+    """The customer only opened the chat (the start button, a greeting) and said nothing more:
+    at the intake timeout staff get no card, the customer nothing more than the greeting, and
+    the ticket ends cancelled, by the desk."""
+    assert len(to_customer(await customer_writes(uow, desk, opening))) == 1  # the greeting
+
+    queued = await deadline(uow, desk, DeadlineKind.INTAKE_TIMEOUT, NOW + timedelta(minutes=10))
+
+    assert [q for q in queued if not q.dropped] == []
+    assert (await ticket_of(uow)).status is Status.CANCELLED
+    [cancelled] = [e for e in await uow.tickets.events(1) if e.kind is EventKind.CANCELLED]
+    assert cancelled.actor.role == "bot" and cancelled.detail == "empty intake"
+
+
+async def test_an_intake_with_one_answer_is_submitted_as_it_stands(
+    uow: FakeUnitOfWork, desk: Desk
+) -> None:
+    """One real answer (the category tapped after a start) is something to pass on: at the
+    intake timeout staff get a card marked incomplete and the customer hears it went."""
+    await customer_writes(uow, desk, "/start")
+    await customer_taps(uow, desk, "花材质量")
+
+    queued = await deadline(uow, desk, DeadlineKind.INTAKE_TIMEOUT, NOW + timedelta(minutes=10))
+
+    card = one([q for q in queued if q.kind == CARD])
+    assert "超时自动提交" in card.text and "花材质量" in card.text
+    assert "交给了店里的同事" in one(to_customer(queued)).text
+    assert (await ticket_of(uow)).status is Status.OPEN
+
+
 # -- after the fix -------------------------------------------------------------------------
 
 
