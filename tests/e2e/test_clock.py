@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+import pytest
 from sqlalchemy import select, update
 
 from bot.standin import BotApiStandIn
@@ -321,3 +324,62 @@ async def test_a_start_and_nothing_more_is_dropped_without_a_word(
     assert not any("小静" in s.text for s in api.sent_to(STAFF_CHAT))
     assert len([s for s in api.sent_to(STAFF_CHAT) if "投诉单" in s.text]) == 1
     assert len(api.sent_to(silent.id)) == 1  # the greeting, nothing more
+
+
+async def test_a_kill_9_between_the_claim_and_the_commit_leaves_the_deadline_to_fire(
+    api: BotApiStandIn, start_bot_process, database_url: str
+) -> None:
+    """The bot is killed while the first-response page is being written (its transaction has
+    claimed the deadline and waits for the ticket's row, which the test holds): nothing was
+    committed, so the deadline is still unfired, and after the restart the page comes, once."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("on SQLite the action waits for the write lock before it claims anything")
+    dsn = database_url.replace("postgresql+asyncpg", "postgresql")
+    bot = await start_bot_process(sla_first_response="1h")
+    customer = api.person(8015, "小林", "zh")
+    await file_complaint(api, customer, photos=())
+    holder = await asyncpg.connect(dsn)
+    try:  # the ticket's row is held until the holder goes
+        await holder.execute("BEGIN; SELECT id FROM tickets WHERE id = 1 FOR UPDATE")
+        mover = await asyncpg.connect(dsn)  # the deadline is due now
+        try:
+            await mover.execute(
+                "UPDATE deadlines SET due_at = now() - interval '1 minute' "
+                "WHERE kind = 'first_response'"
+            )
+        finally:
+            await mover.close()
+        api.person(8016, "小哨", "zh").send("你好")  # a commit: the scheduler looks now
+        await until_waiting_for_a_lock(dsn)
+        bot.kill9()
+        [deadline] = await first_response_deadlines(database_url)
+        assert deadline.fired_at is None  # the claim died with the transaction
+    finally:
+        await holder.close()  # the row is free again
+
+    again = await start_bot_process(sla_first_response="1h")
+    await in_group(api, "还没有人回复", timeout=20)
+    await again.stop()
+    [deadline] = await first_response_deadlines(database_url)
+    assert deadline.fired_at is not None
+    assert len([s for s in api.sent if "还没有人回复" in s.text]) == 1
+
+
+async def until_waiting_for_a_lock(dsn: str, timeout: float = 30.0) -> None:
+    """Until the bot's action waits to read the ticket the test holds (SELECT ... FOR UPDATE):
+    the database's own state, looked at again and again (from a connection of its own: inside
+    a transaction the view would not change)."""
+    db = await asyncpg.connect(dsn)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        query = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND state = 'active' "
+            "AND query LIKE 'SELECT tickets.id, %'"  # (the text is cut after 1,024 bytes)
+        )
+        while not await db.fetchval(query):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"nothing waited for the ticket's row within {timeout}s")
+            await asyncio.sleep(0.05)
+    finally:
+        await db.close()
