@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.domain.clock import DeadlineKind, SlaPolicy, WorkingHours, plan
+from bot.domain.clock import Deadline, DeadlineKind, SlaPolicy, WorkingHours, plan
 from bot.domain.messages import Said, Tap
 from bot.domain.orders import Order
 from bot.domain.tickets import Actor, CustomerRef, EventKind, Status, Ticket
@@ -46,11 +46,13 @@ def desk() -> Desk:
     return fakes.desk()
 
 
+def planner(ticket: Ticket) -> list[Deadline]:
+    return plan(ticket, SlaPolicy(), WorkingHours())
+
+
 def units(engine: AsyncEngine) -> UnitOfWork:
     """A unit of work as the desk makes them (with the clock's planner)."""
-    return UnitOfWork(
-        session_factory(engine), lambda ticket: plan(ticket, SlaPolicy(), WorkingHours())
-    )
+    return UnitOfWork(session_factory(engine), planner)
 
 
 async def offered(engine: AsyncEngine, desk: Desk, number: int) -> Ticket:
@@ -77,7 +79,6 @@ async def test_a_choice_and_a_new_offer_on_one_ticket_at_once_end_consistent(
     """The customer taps an option of the "medium" tier while the manager re-offers "severe",
     again and again: the ticket ends either with the customer's choice of what they were
     offered, or with the new offer still open, never with an option of a tier never offered."""
-    ends = set()
     for number in range(RACES):
         ticket = await offered(engine, desk, number)
         assert ticket.id is not None
@@ -105,7 +106,6 @@ async def test_a_choice_and_a_new_offer_on_one_ticket_at_once_end_consistent(
             (Status.REMEDY_CHOSEN, "medium", 1),  # chosen first: the new offer came too late
             (Status.REMEDY_OFFERED, "severe", None),  # offered first: the choice was stale
         }, f"race {number}: {state}"
-        ends.add(state)
 
 
 async def test_a_read_only_unit_of_work_reads_beside_a_writer_and_cannot_commit(
@@ -202,7 +202,6 @@ def scheduler(engine: AsyncEngine, clock: Clock, act: Act, submit: Submit) -> Sc
     factory = session_factory(engine)
 
     def new_uow(*, read_only: bool = False) -> UnitOfWork:
-        planner = units(engine)._planner
         return UnitOfWork(factory, planner, read_only=read_only)
 
     async def lane_of(ticket_id: int) -> str:
