@@ -30,7 +30,7 @@ from handlers import clock as clock_cases
 from handlers import manager as manager_cases
 from handlers.context import Desk
 from storage.db import create_engine, session_factory
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork, UnitOfWork
 
 if TYPE_CHECKING:
     from bot.channels.wecom.adapter import WeCom
@@ -55,7 +55,7 @@ class App:
     lanes: Lanes
     sender: Sender
     scheduler: Scheduler
-    new_uow: Callable[[], UnitOfWork]
+    new_uow: NewUnitOfWork
     clock: Callable[[], datetime]
     wecom: WeCom | None = None  # WeChat customers, when the WeCom settings are given
     mirror: GroupRobot | None = None  # a WeCom group that sees new cards and alerts too
@@ -91,12 +91,12 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         for poke in wake:
             poke()
 
-    def new_uow() -> UnitOfWork:
-        return UnitOfWork(factory, planner, on_commit=committed)
+    def new_uow(*, read_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(factory, planner, on_commit=committed, read_only=read_only)
 
     async def desk_file(attachment: Attachment) -> bytes:
         """A file the desk made (a chart, an export), for the messenger to upload."""
-        async with new_uow() as uow:
+        async with new_uow(read_only=True) as uow:
             found = await uow.files.get(int(attachment.ref))
         if found is None:
             raise LookupError(f"file {attachment.ref} is gone")
@@ -124,17 +124,16 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         mirror = GroupRobot(settings.wecom_group_webhook.get_secret_value(), digest_header)
     sender = Sender(new_uow, desk, telegram.staff_room, customers, clock, mirror)
 
-    async def fire(ticket_id: int, kind: DeadlineKind) -> None:
-        async with new_uow() as uow:
-            await clock_cases.deadline_passed(uow, desk, ticket_id, kind, clock())
-            await uow.commit()
+    async def act(uow: UnitOfWork, ticket_id: int, kind: DeadlineKind) -> None:
+        """A passed deadline, in the unit of work that claimed it."""
+        await clock_cases.deadline_passed(uow, desk, ticket_id, kind, clock())
 
     async def lane_of(ticket_id: int) -> Hashable:
-        async with new_uow() as uow:
+        async with new_uow(read_only=True) as uow:
             ticket = await uow.tickets.get(ticket_id)
         return f"{ticket.channel}:{ticket.customer_id}" if ticket else f"ticket:{ticket_id}"
 
-    scheduler = Scheduler(new_uow, clock, fire, lanes.submit, lane_of)
+    scheduler = Scheduler(new_uow, clock, act, lanes.submit, lane_of)
     wake.extend([sender.poke, scheduler.poke])
     return App(
         settings,
@@ -192,6 +191,29 @@ async def weekly_reports(app: App, stopped: asyncio.Event) -> None:
             pass
 
 
+MANAGERS_EVERY = 240.0  # the managers' names and the group's administrators, asked again
+
+
+async def ask_about_managers(app: App) -> None:
+    """What Telegram says of the managers (their names, the group's administrators), asked
+    outside any unit of work: the desk reads it at once (`Desk.managers`), never waiting on
+    Telegram while it holds the database."""
+    try:
+        await app.telegram.managers.refresh()
+    except Exception:
+        logger.exception("The managers could not be asked about; trying again later")
+
+
+async def keep_managers_fresh(app: App, stopped: asyncio.Event) -> None:
+    """Ask about the managers every few minutes (first at start), until `stopped`."""
+    while True:
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout=MANAGERS_EVERY)
+            return
+        except TimeoutError:
+            await ask_about_managers(app)
+
+
 async def start(app: App) -> None:
     """Catch up on what a stop left, connect the messengers and recover their inboxes (the
     poller is `serve`'s)."""
@@ -201,6 +223,10 @@ async def start(app: App) -> None:
     if caught:
         logger.info("Catching up: %s tickets' cards", caught)
     await app.telegram.start()
+    try:  # the managers' names for the first mentions; a slow answer does not hold the start
+        await asyncio.wait_for(ask_about_managers(app), timeout=10)
+    except TimeoutError:
+        logger.warning("Telegram did not say who the managers are in time; asking again later")
     if app.wecom is not None:
         await app.wecom.start()
 
@@ -224,6 +250,7 @@ async def serve(app: App, signals: bool = True) -> None:
     ticking = asyncio.create_task(app.scheduler.run())
     stopped = asyncio.Event()
     reporting = asyncio.create_task(weekly_reports(app, stopped))
+    asking = asyncio.create_task(keep_managers_fresh(app, stopped))
     try:
         await app.poller.run()
     finally:
@@ -231,6 +258,7 @@ async def serve(app: App, signals: bool = True) -> None:
         await ticking
         stopped.set()
         await reporting
+        await asking
         try:  # what is left is handled at the next start (it is in the inbox)
             await asyncio.wait_for(app.lanes.idle(), timeout=30)
         except TimeoutError:

@@ -20,7 +20,7 @@ from handlers import customer, staff
 from handlers.context import Desk
 from storage.db import passing
 from storage.outbox import CARD, MIRROR, STAFF
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def utc_now() -> datetime:
 class Sender:
     def __init__(
         self,
-        new_uow: Callable[[], UnitOfWork],
+        new_uow: NewUnitOfWork,
         desk: Desk,
         staff_room: StaffRoom,
         customers: dict[str, CustomerChannel],
@@ -96,13 +96,13 @@ class Sender:
         while True:
             await self._scan()
             if not self._workers:
-                async with self.new_uow() as uow:
+                async with self.new_uow(read_only=True) as uow:
                     if not await uow.outbox.pending_count():
                         return
             await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
     async def _scan(self) -> None:
-        async with self.new_uow() as uow:
+        async with self.new_uow(read_only=True) as uow:
             lanes = await uow.outbox.lanes()
         for lane in lanes:
             if lane in self._workers:
@@ -111,7 +111,7 @@ class Sender:
                 self._workers[lane] = asyncio.create_task(self._work(lane))
 
     async def _pending(self, lane: str) -> list[Outgoing]:
-        async with self.new_uow() as uow:
+        async with self.new_uow(read_only=True) as uow:
             return await uow.outbox.pending(lane)
 
     async def _work(self, lane: str) -> None:
@@ -177,7 +177,7 @@ class Sender:
         if head.channel == STAFF:
             ticket = None
             if head.ticket_id is not None:
-                async with self.new_uow() as uow:
+                async with self.new_uow(read_only=True) as uow:
                     ticket = await uow.tickets.get(head.ticket_id)
             return await self.staff_room.deliver(rows, ticket, refresh)
         channel = self.mirror if head.channel == MIRROR else self.customers.get(head.channel)

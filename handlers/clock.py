@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 
 from bot.domain.clock import DeadlineKind, due_action, waited
+from bot.domain.intake import holds_nothing
 from bot.domain.messages import Attachment, Said, Urgency
 from bot.domain.tickets import ACTIVE, CustomerRef, Status
 from handlers import common, customer
@@ -24,6 +25,16 @@ async def deadline_passed(
         return
     logger.info("%s: %s deadline passed", ticket.reference, kind.value)
     if kind is DeadlineKind.INTAKE_TIMEOUT:  # the customer left it unfinished: as it stands
+        assert ticket.id is not None
+        kept = await uow.messages.pending_relay(ticket.id)
+        if holds_nothing(ticket, files=sum(1 for m in kept if m.file_id)):
+            # a start, a greeting: no complaint, and not a word to anyone about it
+            ticket.drop_empty(now)
+            await uow.tickets.save(ticket)
+            await uow.messages.mark_relayed([m.id for m in kept])
+            await uow.outbox.drop(f"photos:{ticket.id}")
+            logger.info("%s: dropped, the intake holds nothing", ticket.reference)
+            return
         await common.submit(uow, desk, ticket, now, auto=True)
         await uow.outbox.drop(f"photos:{ticket.id}")
         common.tell_customer(uow, desk, ticket, "customer/auto_submitted.html", clear=True)
@@ -41,7 +52,7 @@ async def deadline_passed(
         return
     ticket.escalate(kind.value, now)
     await uow.tickets.save(ticket)
-    managers = await desk.managers()
+    managers = desk.managers()
     how_long = waited(ticket, now)
     if kind is DeadlineKind.FIRST_RESPONSE:
         common.tell_thread(

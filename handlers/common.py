@@ -11,13 +11,14 @@ from bot.domain.clock import next_deadline
 from bot.domain.guard import find_signals
 from bot.domain.insight import alert_due
 from bot.domain.messages import Attachment, Say, Urgency
+from bot.domain.orders import Order, normalise_number
 from bot.domain.signals import suggest_severity
 from bot.domain.tickets import Ticket, reference
 from bot.text import split_text
 from handlers import choices
 from handlers.choices import Rows
 from handlers.context import Desk
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork, UnitOfWork
 
 REPEAT_WINDOW = timedelta(days=30)
 TEXT_LIMIT = 4096
@@ -178,16 +179,48 @@ async def submit(
 
 
 async def show_order(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: datetime) -> None:
-    """The order's facts from the shop's records (or its endpoint), beside the complaint."""
+    """The order's facts from the shop's records, beside the complaint. An order the records do
+    not hold is asked of the shop's endpoint once this unit of work is committed (the card goes
+    out at once, and shows the order when it comes): nothing holds the database while the
+    shop's system answers."""
     if not ticket.order_number:
         return
     order = await uow.orders.get(ticket.order_number)
-    if order is None and desk.order_lookup is not None:
-        order = await desk.order_lookup(ticket.order_number)
-        if order is not None:
-            await uow.orders.put([order], now)
     if order is not None:
         ticket.show_order(order.facts())
+        return
+    lookup = desk.order_lookup
+    if lookup is None:
+        return
+    assert ticket.id is not None
+    ticket_id, number = ticket.id, ticket.order_number
+
+    async def ask(new_uow: NewUnitOfWork) -> None:
+        found = await lookup(number)  # outside any transaction
+        if found is None:
+            return
+        async with new_uow() as later:
+            await order_arrived(later, desk, ticket_id, found, now)
+            await later.commit()
+
+    uow.after_commit(ask)
+
+
+async def order_arrived(
+    uow: UnitOfWork, desk: Desk, ticket_id: int, order: Order, now: datetime
+) -> None:
+    """The shop's endpoint told us an order: it is kept (not asked again), and the ticket's
+    card shows it, unless the ticket has since been given another order number."""
+    await uow.orders.put([order], now)
+    ticket = await uow.tickets.get(ticket_id)
+    if ticket is None or normalise_number(ticket.order_number or "") != normalise_number(
+        order.order_number
+    ):
+        return
+    ticket.show_order(order.facts())
+    await uow.tickets.save(ticket)
+    refresh_card(uow, desk, ticket)
+    await check_batches(uow, desk, ticket, now)
 
 
 async def check_batches(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: datetime) -> None:
@@ -212,7 +245,7 @@ async def check_batches(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: dateti
             scope=scope,
             value=value,
             tickets=[(ref, desk.ticket_link(ref)) for ref in references],
-            managers=await desk.managers(),
+            managers=desk.managers(),
             window=rule.window,
         )
         # about several tickets, so no one ticket's thread: a reply to it reaches no customer
@@ -230,7 +263,7 @@ async def watch(uow: UnitOfWork, desk: Desk, ticket: Ticket, text: str, now: dat
         return
     assert ticket.id is not None
     await uow.tickets.save(ticket)
-    managers = await desk.managers()
+    managers = desk.managers()
     lang = desk.staff_language
     if ticket.status.value == "intake":
         # no card yet: an alert of its own; replies to it reach the customer

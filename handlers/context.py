@@ -14,7 +14,7 @@ from bot.policy import Policy
 from bot.render import Render
 
 
-async def no_managers() -> list[Actor]:
+def no_managers() -> list[Actor]:
     return []
 
 
@@ -30,11 +30,13 @@ class Desk:
     render: Render
     sla: SlaPolicy
     staff_language: str = "zh"
-    # the managers to mention, with their names (the staff room's adapter knows them)
-    managers: Callable[[], Awaitable[list[Actor]]] = no_managers
+    # the managers to mention, with their names, as the staff room's adapter already knows
+    # them: answered at once (the adapter asks its messenger outside any unit of work)
+    managers: Callable[[], list[Actor]] = no_managers
     album_window: timedelta = timedelta(seconds=1)
     group_per_minute: int = 20
-    # the shop's order endpoint (when the policy names one): an order number -> the order
+    # the shop's order endpoint (when the policy names one): an order number -> the order;
+    # asked only after a commit (`UnitOfWork.after_commit`), never inside a unit of work
     order_lookup: Callable[[str], Awaitable[Order | None]] | None = None
     # a link that opens a ticket's card for staff (the staff room's adapter makes it)
     ticket_link: Callable[[str], str | None] = no_link

@@ -612,7 +612,7 @@ async def satisfaction_rated(
     rows = choices.no_comment(ticket.id or 0, ticket.language)
     if reopened:
         _say(uow, desk, ticket, "customer/rated_low.html", rows=rows)
-        managers = await desk.managers()
+        managers = desk.managers()
         common.tell_thread(
             uow,
             desk,

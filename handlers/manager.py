@@ -357,7 +357,7 @@ async def weekly_report(uow: UnitOfWork, desk: Desk, now: datetime) -> bool:
         desk,
         summary,
         "manager/weekly.html",
-        managers=await desk.managers(),
+        managers=desk.managers(),
         fixes=things_to_fix(summary, desk.sla.first_response, labels),
     )
     uow.outbox.to_room(Say(text), urgency=Urgency.REPORT)

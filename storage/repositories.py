@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +22,7 @@ from bot.domain.tickets import (
     Status,
     Ticket,
 )
+from storage.db import READ_ONLY
 from storage.models import (
     DeadlineRow,
     EventRow,
@@ -49,9 +50,14 @@ _FIELDS = (
 def _locks(session: AsyncSession) -> bool:
     """On PostgreSQL a row read to be changed is locked until the commit, so that two
     transactions (a handler, the sender recording a delivery) never decide from a stale copy;
-    SQLite has one writer at a time anyway."""
+    on SQLite a unit of work that may write holds the one write lock from its first read
+    (`storage.db`). A read-only unit of work changes nothing: it locks nothing."""
     bind = session.bind
-    return bind is not None and bind.dialect.name == "postgresql"
+    return (
+        bind is not None
+        and bind.dialect.name == "postgresql"
+        and not session.info.get(READ_ONLY, False)
+    )
 
 
 def _actor(actor_id: str | None, name: str | None, role: str) -> Actor | None:
@@ -336,25 +342,28 @@ class DeadlineRepository:
                     )
                 )
 
-    async def earliest(self) -> datetime | None:
-        return await self.session.scalar(
-            select(DeadlineRow.due_at)
-            .where(DeadlineRow.fired_at.is_(None))
-            .order_by(DeadlineRow.due_at)
-            .limit(1)
-        )
+    async def earliest(self, after: datetime | None = None) -> datetime | None:
+        """When the next unfired deadline is due (of those due after `after`, when given)."""
+        query = select(DeadlineRow.due_at).where(DeadlineRow.fired_at.is_(None))
+        if after is not None:
+            query = query.where(DeadlineRow.due_at > after)
+        return await self.session.scalar(query.order_by(DeadlineRow.due_at).limit(1))
 
-    async def due(self, now: datetime, limit: int = 100) -> list[DueDeadline]:
-        rows = await self.session.scalars(
-            select(DeadlineRow)
-            .where(DeadlineRow.fired_at.is_(None), DeadlineRow.due_at <= now)
-            .order_by(DeadlineRow.due_at)
-            .limit(limit)
+    async def due(
+        self, now: datetime, limit: int = 100, skip: Collection[int] = ()
+    ) -> list[DueDeadline]:
+        """The unfired deadlines due by `now`, earliest first, but for those in `skip`."""
+        query = select(DeadlineRow).where(
+            DeadlineRow.fired_at.is_(None), DeadlineRow.due_at <= now
         )
+        if skip:
+            query = query.where(DeadlineRow.id.not_in(list(skip)))
+        rows = await self.session.scalars(query.order_by(DeadlineRow.due_at).limit(limit))
         return [DueDeadline(r.id, r.ticket_id, DeadlineKind(r.kind), r.due_at) for r in rows]
 
     async def claim(self, deadline_id: int, now: datetime) -> bool:
-        """Mark fired; False when another instance claimed it first."""
+        """Mark fired, in the transaction that acts on it (so that an action that fails leaves
+        it unfired); False when another instance claimed it first."""
         result = await self.session.execute(
             update(DeadlineRow)
             .where(DeadlineRow.id == deadline_id, DeadlineRow.fired_at.is_(None))

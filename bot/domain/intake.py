@@ -63,6 +63,25 @@ def next_step(ticket: Ticket) -> Step:
     return Step.CONFIRM
 
 
+def holds_nothing(ticket: Ticket, files: int = 0) -> bool:
+    """Whether the intake holds nothing the customer said beyond opening the chat (a start, a
+    greeting): no category, no order number, no story, no photo, no file (`files`: the voice,
+    video and documents kept with it), no contact, no question answered, and no alarm word
+    (staff were paged for that one: its card must follow)."""
+    return (
+        ticket.category is None
+        and ticket.order_number is None
+        and not ticket.order_skipped
+        and not ticket.story
+        and not ticket.photos
+        and not ticket.photos_done
+        and files == 0
+        and ticket.contact is None
+        and not ticket.contact_skipped
+        and not ticket.priority_words
+    )
+
+
 def normalise_order_number(text: str, rules: IntakeRules) -> str | None:
     """The order number if the text is one in the shop's form (spaces and case forgiven)."""
     candidate = re.sub(r"\s+", "", text).strip("#:：")

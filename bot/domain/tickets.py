@@ -20,6 +20,8 @@ class Status(StrEnum):
     CANCELLED = "cancelled"  # the customer cancelled the intake
 
 
+EMPTY_INTAKE = "empty intake"  # a cancellation's detail: the intake timed out holding nothing
+
 ACTIVE = (Status.INTAKE, Status.OPEN, Status.REMEDY_OFFERED, Status.REMEDY_CHOSEN)
 WITH_STAFF = (Status.OPEN, Status.REMEDY_OFFERED, Status.REMEDY_CHOSEN)
 
@@ -260,6 +262,13 @@ class Ticket:
         self._require(Status.INTAKE)
         self.status = Status.CANCELLED
         self._record(EventKind.CANCELLED, self._customer(), now)
+
+    def drop_empty(self, now: datetime) -> None:
+        """The customer opened the chat and said nothing: no complaint to pass on. The intake
+        ends as cancelled, by the desk."""
+        self._require(Status.INTAKE)
+        self.status = Status.CANCELLED
+        self._record(EventKind.CANCELLED, BOT, now, EMPTY_INTAKE)
 
     def take(self, actor: Actor, now: datetime) -> None:
         self._require(Status.OPEN, Status.REMEDY_OFFERED, Status.REMEDY_CHOSEN)

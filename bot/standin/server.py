@@ -810,10 +810,10 @@ class BotApiStandIn:
         if group is None:
             raise ApiError(400, "Bad Request: chat not found")
         admins = [{"status": "administrator", "user": BOT_USER, **_ADMIN_RIGHTS}]
-        for user_id in group.admins:
+        for user_id in sorted(group.admins):  # as Telegram: whether or not they ever wrote
             person = self.people.get(user_id)
-            if person:
-                admins.append({"status": "administrator", "user": person.user, **_ADMIN_RIGHTS})
+            user = person.user if person else {"id": user_id, "is_bot": False, "first_name": "?"}
+            admins.append({"status": "administrator", "user": user, **_ADMIN_RIGHTS})
         return admins
 
     async def api_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time as time_module
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 from sqlalchemy import select, update
 
 from bot.standin import BotApiStandIn
 from storage.db import create_engine
-from storage.models import DeadlineRow
+from storage.models import DeadlineRow, TicketRow
 from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group, said
 
@@ -289,3 +291,107 @@ async def test_outside_working_hours_the_customer_hears_when_people_are_back(
     assert f"11月24日 {opens} 上班后" in submitted.text
     due = datetime.combine(TUESDAY_EVENING.date(), time.fromisoformat(opens)) + FIRST_TEN
     assert f"首次回复 {due:%m-%d %H:%M} 前" in card.text
+
+
+async def intake_timeouts(database_url: str) -> dict[str, tuple[Any, str]]:
+    """Each customer's intake-timeout deadline (fired or not) and where their ticket stands."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as db:
+            query = (
+                select(TicketRow.customer_id, DeadlineRow.fired_at, TicketRow.status)
+                .join(DeadlineRow, DeadlineRow.ticket_id == TicketRow.id)
+                .where(DeadlineRow.kind == "intake_timeout")
+            )
+            return {row[0]: (row[1], row[2]) for row in (await db.execute(query)).all()}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_start_and_nothing_more_is_dropped_without_a_word(
+    api: BotApiStandIn, start_bot, database_url: str
+) -> None:
+    """A customer presses Start and says nothing: when the intake times out, staff get no card
+    and the customer nothing beyond the greeting. One who answered one question still becomes
+    an incomplete card."""
+    bot = await start_bot(intake_timeout="2s")
+    silent = api.person(8013, "小静", "zh")
+    answering = api.person(8014, "小答", "zh")
+    silent.send("/start")
+    await said(api, silent, "哪一类问题")
+    answering.send("/start")
+    await said(api, answering, "哪一类问题")
+    mark = len(api.sent)
+    answering.tap("花材质量")
+    await said(api, answering, "订单号", mark)
+
+    card = await in_group(api, "投诉单", timeout=20)
+    assert "超时自动提交" in card.text and "小答" in card.text
+    await said(api, answering, "交给了店里的同事")
+    # the silent intake timed out first (it began first): its work is done by now
+    await bot.settled()
+    timeouts = await intake_timeouts(database_url)
+    assert timeouts[str(silent.id)][0] is not None  # fired: the barrier held
+    assert timeouts[str(silent.id)][1] == "cancelled"
+    assert not any("小静" in s.text for s in api.sent_to(STAFF_CHAT))
+    assert len([s for s in api.sent_to(STAFF_CHAT) if "投诉单" in s.text]) == 1
+    assert len(api.sent_to(silent.id)) == 1  # the greeting, nothing more
+
+
+async def test_a_kill_9_between_the_claim_and_the_commit_leaves_the_deadline_to_fire(
+    api: BotApiStandIn, start_bot_process, database_url: str
+) -> None:
+    """The bot is killed while the first-response page is being written (its transaction has
+    claimed the deadline and waits for the ticket's row, which the test holds): nothing was
+    committed, so the deadline is still unfired, and after the restart the page comes, once."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("on SQLite the action waits for the write lock before it claims anything")
+    dsn = database_url.replace("postgresql+asyncpg", "postgresql")
+    bot = await start_bot_process(sla_first_response="1h")
+    customer = api.person(8015, "小林", "zh")
+    await file_complaint(api, customer, photos=())
+    holder = await asyncpg.connect(dsn)
+    try:  # the ticket's row is held until the holder goes
+        await holder.execute("BEGIN; SELECT id FROM tickets WHERE id = 1 FOR UPDATE")
+        mover = await asyncpg.connect(dsn)  # the deadline is due now
+        try:
+            await mover.execute(
+                "UPDATE deadlines SET due_at = now() - interval '1 minute' "
+                "WHERE kind = 'first_response'"
+            )
+        finally:
+            await mover.close()
+        api.person(8016, "小哨", "zh").send("你好")  # a commit: the scheduler looks now
+        await until_waiting_for_a_lock(dsn)
+        bot.kill9()
+        [deadline] = await first_response_deadlines(database_url)
+        assert deadline.fired_at is None  # the claim died with the transaction
+    finally:
+        await holder.close()  # the row is free again
+
+    again = await start_bot_process(sla_first_response="1h")
+    await in_group(api, "还没有人回复", timeout=20)
+    await again.stop()
+    [deadline] = await first_response_deadlines(database_url)
+    assert deadline.fired_at is not None
+    assert len([s for s in api.sent if "还没有人回复" in s.text]) == 1
+
+
+async def until_waiting_for_a_lock(dsn: str, timeout: float = 30.0) -> None:
+    """Until the bot's action waits to read the ticket the test holds (SELECT ... FOR UPDATE):
+    the database's own state, looked at again and again (from a connection of its own: inside
+    a transaction the view would not change)."""
+    db = await asyncpg.connect(dsn)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        query = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND state = 'active' "
+            "AND query LIKE 'SELECT tickets.id, %'"  # (the text is cut after 1,024 bytes)
+        )
+        while not await db.fetchval(query):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"nothing waited for the ticket's row within {timeout}s")
+            await asyncio.sleep(0.05)
+    finally:
+        await db.close()

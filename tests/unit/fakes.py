@@ -32,7 +32,7 @@ from storage.outbox import (
     thread_lane,
 )
 from storage.repositories import Planner, StoredMessage
-from storage.uow import UnitOfWork
+from storage.uow import AfterCommit, UnitOfWork
 
 MANAGER = Actor("4242", "陈店长", "manager")
 
@@ -47,7 +47,7 @@ def _bundled() -> tuple[Policy, Render]:
     return policy, make_renderer(policy.timezone)
 
 
-async def managers() -> list[Actor]:
+def managers() -> list[Actor]:
     return [MANAGER]
 
 
@@ -511,7 +511,8 @@ class FakeInsight:
 
 
 class FakeUnitOfWork:
-    """The unit of work's attributes, in memory. `commits` counts `commit()` calls."""
+    """The unit of work's attributes, in memory. `commits` counts `commit()` calls; the work
+    left for after a commit runs then, its units of work being this same fake."""
 
     def __init__(self, planner: Planner | None = None) -> None:
         self.tickets = FakeTickets(planner)
@@ -525,6 +526,7 @@ class FakeUnitOfWork:
         self.files = FakeFiles()
         self.insight = FakeInsight(self.tickets)
         self.commits = 0
+        self.after: list[AfterCommit] = []
 
     async def __aenter__(self) -> FakeUnitOfWork:
         return self
@@ -537,11 +539,20 @@ class FakeUnitOfWork:
     ) -> None:
         return None
 
+    def after_commit(self, job: AfterCommit) -> None:
+        self.after.append(job)
+
     async def commit(self) -> None:
         self.commits += 1
+        jobs, self.after = self.after, []
+        for job in jobs:
+            await job(self._another)
 
     async def rollback(self) -> None:
-        return None
+        self.after.clear()
+
+    def _another(self, *, read_only: bool = False) -> UnitOfWork:
+        return self.typed
 
     @property
     def typed(self) -> UnitOfWork:

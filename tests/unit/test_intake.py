@@ -10,6 +10,7 @@ from bot.domain.intake import (
     Step,
     absorb_first_message,
     add_photo,
+    holds_nothing,
     next_step,
     normalise_order_number,
     normalise_phone,
@@ -80,3 +81,24 @@ def test_changing_an_answer_asks_it_again_and_keeps_the_rest() -> None:
     assert next_step(ticket) is Step.ORDER and ticket.contact == "13800138000"
     ticket.order_skipped = True
     assert next_step(ticket) is Step.CONFIRM
+
+
+def test_an_intake_holds_something_once_the_customer_said_anything() -> None:
+    """A start or a greeting holds nothing; a category, a photo, a file kept for staff, a
+    phone number or an alarm word each is something to pass on."""
+    assert holds_nothing(new_ticket())
+    greeted = new_ticket()
+    absorb_first_message(greeted, "你好", RULES)
+    assert holds_nothing(greeted)
+    assert not holds_nothing(new_ticket(), files=1)
+    for said in ("category", "contact", "photos", "priority_words"):
+        ticket = new_ticket()
+        if said == "category":
+            ticket.category = "quality"
+        elif said == "contact":
+            ticket.contact = "13800138000"
+        elif said == "photos":
+            add_photo(ticket, "p1")
+        else:
+            ticket.flag(["过敏"], NOW)
+        assert not holds_nothing(ticket), said

@@ -617,6 +617,42 @@ async def test_done_resolves_the_ticket_and_tells_the_customer(
     assert ticket.status is Status.RESOLVED and ticket.resolved_at == NOW
 
 
+# -- an intake left unfinished ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opening", ["/start", "你好"])
+async def test_an_intake_that_holds_nothing_is_dropped_without_a_word(
+    uow: FakeUnitOfWork, desk: Desk, opening: str
+) -> None:
+    """The customer only opened the chat (the start button, a greeting) and said nothing more:
+    at the intake timeout staff get no card, the customer nothing more than the greeting, and
+    the ticket ends cancelled, by the desk."""
+    assert len(to_customer(await customer_writes(uow, desk, opening))) == 1  # the greeting
+
+    queued = await deadline(uow, desk, DeadlineKind.INTAKE_TIMEOUT, NOW + timedelta(minutes=10))
+
+    assert [q for q in queued if not q.dropped] == []
+    assert (await ticket_of(uow)).status is Status.CANCELLED
+    [cancelled] = [e for e in await uow.tickets.events(1) if e.kind is EventKind.CANCELLED]
+    assert cancelled.actor.role == "bot" and cancelled.detail == "empty intake"
+
+
+async def test_an_intake_with_one_answer_is_submitted_as_it_stands(
+    uow: FakeUnitOfWork, desk: Desk
+) -> None:
+    """One real answer (the category tapped after a start) is something to pass on: at the
+    intake timeout staff get a card marked incomplete and the customer hears it went."""
+    await customer_writes(uow, desk, "/start")
+    await customer_taps(uow, desk, "花材质量")
+
+    queued = await deadline(uow, desk, DeadlineKind.INTAKE_TIMEOUT, NOW + timedelta(minutes=10))
+
+    card = one([q for q in queued if q.kind == CARD])
+    assert "超时自动提交" in card.text and "花材质量" in card.text
+    assert "交给了店里的同事" in one(to_customer(queued)).text
+    assert (await ticket_of(uow)).status is Status.OPEN
+
+
 # -- after the fix -------------------------------------------------------------------------
 
 
@@ -871,9 +907,12 @@ async def test_the_cause_may_be_written_as_one_phrase(uow: FakeUnitOfWork, desk:
     assert (again.root_cause, again.responsible) == ("product_defect", "supply_chain")
 
 
-async def test_the_shops_order_endpoint_fills_the_card(uow: FakeUnitOfWork) -> None:
-    """An order the desk has not been given is asked of the shop's endpoint at submit; the
-    card shows it, and it is kept (not asked again)."""
+async def test_the_shops_order_endpoint_fills_the_card_after_the_commit(
+    uow: FakeUnitOfWork,
+) -> None:
+    """An order the desk has not been given is asked of the shop's endpoint once the submit is
+    committed (never inside it): the card goes at once, then shows the order; it is kept (not
+    asked again)."""
     from bot.domain.orders import Order
 
     asked: list[str] = []
@@ -886,10 +925,14 @@ async def test_the_shops_order_endpoint_fills_the_card(uow: FakeUnitOfWork) -> N
     await submitted(uow, desk)
 
     card = one([q for q in uow.outbox.pending() if q.kind == CARD])
+    assert "订单记录" not in card.text and asked == []  # nothing asked inside the unit of work
+    await uow.commit()
+
+    edit = one(in_thread(uow.outbox.take(), CARD_EDIT))
     assert (
-        "订单记录" in card.text
-        and "商品 红玫瑰花束" in card.text
-        and "批次 B20261120" in card.text
+        "订单记录" in edit.text
+        and "商品 红玫瑰花束" in edit.text
+        and "批次 B20261120" in edit.text
     )
     assert asked == ["FS2026112301"] and await uow.orders.get("FS2026112301") is not None
     assert (await ticket_of(uow)).product == "红玫瑰花束"

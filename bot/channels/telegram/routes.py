@@ -85,7 +85,12 @@ def chat_key(update: Update) -> str:
 
 class Managers:
     """Who may decide compensation: MANAGER_IDS, and the staff group's administrators when the
-    policy says so (asked from Telegram, kept five minutes)."""
+    policy says so. What Telegram says of them (the administrators, the managers' first names)
+    is asked by `refresh`, at start and every few minutes, outside any unit of work: the desk
+    reads it from here at once (`people`) and never waits on Telegram while it holds the
+    database."""
+
+    STALE_AFTER = 300.0  # the administrators are asked again after this (seconds)
 
     def __init__(
         self, bot: Bot, ids: tuple[int, ...], staff_chat_id: int | None, include_admins: bool
@@ -98,38 +103,50 @@ class Managers:
         self._fetched = 0.0
         self._names: dict[int, str] = {}
 
-    async def people(self) -> list[Actor]:
-        """The managers to mention, with their first names (asked from the group once)."""
+    def people(self) -> list[Actor]:
+        """The managers to mention, with their first names as last heard (none yet: "")."""
         ids = set(self.ids)
         if self.include_admins:
-            await self.is_manager(0)  # refreshes the administrators when due
-            ids |= {i for i in self._admins if i != self.bot.id}
-        people = []
-        for user_id in sorted(ids):
-            if user_id not in self._names:
-                try:
-                    assert self.staff_chat_id is not None
-                    member = await self.bot.get_chat_member(self.staff_chat_id, user_id)
-                    self._names[user_id] = member.user.first_name
-                except (TelegramError, AssertionError) as exc:  # a name is nice, not needed
-                    logger.info("No name for manager %s: %s", user_id, exc)
-                    self._names[user_id] = ""
-            people.append(Actor(str(user_id), self._names[user_id], "manager"))
-        return people
+            ids |= self._admins
+        return [Actor(str(i), self._names.get(i, ""), "manager") for i in sorted(ids)]
+
+    async def refresh(self) -> None:
+        """Ask Telegram for the administrators (when they count) and for the names not known
+        yet. Never called inside a unit of work."""
+        if self.staff_chat_id is None:
+            return
+        if self.include_admins:
+            await self._fetch_admins()
+        for user_id in sorted(self.ids | self._admins):
+            if self._names.get(user_id):
+                continue
+            try:
+                member = await self.bot.get_chat_member(self.staff_chat_id, user_id)
+                self._names[user_id] = member.user.first_name
+            except TelegramError as exc:  # a name is nice, not needed: asked again next time
+                logger.info("No name for manager %s: %s", user_id, exc)
 
     async def is_manager(self, user_id: int) -> bool:
         if user_id in self.ids:
             return True
         if not self.include_admins or self.staff_chat_id is None:
             return False
-        if time.monotonic() - self._fetched > 300:
-            try:
-                admins = await self.bot.get_chat_administrators(self.staff_chat_id)
-                self._admins = frozenset(a.user.id for a in admins)
-                self._fetched = time.monotonic()
-            except TelegramError as exc:
-                logger.warning("Cannot read the staff group's administrators: %s", exc)
+        if time.monotonic() - self._fetched > self.STALE_AFTER:  # `refresh` keeps it fresh
+            await self._fetch_admins()
         return user_id in self._admins
+
+    async def _fetch_admins(self) -> None:
+        assert self.staff_chat_id is not None
+        try:
+            admins = await self.bot.get_chat_administrators(self.staff_chat_id)
+        except TelegramError as exc:
+            logger.warning("Cannot read the staff group's administrators: %s", exc)
+            return
+        self._admins = frozenset(a.user.id for a in admins if not a.user.is_bot)
+        for admin in admins:
+            if not admin.user.is_bot and admin.user.first_name:
+                self._names[admin.user.id] = admin.user.first_name
+        self._fetched = time.monotonic()
 
 
 class Router:
@@ -252,14 +269,15 @@ class Router:
         if command.startswith("/"):
             await self.staff_command(uow, message, command, now)
             return
+        actor = await self.staff_actor(user)  # may ask Telegram: before the database
         ticket = await self.ticket_of(uow, message)
         if ticket is None or ticket.id is None:
             if self._answers_the_bot(message):  # a digest, a printout, an alert: no customer's
-                staff.not_a_thread(uow, self.desk, await self.staff_actor(user))
+                staff.not_a_thread(uow, self.desk, actor)
             return
         await uow.links.link(message.chat.id, message.message_id, ticket.id)
         said = StaffSaid(
-            actor=await self.staff_actor(user),
+            actor=actor,
             ticket_id=ticket.id,
             kind=kind,
             text=text_of(message) if kind != "sticker" else None,
