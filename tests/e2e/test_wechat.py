@@ -184,3 +184,25 @@ async def test_past_wechats_five_messages_staff_are_told_to_call_until_the_custo
     await in_group(api, "我等你们电话")
     staff.say_in_group(STAFF_CHAT, "第6条回复", reply_to=card.message_id)
     await said_to(wecom, "第6条回复", mark)
+
+
+async def test_wecom_busy_or_away_for_a_while_delays_a_reply_but_loses_it_not(
+    api: BotApiStandIn, wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """kf/send_msg answers "system busy" and then HTTP 502 more often than the sender used to
+    try: the customer's answer waits, then arrives once."""
+    bot = await start_desk(start_bot, wecom)
+    bot.app.sender.retry_first = bot.app.sender.retry_most = 0.02  # minutes, made short
+    customer = wecom.customer(CUSTOMER, "小李")
+    customer.say("你好")
+    await said_to(wecom, "非常抱歉")
+    await bot.settled()
+    busy = wecom.inject("kf/send_msg", -1, count=4)
+    away = wecom.inject_http("kf/send_msg", 502, count=4)
+    mark = len(wecom.sent)
+    customer.say("FS2026112301")
+    answer = await said_to(wecom, "选一下问题类型", mark)
+    await bot.settled()
+    assert busy.count == 0 and away.count == 0
+    assert sum("选一下问题类型" in words(s) for s in wecom.sent[mark:]) == 1
+    assert answer.touser == CUSTOMER

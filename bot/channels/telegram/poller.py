@@ -27,12 +27,14 @@ from bot.channels.base import Passing
 from bot.channels.telegram.routes import (
     CHANNEL,
     DEEP_LINK,
+    AfterCommit,
     Router,
     chat_key,
     customer_of,
     said_by_customer,
 )
 from bot.domain.messages import Said, Urgency
+from bot.durable import until_done
 from bot.lanes import Job, Lanes
 from handlers import customer
 from handlers.context import Desk
@@ -45,9 +47,6 @@ logger = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 BATCH = 100  # getUpdates' most
 MAX_HELD = 1000  # updates taken in before the handlers get them, in a burst
-RETRY_FIRST = 0.5  # an update that failed for a passing reason is handled again after this,
-RETRY_MOST = 30.0  # doubling up to this, for as long as the fault lasts
-TRIES = 3  # an update failing for a reason that will not pass is set aside after this many
 
 
 class DurablePoller:
@@ -79,31 +78,27 @@ class DurablePoller:
     def _job(self, update_id: int, raw: dict[str, Any], greeted: bool) -> Job:
         async def job() -> None:
             update = Update.de_json(raw, self.bot)
-            backoff, failures = RETRY_FIRST, 0
-            while True:
-                try:
-                    async with self.new_uow() as uow:
-                        after = await self.router.handle(uow, update, greeted)
-                        await uow.inbox.mark_handled(update_id, self.clock())
-                        await uow.commit()
-                    break
-                except Exception as exc:
-                    if self._stop.is_set():
-                        return  # still in the inbox: handled at the next start
-                    if passing(exc) or _passing_telegram(exc):
-                        logger.warning(
-                            "Update %s waits (%r): again in %.1fs", update_id, exc, backoff
-                        )
-                    else:
-                        failures += 1
-                        logger.exception("Update %s failed (%s of %s)", update_id, failures, TRIES)
-                        if failures >= TRIES:
-                            await self._set_aside(update_id, update, exc)
-                            return
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, RETRY_MOST)
-            if after is not None:
-                await after()
+            after: list[AfterCommit | None] = []
+
+            async def attempt() -> None:
+                async with self.new_uow() as uow:
+                    then = await self.router.handle(uow, update, greeted)
+                    await uow.inbox.mark_handled(update_id, self.clock())
+                    await uow.commit()
+                after.append(then)
+
+            async def set_aside(exc: Exception) -> None:
+                await self._set_aside(update_id, update, exc)
+
+            done = await until_done(
+                attempt,
+                what=f"Update {update_id}",
+                passing=lambda exc: passing(exc) or _passing_telegram(exc),
+                set_aside=set_aside,
+                stopped=self._stop,
+            )
+            if done and after[-1] is not None:
+                await after[-1]()
 
         return job
 

@@ -24,16 +24,18 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.channels.base import Delivery, Outcome, Refresh
-from bot.channels.wecom.client import KfClient, WeComError
+from bot.channels.base import Delivery, Outcome, Passing, Refresh
+from bot.channels.wecom.client import KfClient, WeComError, WeComUnavailable
 from bot.channels.wecom.crypto import CryptoError, WeComCrypto
 from bot.channels.wecom.text import TEXT_BYTES, plain_text, split_bytes
 from bot.config import Settings
 from bot.domain.messages import Answer, Attachment, Outgoing, Said, Tap
 from bot.domain.tickets import CustomerRef
+from bot.durable import until_done
 from bot.lanes import Job, Lanes
 from handlers import customer
 from handlers.context import Desk
+from storage.db import passing
 from storage.outbox import CLEAR
 from storage.uow import UnitOfWork
 
@@ -44,6 +46,7 @@ MENU_HEAD_BYTES = 1024  # a menu's head_content
 WINDOW = 48 * 3600.0  # seconds after a customer's message in which the shop may answer
 BUDGET = 5  # messages the shop may send after each customer message
 WINDOW_ERRORS = {95001: "budget", 95002: "late", 95018: "late", 95013: "ended"}
+PASSING_ERRORS = {-1: "system busy", 45009: "frequency limit", 45033: "too many at once"}
 REPLY = "reply:"  # a menu item that stands for a ready answer (its text comes back)
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
@@ -106,7 +109,11 @@ class WeComCustomers:
             batch = _mergeable(rows)
         try:
             ids = await self._send(head, batch, window, on_event)
+        except WeComUnavailable as exc:  # WeCom drops a msgid it has seen: safe to send again
+            raise Passing(str(exc)) from exc
         except WeComError as exc:
+            if exc.errcode in PASSING_ERRORS:
+                raise Passing(f"WeCom {exc.errcode}: {PASSING_ERRORS[exc.errcode]}") from exc
             reason = WINDOW_ERRORS.get(exc.errcode)
             if reason:
                 window.sent = BUDGET
@@ -209,6 +216,7 @@ class WeCom:
         self.customers = WeComCustomers(self.client, self.open_kfid, self.windows, fetch_telegram)
         self._runner: web.AppRunner | None = None
         self._pulling: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
         self._tokens: dict[str, str] = {}  # each account's newest callback token
         self._names: dict[str, str] = {}  # customers' WeChat nicknames, once looked up
         self.port: int | None = None
@@ -247,6 +255,7 @@ class WeCom:
         await self.recover()
 
     async def stop(self) -> None:
+        self._stopping.set()
         for task in list(self._pulling.values()):
             task.cancel()
         await asyncio.gather(*self._pulling.values(), return_exceptions=True)
@@ -303,13 +312,27 @@ class WeCom:
         self._pulling[open_kfid] = asyncio.create_task(self._pull(open_kfid))
 
     async def _pull(self, open_kfid: str) -> None:
-        again = True
-        while again:
+        again, backoff = True, 1.0
+        while again and not self._stopping.is_set():
             self._again = getattr(self, "_again", set()) - {open_kfid}
             try:
                 await self._pull_once(open_kfid)
-            except Exception:
-                logger.exception("Pulling WeCom messages failed; the next callback tries again")
+                backoff = 1.0
+            except Exception as exc:
+                if not _passing(exc):
+                    logger.exception(
+                        "Pulling WeCom messages failed; the next callback tries again"
+                    )
+                else:  # WeCom or the database away: the messages wait at WeCom (3 days)
+                    logger.warning(
+                        "Pulling WeCom messages waits (%s): again in %.0fs", exc, backoff
+                    )
+                    try:
+                        await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+                    except TimeoutError:
+                        pass
+                    backoff = min(backoff * 2, 60.0)
+                    self._again = self._again | {open_kfid}
             again = open_kfid in getattr(self, "_again", set())
 
     async def _pull_once(self, open_kfid: str) -> None:
@@ -373,18 +396,41 @@ class WeCom:
             await self._look_up_name(
                 str(message.get("external_userid") or _event(message).get("external_userid") or "")
             )
-            try:
+
+            async def attempt() -> None:
                 async with self.new_uow() as uow:
                     await self.handle(uow, message)
                     await uow.wecom.mark_handled(msgid, self.clock())
                     await uow.commit()
-            except Exception as exc:
-                logger.exception("WeCom message %s failed", msgid)
-                async with self.new_uow() as uow:
-                    await uow.wecom.mark_handled(msgid, self.clock(), repr(exc))
-                    await uow.commit()
+
+            async def set_aside(exc: Exception) -> None:
+                await self._set_aside(msgid, message, exc)
+
+            await until_done(
+                attempt,
+                what=f"WeCom message {msgid}",
+                passing=_passing,
+                set_aside=set_aside,
+                stopped=self._stopping,
+            )
 
         return job
+
+    async def _set_aside(self, msgid: str, message: dict[str, Any], exc: Exception) -> None:
+        """A message that keeps failing for a reason that will not pass (a bug) no longer holds
+        up its chat: it is kept with its error, and staff hear whose message it was."""
+        user = str(message.get("external_userid") or "")
+        said = None
+        if message.get("origin") == 3 and user:
+            said = self._said(CustomerRef(CHANNEL, user), message, self.settings.default_language)
+        try:
+            async with self.new_uow() as uow:
+                await uow.wecom.mark_handled(msgid, self.clock(), repr(exc)[:2000])
+                if said is not None:
+                    await customer.not_handled(uow, self.desk, said)
+                await uow.commit()
+        except Exception:  # left unhandled: tried again at the next start
+            logger.exception("WeCom message %s could not be set aside", msgid)
 
     # -- messages into use cases -----------------------------------------------------------
 
@@ -456,6 +502,13 @@ class WeCom:
             )
         else:
             logger.info("WeCom event %s for %s", kind, user)
+
+
+def _passing(exc: BaseException) -> bool:
+    """A fault that passes: the database, WeCom unreachable or busy."""
+    if isinstance(exc, WeComError):
+        return exc.errcode in PASSING_ERRORS
+    return isinstance(exc, WeComUnavailable | Passing) or passing(exc)
 
 
 def _event(message: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,53 @@
+"""Handling one stored message (a Telegram update, a WeChat message) until it is done.
+
+A fault that passes (the database locked, the messenger away) leaves the message where it is
+and it is handled again after a pause, doubling, for as long as the fault lasts. A fault that
+will not pass (a bug) is tried a few times, then the message is set aside so that its chat
+moves on; whoever sets it aside tells staff. Stopping leaves the message stored, for the next
+start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+RETRY_FIRST = 0.5  # a message that failed for a passing reason is handled again after this,
+RETRY_MOST = 30.0  # doubling up to this, for as long as the fault lasts
+TRIES = 3  # a message failing for a reason that will not pass is set aside after this many
+
+
+async def until_done(
+    attempt: Callable[[], Awaitable[None]],
+    *,
+    what: str,
+    passing: Callable[[BaseException], bool],
+    set_aside: Callable[[Exception], Awaitable[None]],
+    stopped: asyncio.Event,
+) -> bool:
+    """Run `attempt` (one unit of work that handles the message and marks it handled) until it
+    succeeds. False: it was set aside, or the desk is stopping (the message stays stored)."""
+    backoff, failures = RETRY_FIRST, 0
+    while True:
+        try:
+            await attempt()
+            return True
+        except Exception as exc:
+            if stopped.is_set():
+                return False
+            if passing(exc):
+                logger.warning("%s waits (%r): again in %.1fs", what, exc, backoff)
+            else:
+                failures += 1
+                logger.exception("%s failed (%s of %s)", what, failures, TRIES)
+                if failures >= TRIES:
+                    await set_aside(exc)
+                    return False
+            try:
+                await asyncio.wait_for(stopped.wait(), timeout=backoff)
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, RETRY_MOST)
