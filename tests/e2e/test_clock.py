@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from bot.standin import BotApiStandIn
 from storage.db import create_engine
 from storage.models import DeadlineRow, TicketRow
-from tests.conftest import MANAGER_ID, STAFF_CHAT
+from tests.conftest import MANAGER_ID, STAFF_CHAT, needs_postgres
 from tests.e2e.people import file_complaint, in_group, said
 
 MANAGER_LINK = f"tg://user?id={MANAGER_ID}"
@@ -338,14 +338,17 @@ async def test_a_start_and_nothing_more_is_dropped_without_a_word(
     assert len(api.sent_to(silent.id)) == 1  # the greeting, nothing more
 
 
+@pytest.mark.parametrize(
+    "database_url",  # on SQLite the action waits for the write lock before it claims anything
+    [pytest.param("postgres", marks=[needs_postgres, pytest.mark.postgres])],
+    indirect=True,
+)
 async def test_a_kill_9_between_the_claim_and_the_commit_leaves_the_deadline_to_fire(
     api: BotApiStandIn, start_bot_process, database_url: str
 ) -> None:
     """The bot is killed while the first-response page is being written (its transaction has
     claimed the deadline and waits for the ticket's row, which the test holds): nothing was
     committed, so the deadline is still unfired, and after the restart the page comes, once."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("on SQLite the action waits for the write lock before it claims anything")
     dsn = database_url.replace("postgresql+asyncpg", "postgresql")
     bot = await start_bot_process(sla_first_response="1h")
     customer = api.person(8015, "小林", "zh")
