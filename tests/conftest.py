@@ -71,6 +71,17 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+async def wecom() -> AsyncIterator[Any]:
+    """The WeCom stand-in: customer service (kf), the callbacks, a group robot's webhook."""
+    from bot.standin.wecom import WeComStandIn
+
+    standin = WeComStandIn()
+    await standin.start()
+    yield standin
+    await standin.stop()
+
+
+@pytest.fixture
 async def api() -> AsyncIterator[BotApiStandIn]:
     """The Bot API stand-in with the shop's staff group in it."""
     standin = BotApiStandIn()

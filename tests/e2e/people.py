@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.standin import BotApiStandIn, Person, Sent
+from bot.standin.wecom import WeComStandIn
 from tests.conftest import STAFF_CHAT
 
 
@@ -66,3 +69,22 @@ async def file_complaint(
     if photos:  # staff see the card with its photos before they answer
         await api.wait_for(lambda s: s.chat_id == STAFF_CHAT and s.kind == "photo", after=mark)
     return card
+
+
+async def start_wechat_desk(start_bot: Any, wecom: WeComStandIn, **settings: str) -> Any:
+    """The desk with WeChat customers on (through the WeCom stand-in); the stand-in calls it
+    back once told its callback URL (`wecom.set_callback(callback_url(bot))`)."""
+    return await start_bot(
+        **settings,
+        wecom_corp_id=wecom.corp_id,
+        wecom_secret=wecom.secret,
+        wecom_token=wecom.token,
+        wecom_aes_key=wecom.aes_key,
+        wecom_open_kfid=wecom.open_kfid,
+        wecom_api_url=wecom.base_url,
+        wecom_callback_port="0",
+    )
+
+
+def callback_url(bot: Any) -> str:
+    return f"http://127.0.0.1:{bot.app.wecom.port}/wecom/callback"

@@ -26,14 +26,6 @@ SECRETS = (ROBOT_KEY, ENDPOINT_KEY, ENDPOINT_PASSWORD)
 
 
 @pytest.fixture
-async def wecom() -> AsyncIterator[WeComStandIn]:
-    standin = WeComStandIn()
-    await standin.start()
-    yield standin
-    await standin.stop()
-
-
-@pytest.fixture
 async def shop_down() -> AsyncIterator[str]:
     """The shop's order endpoint, answering 500 to everything; its URL holds a password and a
     key."""

@@ -4,39 +4,19 @@ group."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from bot.standin import BotApiStandIn
 from bot.standin.wecom import WeComStandIn
 from tests.conftest import MANAGER_ID, STAFF_CHAT
-from tests.e2e.people import in_group
+from tests.e2e.people import callback_url, in_group, start_wechat_desk
 
 CUSTOMER = "wmSTANDINcustomer01"
 
 
-@pytest.fixture
-async def wecom() -> AsyncIterator[WeComStandIn]:
-    standin = WeComStandIn()
-    await standin.start()
-    yield standin
-    await standin.stop()
-
-
 async def start_desk(start_bot: Any, wecom: WeComStandIn, **settings: str) -> Any:
-    bot = await start_bot(
-        **settings,
-        wecom_corp_id=wecom.corp_id,
-        wecom_secret=wecom.secret,
-        wecom_token=wecom.token,
-        wecom_aes_key=wecom.aes_key,
-        wecom_open_kfid=wecom.open_kfid,
-        wecom_api_url=wecom.base_url,
-        wecom_callback_port="0",
-    )
-    wecom.set_callback(f"http://127.0.0.1:{bot.app.wecom.port}/wecom/callback")
+    bot = await start_wechat_desk(start_bot, wecom, **settings)
+    wecom.set_callback(callback_url(bot))
     return bot
 
 

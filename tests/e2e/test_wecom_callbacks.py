@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 import xml.etree.ElementTree
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,6 +14,7 @@ import pytest
 
 from bot.channels.wecom.crypto import signature
 from bot.standin.wecom import WeComStandIn
+from tests.e2e.people import callback_url, start_wechat_desk
 
 CUSTOMER = "wmSTANDINcustomer07"
 BOMB_DTD = (  # a million characters once expanded: little enough that expat would expand it
@@ -25,26 +25,10 @@ BOMB_DTD = (  # a million characters once expanded: little enough that expat wou
 )
 
 
-@pytest.fixture
-async def wecom() -> AsyncIterator[WeComStandIn]:
-    standin = WeComStandIn()
-    await standin.start()
-    yield standin
-    await standin.stop()
-
-
 async def start_desk(start_bot: Any, wecom: WeComStandIn) -> tuple[Any, str]:
     """The desk with WeChat on; the stand-in does not call it back until told to."""
-    bot = await start_bot(
-        wecom_corp_id=wecom.corp_id,
-        wecom_secret=wecom.secret,
-        wecom_token=wecom.token,
-        wecom_aes_key=wecom.aes_key,
-        wecom_open_kfid=wecom.open_kfid,
-        wecom_api_url=wecom.base_url,
-        wecom_callback_port="0",
-    )
-    return bot, f"http://127.0.0.1:{bot.app.wecom.port}/wecom/callback"
+    bot = await start_wechat_desk(start_bot, wecom)
+    return bot, callback_url(bot)
 
 
 def event(wecom: WeComStandIn) -> str:

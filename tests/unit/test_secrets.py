@@ -72,14 +72,6 @@ async def broken() -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture
-async def wecom() -> AsyncIterator[WeComStandIn]:
-    standin = WeComStandIn()
-    await standin.start()
-    yield standin
-    await standin.stop()
-
-
 async def _none() -> list[Outgoing]:
     return []
 

@@ -3,7 +3,6 @@ more wait, against the WeCom stand-in's webhook (which refuses the 21st of a min
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -38,14 +37,6 @@ class Minutes:
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
-
-
-@pytest.fixture
-async def wecom() -> AsyncIterator[WeComStandIn]:
-    standin = WeComStandIn()
-    await standin.start()
-    yield standin
-    await standin.stop()
 
 
 def robot(wecom: WeComStandIn, clock: Minutes) -> GroupRobot:
