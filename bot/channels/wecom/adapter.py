@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "wecom"
 MENU_HEAD_BYTES = 1024  # a menu's head_content
 WINDOW = 48 * 3600.0  # seconds after a customer's message in which the shop may answer
+WELCOME_VALID = 18.0  # seconds a welcome_code may be used (WeCom: 20)
 BUDGET = 5  # messages the shop may send after each customer message
 WINDOW_ERRORS = {95001: "budget", 95002: "late", 95018: "late", 95013: "ended"}
 PASSING_ERRORS = {-1: "system busy", 45009: "frequency limit", 45033: "too many at once"}
@@ -65,20 +67,100 @@ class Window:
             return 0
         return max(0, BUDGET - self.sent)
 
+    def welcome_valid(self, now: float) -> bool:
+        return self.welcome is not None and now - self.welcome[1] < WELCOME_VALID
+
+    def closed(self, now: float) -> bool:
+        """Over (48 hours since the customer's last message) and no welcome waits: the same as
+        no window at all, so it need not be kept."""
+        last = self.last_customer_at
+        return (last is None or now - last > WINDOW) and not self.welcome_valid(now)
+
 
 @dataclass
 class Windows:
-    """Each WeChat customer's window, kept as messages come and go."""
+    """Each WeChat customer's window, kept as messages come and go: only the customers who
+    wrote in the last 48 hours (or whose welcome is still valid), so that what the desk holds
+    grows with its traffic, not with every customer it ever had. Past `most` windows (a flood
+    of new customers), the least recently active go first, with a warning: a message to one of
+    them is then refused as late and staff are told, as after 48 hours."""
 
-    by_customer: dict[str, Window] = field(default_factory=dict)
+    most: int = 20_000  # about 6 MB of windows
+    clock: Callable[[], float] = time.time
+    by_customer: OrderedDict[str, Window] = field(default_factory=OrderedDict)
+    evicted: int = 0  # open windows dropped for room
 
     def of(self, external_userid: str) -> Window:
-        return self.by_customer.setdefault(external_userid, Window())
+        """The customer's window, kept from now on (made if they have none)."""
+        window = self.by_customer.get(external_userid)
+        if window is None:
+            window = self.by_customer[external_userid] = Window()
+            self._forget(external_userid)
+        return window
+
+    def get(self, external_userid: str) -> Window:
+        """The customer's window, or a closed one that is not kept (a look, nothing more)."""
+        return self.by_customer.get(external_userid) or Window()
 
     def customer_wrote(self, external_userid: str, at: float) -> None:
         window = self.of(external_userid)
         window.last_customer_at = max(window.last_customer_at or at, at)
         window.sent = 0
+        self.by_customer.move_to_end(external_userid)  # the least recently active go first
+        self._forget(external_userid)
+
+    def welcomed(self, external_userid: str, code: str, at: float) -> None:
+        """WeCom gave a welcome code: the first answer may go on it, for a few seconds."""
+        self.of(external_userid).welcome = (code, at)
+        self.by_customer.move_to_end(external_userid)
+
+    def _forget(self, keep: str) -> None:
+        """Drop closed windows, least recently active first (each is dropped once: the work is
+        spread over the messages), and open ones past `most`; never the one in hand."""
+        now = self.clock()
+        while self.by_customer:
+            user, window = next(iter(self.by_customer.items()))
+            if user == keep:
+                break
+            if not window.closed(now):
+                if len(self.by_customer) <= self.most:
+                    break
+                self.evicted += 1
+                if self.evicted == 1 or self.evicted % 1000 == 0:
+                    logger.warning(
+                        "More than %s WeChat customers wrote in 48 hours: %s windows dropped "
+                        "for room (a message to them is refused as late)",
+                        self.most,
+                        self.evicted,
+                    )
+            del self.by_customer[user]
+
+
+class Nicknames:
+    """Customers' WeChat nicknames, once looked up: the `most` most recently used (one that
+    was dropped is asked of WeCom again when its customer next writes)."""
+
+    def __init__(self, most: int = 10_000) -> None:
+        self.most = most
+        self._names: OrderedDict[str, str] = OrderedDict()
+
+    def __contains__(self, user: object) -> bool:
+        return user in self._names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def get(self, user: str) -> str | None:
+        name = self._names.get(user)
+        if name is not None:
+            self._names.move_to_end(user)
+        return name
+
+    def put(self, user: str, name: str) -> None:
+        self._names[user] = name
+        self._names.move_to_end(user)
+        while len(self._names) > self.most:
+            self._names.popitem(last=False)
 
 
 class WeComCustomers:
@@ -97,9 +179,8 @@ class WeComCustomers:
         if head.kind == CLEAR:  # a menu in WeChat cannot be taken back; its keys are checked
             return Outcome(Delivery.SENT, [head.id])
         who = head.recipient
-        window = self.windows.of(who)
-        welcome = window.welcome
-        on_event = welcome is not None and time.time() - welcome[1] < 18
+        window = self.windows.get(who)
+        on_event = window.welcome_valid(time.time())
         if not on_event and window.left(time.time()) <= 0:
             last = window.last_customer_at
             reason = "late" if last is None or time.time() - last > WINDOW else "budget"
@@ -218,7 +299,7 @@ class WeCom:
         self._pulling: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._tokens: dict[str, str] = {}  # each account's newest callback token
-        self._names: dict[str, str] = {}  # customers' WeChat nicknames, once looked up
+        self._names = Nicknames()  # customers' WeChat nicknames, once looked up
         self.port: int | None = None
 
     def connect(
@@ -359,9 +440,8 @@ class WeCom:
         since = self.clock() - timedelta(seconds=WINDOW)
         async with self.new_uow() as uow:
             for user, at in (await uow.wecom.last_words(since)).items():
-                window = self.windows.of(user)
-                window.last_customer_at = at.timestamp()
-                window.sent = await uow.outbox.sent_since(f"{CHANNEL}:{user}", at)
+                self.windows.customer_wrote(user, at.timestamp())
+                self.windows.of(user).sent = await uow.outbox.sent_since(f"{CHANNEL}:{user}", at)
             rows = [(r.msgid, json.loads(r.payload)) for r in await uow.wecom.pending()]
         for msgid, message in rows:
             self._submit(msgid, message)
@@ -384,11 +464,12 @@ class WeCom:
         except Exception as exc:  # a name is nice to have: never hold the message up for it
             logger.warning("WeChat nickname of %s not found: %s", user, exc)
             found = {}
-        self._names[user] = found.get(user, "")
+        self._names.put(user, found.get(user, ""))
 
     def _name(self, user: str) -> str:
-        if self._names.get(user):
-            return self._names[user]
+        name = self._names.get(user)
+        if name:
+            return name
         return "微信客户" if self.settings.default_language == "zh" else "WeChat customer"
 
     def _job(self, msgid: str, message: dict[str, Any]) -> Job:
@@ -482,7 +563,7 @@ class WeCom:
         if kind == "enter_session":
             code = event.get("welcome_code")
             if code:  # the first answer may go on this event (outside the window's budget)
-                self.windows.of(user).welcome = (str(code), time.time())
+                self.windows.welcomed(user, str(code), time.time())
             said = Said(
                 who=CustomerRef(CHANNEL, user),
                 name=self._name(user),
