@@ -12,6 +12,15 @@ session); each action is put in the log and WeCom's encrypted, signed callback i
 bot in the background, retried like WeCom when the bot does not answer in time. Everything runs
 on an injectable clock (`clock`, `travel`) so a test can step past 48 hours; the callbacks'
 timestamps come from `callback_clock` (the real time), as the bot checks them against its own.
+
+The same server stands in for the shop's self-built app (自建应用), where staff and managers
+work: its own secret and access token (a kf token is refused on the app's calls and the app's on
+kf's), message/send to members (text cut past 2048 bytes without an error; button cards with a
+unique task_id, at most 6 buttons, unique keys; 30 messages a minute and 1000 an hour per member,
+the excess dropped silently and counted), message/update_template_card with a response_code
+(once, within 72 hours), media shared with kf, and the trusted-IP refusal (60020). Scripted staff
+write, send photos and tap card buttons; each is posted to the app's callback URL, encrypted and
+signed with the app's Token and EncodingAESKey, and retried like WeCom when not answered in 5 s.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from bot.standin.waiting import until
 T = TypeVar("T")
 
 AES_KEY = "4qOQr1YJMPJ3BD5Rv92u7pvF5fO1rz27T8x9neCt2Ck"  # a valid 43-character EncodingAESKey
+APP_AES_KEY = "3yt3VhrVLnXhy7jAERqXhTPGrjUSfbjLsW6VZB4VT10"  # the app's own callback key
 
 TOKEN_TTL = 7200  # an access token's life
 MSG_TOKEN_TTL = 600  # a callback's token is good for kf/sync_msg for 10 minutes
@@ -57,6 +67,7 @@ MARKDOWN_BYTES = 4096  # a group robot's markdown
 WEBHOOK_PER_MINUTE = 20
 SYNC_LIMIT = 1000
 MSGID = re.compile(r"[0-9a-zA-Z_-]{1,32}")  # a sender's own msgid, as WeCom allows it
+KF, APP, ANY = "kf", "app", "any"  # whose access token a call needs
 
 # kf/service_state: 0 new, 1 the API's (智能助手), 2 waiting for a servicer, 3 a servicer's,
 # 4 ended
@@ -97,14 +108,34 @@ SEND_TYPES = {
 EVENT_SEND_TYPES = {"text", "msgmenu"}
 MEDIA_TYPES = {"image", "voice", "video", "file"}
 
+# The self-built app (message/send 90236, update_template_card 94888, callbacks 90240/90930;
+# error codes as WeCom's list 90313 names them)
+APP_SEND_TYPES = {"text", "image", "file", "template_card"}
+APP_TEXT_BYTES = 2048  # longer text is cut, not refused
+APP_PER_MINUTE = 30  # messages from the app to one member; the excess is dropped silently
+APP_PER_HOUR = 1000
+RESPONSE_CODE_TTL = 72 * 3600  # a response_code updates a card once, within 72 hours
+CARD_BUTTONS = 6
+BUTTON_KEY_BYTES = 1024
+TASK_ID = re.compile(r"[0-9A-Za-z_\-@]{1,128}")  # unique within the app
+INVALID_TASK_ID = 42014  # 任务卡片消息的task_id不合法
+INVALID_BUTTON_KEY = 42018  # 按钮key值不合法
+NO_BUTTON_KEY = 42019
+NO_BUTTON_NAME = 42020
+INVALID_RESPONSE_CODE = 60140  # 无效的response_code (used, or past 72 hours)
+IP_NOT_ALLOWED = 60020  # 不安全的访问IP: not among the app's trusted IPs (企业可信IP)
+ALL_INVALID = 81013  # no recipient is a member the app can reach
+
 
 class Refusal(Exception):
-    """WeCom's answer to a call it does not take: `{"errcode": ..., "errmsg": ...}`."""
+    """WeCom's answer to a call it does not take: `{"errcode": ..., "errmsg": ...}` (and, for
+    some, more fields, such as message/send's `invaliduser`)."""
 
-    def __init__(self, errcode: int, errmsg: str) -> None:
+    def __init__(self, errcode: int, errmsg: str, **extra: Any) -> None:
         super().__init__(f"{errcode} {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
+        self.extra = extra
 
 
 @dataclass
@@ -269,6 +300,109 @@ class Customer:
         return self.api.customer_message(self, kind, {"media_id": media_id})
 
 
+@dataclass
+class AppMessage:
+    """What one member received from the app (message/send): a text as they see it (cut at
+    2048 bytes), an image or a file, or a button card as it now stands after any updates."""
+
+    touser: str
+    msgtype: str
+    msgid: str  # message/send's msgid (shared by the members of one send)
+    at: float  # the stand-in's clock
+    text: str = ""
+    cut: bool = False  # WeCom cut the text at 2048 bytes (and said nothing)
+    media_id: str | None = None
+    card: dict[str, Any] | None = None  # the template_card the member now sees
+    replaced_name: str | None = None  # update_template_card greyed the buttons out with this
+    updates: int = 0
+    body: dict[str, Any] = field(default_factory=dict)  # the send, as the bot posted it
+
+    @property
+    def task_id(self) -> str | None:
+        return None if self.card is None else str(self.card.get("task_id") or "") or None
+
+    @property
+    def clickable(self) -> bool:
+        """The member can still tap the card's buttons (no update has greyed them out)."""
+        return self.card is not None and self.replaced_name is None
+
+    def buttons(self) -> list[str]:
+        """The labels on the card's buttons (all showing `replaced_name` once greyed out)."""
+        labels = [str(b.get("text") or "") for b in _buttons(self.card)]
+        return labels if self.replaced_name is None else [self.replaced_name] * len(labels)
+
+    def keys(self) -> list[str]:
+        return [str(b.get("key") or "") for b in _buttons(self.card)]
+
+    @property
+    def title(self) -> str:
+        main = (self.card or {}).get("main_title") or {}
+        return str(main.get("title") or "") if isinstance(main, dict) else ""
+
+
+@dataclass
+class AppCallbackAttempt:
+    """One attempt to post a staff member's message or tap to the app's callback URL."""
+
+    callback: int  # the callback (its retries share the number, and the very same body)
+    attempt: int  # 1, 2, 3
+    kind: str  # "text", "image" or the event ("template_card_event")
+    from_user: str
+    msg_id: str | None  # a message's MsgId; events have none (FromUserName + CreateTime)
+    create_time: int
+    status: int | None  # None: no answer in time, or no connection
+    body: str
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class ResponseCode:
+    """A response_code: from message/send (the card of every recipient) or from a tap (that
+    member's card). It updates the task's cards once, within 72 hours of its issue."""
+
+    task_id: str
+    issued_at: float
+    userid: str | None = None  # the member who tapped; None: the send's
+    used: bool = False
+
+
+@dataclass
+class Staff:
+    """A member of the shop's WeCom who uses the app (staff, a manager). Each action is posted
+    to the app's callback URL in the background; each returns the fields of the callback's
+    plain XML, as the desk will read them."""
+
+    api: WeComStandIn
+    userid: str
+    name: str = "张三"
+
+    def say(self, text: str) -> dict[str, str]:
+        return self.api.staff_text(self, text)
+
+    def send_image(self, media: bytes | str | None = None) -> dict[str, str]:
+        """A photo: its bytes, a media_id WeCom keeps, or (None) a sample."""
+        return self.api.staff_image(self, media)
+
+    def tap(self, card: AppMessage | str, key: str) -> dict[str, str]:
+        """Tap the button with `key` on this member's card (an AppMessage, or its task_id): a
+        template_card_event with a fresh ResponseCode for this member's card."""
+        return self.api.staff_tap(self, card, key)
+
+    def received(self) -> list[AppMessage]:
+        """Everything the app delivered to this member (nothing that was dropped)."""
+        return self.api.app_received(self.userid)
+
+    def card(self, task_id: str) -> AppMessage:
+        """This member's card for `task_id`, as it now stands."""
+        return self.api.member_card(self.userid, task_id)
+
+    @property
+    def dropped(self) -> int:
+        """Messages to this member WeCom dropped (over 30 a minute or 1000 an hour)."""
+        return self.api.app_dropped.get(self.userid.lower(), 0)
+
+
 Handler = Callable[[web.Request, dict[str, str], dict[str, Any]], Awaitable[Any]]
 
 
@@ -282,6 +416,10 @@ class WeComStandIn:
         token: str = "kf-token",
         aes_key: str = AES_KEY,
         open_kfid: str = "wkSTANDIN000001",
+        agent_id: int = 1000002,
+        app_secret: str = "app-secret",
+        app_token: str = "app-token",
+        app_aes_key: str = APP_AES_KEY,
     ) -> None:
         self.corp_id = corp_id
         self.secret = secret
@@ -327,28 +465,54 @@ class WeComStandIn:
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self.base_url = ""
+        # the self-built app: its id, secret, callback Token and EncodingAESKey (the receive id
+        # of its callbacks is the corp id, as for kf)
+        self.agent_id = agent_id
+        self.app_secret = app_secret
+        self.app_token = app_token  # the app's callback Token (signatures)
+        self.app_aes_key = app_aes_key
+        self.app_crypto = WeComCrypto(app_token, app_aes_key, corp_id)
+        self.app_callback_url: str | None = None
+        self.trusted_ips = False  # on: the app's calls answer 60020, as from an untrusted IP
+        self.outgoing_ip = "203.0.113.7"  # the address WeCom names in that refusal
+        self.staff_members: dict[str, Staff] = {}  # by lower-cased userid (WeCom ignores case)
+        self.app_sent: list[AppMessage] = []  # every message delivered, one per member
+        self.app_dropped: dict[str, int] = {}  # lower-cased userid -> messages dropped
+        self.app_cut: list[AppMessage] = []  # texts WeCom cut at 2048 bytes
+        self.app_callbacks: list[AppCallbackAttempt] = []
+        self.app_token_fetches = 0
+        self._app_tokens: dict[str, float] = {}  # the app's access tokens -> when they expire
+        self._app_send_times: dict[str, deque[float]] = {}  # per member, the last hour's
+        self._task_ids: set[str] = set()  # every task_id the app has used
+        self._response_codes: dict[str, ResponseCode] = {}
+        self._event_times: dict[str, int] = {}  # per member, the last event's CreateTime
+        self._app_callback_ids = itertools.count(1)
 
     # -- the server ------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        routes: list[tuple[str, str, Handler, bool, bool]] = [
-            # method, path, handler, needs the access token, has a JSON body
-            ("GET", "gettoken", self._gettoken, False, False),
-            ("POST", "kf/sync_msg", self._sync_msg, True, True),
-            ("POST", "kf/send_msg", self._send_msg, True, True),
-            ("POST", "kf/send_msg_on_event", self._send_msg_on_event, True, True),
-            ("POST", "kf/customer/batchget", self._customer_batchget, True, True),
-            ("POST", "kf/service_state/get", self._service_state_get, True, True),
-            ("POST", "kf/service_state/trans", self._service_state_trans, True, True),
-            ("POST", "media/upload", self._media_upload, True, False),
-            ("GET", "media/get", self._media_get, True, False),
-            ("POST", "webhook/send", self._webhook_send, False, True),
+        routes: list[tuple[str, str, Handler, str | None, bool]] = [
+            # method, path, handler, whose access token it needs, has a JSON body
+            ("GET", "gettoken", self._gettoken, None, False),
+            ("POST", "kf/sync_msg", self._sync_msg, KF, True),
+            ("POST", "kf/send_msg", self._send_msg, KF, True),
+            ("POST", "kf/send_msg_on_event", self._send_msg_on_event, KF, True),
+            ("POST", "kf/customer/batchget", self._customer_batchget, KF, True),
+            ("POST", "kf/service_state/get", self._service_state_get, KF, True),
+            ("POST", "kf/service_state/trans", self._service_state_trans, KF, True),
+            # media ids are shared by every app of the corp (90253, 90254)
+            ("POST", "media/upload", self._media_upload, ANY, False),
+            ("GET", "media/get", self._media_get, ANY, False),
+            ("POST", "message/send", self._message_send, APP, True),
+            ("POST", "message/update_template_card", self._update_template_card, APP, True),
+            ("POST", "webhook/send", self._webhook_send, None, True),
         ]
         for method, path, handler, auth, has_json in routes:
             app.router.add_route(
                 method, f"/cgi-bin/{path}", self._endpoint(path, handler, auth, has_json)
             )
+        app.router.add_get("/standin/pic/{media_id}", self._pic)  # a staff photo's PicUrl
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -372,7 +536,7 @@ class WeComStandIn:
             await self._runner.cleanup()
 
     def _endpoint(
-        self, path: str, handler: Handler, auth: bool, has_json: bool
+        self, path: str, handler: Handler, auth: str | None, has_json: bool
     ) -> Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             query = dict(request.query)
@@ -388,13 +552,15 @@ class WeComStandIn:
                 self.calls.append((path, {**_public(query), **body}))
                 await self._wake()
                 if auth:
-                    self._check_access(query.get("access_token"))
+                    self._check_access(query.get("access_token"), auth)
                 if self.latency:
                     await asyncio.sleep(self.latency)
                 self._maybe_fault(path)
                 result = await handler(request, query, body)
             except Refusal as exc:
-                return web.json_response({"errcode": exc.errcode, "errmsg": exc.errmsg})
+                return web.json_response(
+                    {"errcode": exc.errcode, "errmsg": exc.errmsg, **exc.extra}
+                )
             except HttpFault as exc:
                 page = f"<html><body>{exc.status} error</body></html>"
                 return web.Response(status=exc.status, text=page, content_type="text/html")
@@ -404,14 +570,28 @@ class WeComStandIn:
 
         return endpoint
 
-    def _check_access(self, token: str | None) -> None:
+    def _check_access(self, token: str | None, needs: str = ANY) -> None:
+        """The token is one gettoken gave, still alive, and the right one for the call: the
+        customer-service secret's for kf/*, the app's for message/* (each is 40014 on the
+        other's calls); media/* takes either. The app's calls come from an untrusted IP while
+        `trusted_ips` is on."""
         if not token:
             raise Refusal(41001, "access_token missing")
-        expires = self._access_tokens.get(token)
-        if expires is None:
+        owner = KF if token in self._access_tokens else APP if token in self._app_tokens else None
+        if owner is None:
             raise Refusal(40014, "invalid access_token")
+        expires = (self._access_tokens if owner == KF else self._app_tokens)[token]
         if self.clock() >= expires:
             raise Refusal(42001, "access_token expired")
+        if needs != ANY and owner != needs:
+            raise Refusal(40014, "invalid access_token")
+        if owner == APP and self.trusted_ips:
+            hint = _random(24, string.digits)
+            raise Refusal(
+                IP_NOT_ALLOWED,
+                f"not allow to access from your ip, hint: [{hint}], from ip: {self.outgoing_ip},"
+                f" more info at https://open.work.weixin.qq.com/devtool/query?e={IP_NOT_ALLOWED}",
+            )
 
     def _maybe_fault(self, path: str) -> None:
         for fault in self.faults:
@@ -437,9 +617,13 @@ class WeComStandIn:
         self.faults.append(fault)
         return fault
 
-    def expire_token(self) -> None:
-        """The access tokens given so far are no longer valid (40014): the bot must fetch one."""
-        self._access_tokens.clear()
+    def expire_token(self, whose: str | None = None) -> None:
+        """The access tokens given so far (`whose`: "kf" or "app" only) are no longer valid
+        (40014): the bot must fetch one."""
+        if whose in (None, KF):
+            self._access_tokens.clear()
+        if whose in (None, APP):
+            self._app_tokens.clear()
 
     def travel(self, seconds: float) -> None:
         """Move the stand-in's clock forward (windows, welcome codes, tokens, the webhook)."""
@@ -453,15 +637,21 @@ class WeComStandIn:
     ) -> dict[str, Any]:
         if query.get("corpid") != self.corp_id:
             raise Refusal(40013, "invalid corpid")
-        if query.get("corpsecret") != self.secret:
+        secret = query.get("corpsecret")
+        if secret == self.secret:
+            self.token_fetches += 1
+            tokens = self._access_tokens
+        elif secret == self.app_secret:  # each secret has its own token
+            self.app_token_fetches += 1
+            tokens = self._app_tokens
+        else:
             raise Refusal(40001, "invalid credential")
-        self.token_fetches += 1
         now = self.clock()
-        for token, expires in self._access_tokens.items():
+        for token, expires in tokens.items():
             if expires > now:  # within its life WeCom gives the same token again
                 return {"access_token": token, "expires_in": int(expires - now)}
         token = _random(64, string.ascii_letters + string.digits + "-_")
-        self._access_tokens[token] = now + TOKEN_TTL
+        tokens[token] = now + TOKEN_TTL
         return {"access_token": token, "expires_in": TOKEN_TTL}
 
     async def _sync_msg(
@@ -734,6 +924,189 @@ class WeComStandIn:
         await self._wake()
         return {}
 
+    # -- the self-built app's API -----------------------------------------------------------
+
+    def _check_agent(self, body: dict[str, Any]) -> None:
+        agentid = body.get("agentid")
+        if agentid is None or agentid == "":
+            raise Refusal(41011, "missing agentid")
+        if str(agentid) != str(self.agent_id):
+            raise Refusal(40056, "invalid agentid")
+
+    async def _message_send(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """message/send: to members (`touser` "a|b|c", or "@all"); the answer names the userids
+        the app cannot reach (`invaliduser`, lower-cased), and a button card's response_code."""
+        self._check_agent(body)
+        msgtype = str(body.get("msgtype") or "")
+        if msgtype not in APP_SEND_TYPES:
+            raise Refusal(40008, f"invalid message type {msgtype!r}")
+        item = body.get(msgtype)
+        if not isinstance(item, dict):
+            raise Refusal(40058, f"{msgtype} is missing")
+        wanted = [u.strip() for u in str(body.get("touser") or "").split("|") if u.strip()]
+        if not wanted:
+            raise Refusal(40058, "touser is empty (toparty and totag are not kept here)")
+        text, cut, media_id, card = "", False, None, None
+        if msgtype == "text":
+            text, cut = _cut(str(item.get("content") or ""))
+            if not text:
+                raise Refusal(44004, "empty content")
+        elif msgtype == "template_card":
+            card = self._check_card(item)
+        else:
+            media_id = str(item.get("media_id") or "")
+            media = self._media_of(media_id)
+            if media is None or (msgtype == "image" and media.kind != "image"):
+                raise Refusal(40007, "invalid media_id")
+        if "@all" in wanted:
+            members = list(self.staff_members.values())
+            invalid: list[str] = []
+        else:
+            members = [
+                self.staff_members[u.lower()] for u in wanted if u.lower() in self.staff_members
+            ]
+            invalid = [u.lower() for u in wanted if u.lower() not in self.staff_members]
+        if not members:
+            raise Refusal(
+                ALL_INVALID, "user & party & tag all invalid", invaliduser="|".join(invalid)
+            )
+        msgid = _random(40, string.ascii_letters + string.digits + "-_")
+        now = self.clock()
+        answer: dict[str, Any] = {"invaliduser": "|".join(invalid), "msgid": msgid}
+        if card is not None:
+            self._task_ids.add(str(card["task_id"]))
+            answer["response_code"] = self._new_response_code(str(card["task_id"]))
+        for member in {m.userid.lower(): m for m in members}.values():
+            if not self._within_rate(member.userid.lower(), now):
+                continue
+            sent = AppMessage(
+                touser=member.userid,
+                msgtype=msgtype,
+                msgid=msgid,
+                at=now,
+                text=text,
+                cut=cut,
+                media_id=media_id,
+                card=copy.deepcopy(card),
+                body=copy.deepcopy(body),
+            )
+            self.app_sent.append(sent)
+            if cut:
+                self.app_cut.append(sent)
+        await self._wake()
+        return answer
+
+    def _within_rate(self, userid: str, now: float) -> bool:
+        """Whether WeCom delivers one more message from the app to this member now: at most 30
+        within a minute and 1000 within an hour; past that it is dropped, with no error."""
+        times = self._app_send_times.setdefault(userid, deque())
+        while times and times[0] <= now - 3600:
+            times.popleft()
+        if len(times) >= APP_PER_HOUR or sum(1 for t in times if t > now - 60) >= APP_PER_MINUTE:
+            self.app_dropped[userid] = self.app_dropped.get(userid, 0) + 1
+            return False
+        times.append(now)
+        return True
+
+    def _check_card(self, card: dict[str, Any], task_id: str | None = None) -> dict[str, Any]:
+        """A button_interaction card checked as WeCom does (90236): a task_id of
+        [0-9A-Za-z_-@], at most 128 bytes, never used before by the app; a main title; 1 to 6
+        buttons, each with a text and a key of at most 1024 bytes, unique within the card. On
+        update (`task_id` given) the card keeps its task_id."""
+        if card.get("card_type") != "button_interaction":
+            raise Refusal(40058, "card_type: the stand-in keeps button_interaction cards only")
+        checked = copy.deepcopy(card)
+        given = str(card.get("task_id") or "")
+        if task_id is None:
+            if not given:
+                raise Refusal(INVALID_TASK_ID, "task_id is required")
+            if not TASK_ID.fullmatch(given):
+                raise Refusal(INVALID_TASK_ID, "invalid task_id: at most 128 of [0-9A-Za-z_-@]")
+            if given in self._task_ids:
+                raise Refusal(INVALID_TASK_ID, "task_id already used by this app")
+        elif given and given != task_id:
+            raise Refusal(INVALID_TASK_ID, "the update's task_id is not the card's")
+        else:
+            checked["task_id"] = task_id
+        main = card.get("main_title")
+        if not isinstance(main, dict) or not (main.get("title") or main.get("desc")):
+            raise Refusal(40058, "main_title (its title or desc) is required")
+        buttons = card.get("button_list")
+        if not isinstance(buttons, list) or not buttons:
+            raise Refusal(40058, "button_list is required")
+        if len(buttons) > CARD_BUTTONS:
+            raise Refusal(40058, f"button_list: at most {CARD_BUTTONS} buttons")
+        keys: set[str] = set()
+        for button in buttons:
+            if not isinstance(button, dict) or not str(button.get("text") or ""):
+                raise Refusal(NO_BUTTON_NAME, "a button needs its text")
+            if button.get("type") == 1:  # a link, no callback
+                if not str(button.get("url") or ""):
+                    raise Refusal(40058, "a link button needs its url")
+                continue
+            key = str(button.get("key") or "")
+            if not key:
+                raise Refusal(NO_BUTTON_KEY, "a button needs its key")
+            if _bytes(key) > BUTTON_KEY_BYTES:
+                raise Refusal(INVALID_BUTTON_KEY, f"button key over {BUTTON_KEY_BYTES} bytes")
+            if key in keys:
+                raise Refusal(INVALID_BUTTON_KEY, f"button key {key!r} twice in the card")
+            keys.add(key)
+        return checked
+
+    def _new_response_code(self, task_id: str, userid: str | None = None) -> str:
+        code = _random(43, string.ascii_letters + string.digits + "-_")
+        self._response_codes[code] = ResponseCode(task_id, self.clock(), userid)
+        return code
+
+    async def _update_template_card(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """message/update_template_card (94888): with a response_code (once, within 72 hours
+        of its issue) grey the buttons out with `button.replace_name`, or put a whole new
+        `template_card`, on the cards of `userids` (or of everyone it was sent to: `atall`)."""
+        self._check_agent(body)
+        code = self._response_codes.get(str(body.get("response_code") or ""))
+        now = self.clock()
+        if code is None or code.used or now - code.issued_at > RESPONSE_CODE_TTL:
+            raise Refusal(INVALID_RESPONSE_CODE, "invalid response_code: unknown, used or expired")
+        button, card = body.get("button"), body.get("template_card")
+        replace_name = ""
+        if isinstance(card, dict):
+            card = self._check_card(card, code.task_id)
+        elif isinstance(button, dict) and str(button.get("replace_name") or ""):
+            replace_name = str(button["replace_name"])
+        else:
+            raise Refusal(40058, "button.replace_name or template_card is required")
+        cards = [m for m in self.app_sent if m.task_id == code.task_id]
+        invalid: list[str] = []
+        if body.get("atall") in (1, True, "1"):
+            targets = cards
+        else:
+            userids = body.get("userids")
+            if not isinstance(userids, list) or not userids:
+                raise Refusal(40058, "userids (or atall) is required")
+            wanted = {str(u).lower() for u in userids}
+            targets = [m for m in cards if m.touser.lower() in wanted]
+            invalid = sorted(wanted - {m.touser.lower() for m in cards})
+        code.used = True
+        for target in targets:
+            if isinstance(card, dict):
+                target.card, target.replaced_name = copy.deepcopy(card), None
+            else:
+                target.replaced_name = replace_name
+            target.updates += 1
+        await self._wake()
+        return {"invaliduser": invalid}
+
+    async def _pic(self, request: web.Request) -> web.Response:
+        media = self._media_of(request.match_info["media_id"])
+        if media is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=media.data, content_type=CONTENT_TYPES[media.kind])
+
     # -- accounts, customers, media --------------------------------------------------------
 
     def add_account(self, open_kfid: str) -> None:
@@ -934,20 +1307,30 @@ class WeComStandIn:
             self._client = aiohttp.ClientSession()
         return self._client
 
-    def _signed(self, plain: str, token: str | None = None) -> tuple[dict[str, str], str]:
-        """The query and XML body of a callback carrying `plain`, as WeCom posts it."""
-        encrypted = self.crypto.encrypt(plain)
-        timestamp = str(int(self.callback_clock()))
+    def _signed(
+        self,
+        plain: str,
+        token: str | None = None,
+        crypto: WeComCrypto | None = None,
+        agent_id: str = "",
+        timestamp: float | None = None,
+    ) -> tuple[dict[str, str], str]:
+        """The query and XML body of a callback carrying `plain`, as WeCom posts it: encrypted
+        with `crypto`'s key (the kf one unless given), signed with `token` (its Token)."""
+        if crypto is None:
+            crypto, token = self.crypto, token or self.token
+        encrypted = crypto.encrypt(plain)
+        stamp = str(int(self.callback_clock() if timestamp is None else timestamp))
         nonce = _random(10, string.digits)
         query = {
-            "msg_signature": signature(token or self.token, timestamp, nonce, encrypted),
-            "timestamp": timestamp,
+            "msg_signature": signature(token or crypto.token, stamp, nonce, encrypted),
+            "timestamp": stamp,
             "nonce": nonce,
         }
         body = (
             f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
             f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>"
-            "<AgentID><![CDATA[]]></AgentID></xml>"
+            f"<AgentID><![CDATA[{agent_id}]]></AgentID></xml>"
         )
         return query, body
 
@@ -975,31 +1358,37 @@ class WeComStandIn:
         query, body = self._signed(self._event_xml(msg_token, open_kfid))
         number = next(self._callback_ids)
         for attempt in range(1, self.callback_attempts + 1):
-            started = time.monotonic()
-            status: int | None = None
-            answer, error = "", None
-            try:
-                async with self._http().post(
-                    url,
-                    params=query,
-                    data=body.encode(),
-                    headers={"Content-Type": "text/xml"},
-                    timeout=aiohttp.ClientTimeout(total=self.callback_timeout),
-                ) as response:
-                    status = response.status
-                    answer = await response.text()
-            except TimeoutError:
-                status, error = None, f"no answer within {self.callback_timeout}s"
-            except aiohttp.ClientError as exc:
-                status, error = None, repr(exc)
+            status, answer, seconds, error = await self._post_callback(url, query, body)
             self.callbacks.append(
-                CallbackAttempt(
-                    number, attempt, msg_token, status, answer, time.monotonic() - started, error
-                )
+                CallbackAttempt(number, attempt, msg_token, status, answer, seconds, error)
             )
             await self._wake()
             if status is not None and status < 500:
                 return
+
+    async def _post_callback(
+        self, url: str, query: dict[str, str], body: str
+    ) -> tuple[int | None, str, float, str | None]:
+        """One post of a callback: (status, answer, seconds, error); WeCom waits
+        `callback_timeout` seconds for the answer."""
+        started = time.monotonic()
+        status: int | None = None
+        answer, error = "", None
+        try:
+            async with self._http().post(
+                url,
+                params=query,
+                data=body.encode(),
+                headers={"Content-Type": "text/xml"},
+                timeout=aiohttp.ClientTimeout(total=self.callback_timeout),
+            ) as response:
+                status = response.status
+                answer = await response.text()
+        except TimeoutError:
+            status, error = None, f"no answer within {self.callback_timeout}s"
+        except aiohttp.ClientError as exc:
+            status, error = None, repr(exc)
+        return status, answer, time.monotonic() - started, error
 
     async def verify_url(self, url: str | None = None) -> tuple[int, str]:
         """WeCom's URL check (GET with an encrypted echostr) on `url` (the callback URL);
@@ -1039,6 +1428,184 @@ class WeComStandIn:
             if remaining <= 0:
                 raise TimeoutError(f"callbacks still under way after {timeout}s")
             await asyncio.wait(list(self._tasks), timeout=remaining)
+
+    # -- the app's staff and their callbacks -------------------------------------------------
+
+    def staff(self, userid: str, name: str = "张三") -> Staff:
+        """A member in the app's visible range (staff or a manager)."""
+        member = Staff(self, userid, name)
+        self.staff_members[userid.lower()] = member
+        return member
+
+    def set_app_callback(self, url: str | None) -> None:
+        """The app's callback URL (接收消息); until set, staff actions are not posted."""
+        self.app_callback_url = url
+
+    def app_received(self, userid: str) -> list[AppMessage]:
+        return [m for m in self.app_sent if m.touser.lower() == userid.lower()]
+
+    def member_card(self, userid: str, task_id: str) -> AppMessage:
+        """The member's card for `task_id`, as it now stands."""
+        for sent in reversed(self.app_received(userid)):
+            if sent.task_id == task_id:
+                return sent
+        raise LookupError(f"no card {task_id!r} delivered to {userid}")
+
+    def staff_text(self, member: Staff, text: str) -> dict[str, str]:
+        fields = self._app_fields(member, "text")
+        fields["Content"] = text
+        fields["MsgId"] = self._app_msg_id()
+        return self._staff_acted(fields)
+
+    def staff_image(self, member: Staff, media: bytes | str | None = None) -> dict[str, str]:
+        if media is None or isinstance(media, bytes):
+            media = self.add_media(SAMPLES["image"] if media is None else media, "image")
+        fields = self._app_fields(member, "image")
+        fields["PicUrl"] = f"{self.base_url}/standin/pic/{media}"
+        fields["MediaId"] = media
+        fields["MsgId"] = self._app_msg_id()
+        return self._staff_acted(fields)
+
+    def staff_tap(self, member: Staff, card: AppMessage | str, key: str) -> dict[str, str]:
+        task_id = card if isinstance(card, str) else card.task_id
+        if not task_id:
+            raise ValueError("not a card")
+        shown = self.member_card(member.userid, task_id)
+        if not shown.clickable:
+            raise ValueError(f"the buttons of {task_id!r} are greyed out ({shown.replaced_name})")
+        if key not in shown.keys():
+            raise LookupError(f"no button {key!r} on {task_id!r}: {shown.keys()}")
+        fields = self._app_fields(member, "event")
+        fields["Event"] = "template_card_event"
+        fields["EventKey"] = key
+        fields["TaskId"] = task_id
+        fields["CardType"] = "button_interaction"
+        fields["ResponseCode"] = self._new_response_code(task_id, member.userid)
+        return self._staff_acted(fields)
+
+    def _app_fields(self, member: Staff, msgtype: str) -> dict[str, str]:
+        now = int(self.clock())
+        if msgtype == "event":
+            # WeCom tells a retried event from a new one by FromUserName + CreateTime: a person
+            # does not tap twice within a second, scripted staff may, so theirs never share one
+            now = max(now, self._event_times.get(member.userid, 0) + 1)
+            self._event_times[member.userid] = now
+        return {
+            "ToUserName": self.corp_id,
+            "FromUserName": member.userid,
+            "CreateTime": str(now),
+            "MsgType": msgtype,
+        }
+
+    def _app_msg_id(self) -> str:
+        return str(7_000_000_000_000_000_000 + next(self._ids) * 1000 + secrets.randbelow(1000))
+
+    def _staff_acted(self, fields: dict[str, str]) -> dict[str, str]:
+        fields["AgentID"] = str(self.agent_id)
+        if self.app_callback_url:
+            self._spawn(self._app_callback(dict(fields)))
+        self._wake_soon()
+        return fields
+
+    async def _app_callback(self, fields: dict[str, str]) -> None:
+        """Post a staff member's message or tap to the app's callback URL, encrypted and signed
+        with the app's key and Token; posted again (the very same body) when not answered in
+        time, as WeCom does (90930: three times in all, five seconds each)."""
+        url = self.app_callback_url
+        if not url:
+            return
+        query, body = self._signed(
+            _app_xml(fields), self.app_token, self.app_crypto, str(self.agent_id)
+        )
+        number = next(self._app_callback_ids)
+        kind = fields.get("Event") or fields["MsgType"]
+        for attempt in range(1, self.callback_attempts + 1):
+            status, answer, seconds, error = await self._post_callback(url, query, body)
+            self.app_callbacks.append(
+                AppCallbackAttempt(
+                    number,
+                    attempt,
+                    kind,
+                    fields["FromUserName"],
+                    fields.get("MsgId"),
+                    int(fields["CreateTime"]),
+                    status,
+                    answer,
+                    seconds,
+                    error,
+                )
+            )
+            await self._wake()
+            if status is not None and status < 500:
+                return
+
+    def app_callback_body(
+        self,
+        text: str = "在吗",
+        userid: str = "zhangsan",
+        token: str | None = None,
+        timestamp: float | None = None,
+    ) -> tuple[dict[str, str], str]:
+        """The query and body of a staff text callback, signed with `token` (the app's unless
+        given) at `timestamp` (now unless given): to post by hand."""
+        fields = {
+            "ToUserName": self.corp_id,
+            "FromUserName": userid,
+            "CreateTime": str(int(self.clock())),
+            "MsgType": "text",
+            "Content": text,
+            "MsgId": self._app_msg_id(),
+            "AgentID": str(self.agent_id),
+        }
+        return self._signed(
+            _app_xml(fields),
+            token or self.app_token,
+            self.app_crypto,
+            str(self.agent_id),
+            timestamp,
+        )
+
+    async def _post_app(self, query: dict[str, str], body: str, url: str | None) -> int:
+        url = url or self.app_callback_url
+        if not url:
+            raise ValueError("no app callback URL")
+        async with self._http().post(
+            url, params=query, data=body.encode(), headers={"Content-Type": "text/xml"}
+        ) as response:
+            return response.status
+
+    async def post_forged_app_callback(self, url: str | None = None) -> int:
+        """A staff text that is not WeCom's (signed with another Token); the status answered."""
+        return await self._post_app(*self.app_callback_body(token="not-the-token"), url)
+
+    async def post_old_app_callback(self, seconds: float = 600, url: str | None = None) -> int:
+        """A staff text rightly signed, but `seconds` ago (a recorded callback posted again);
+        the status answered."""
+        query, body = self.app_callback_body(timestamp=self.callback_clock() - seconds)
+        return await self._post_app(query, body, url)
+
+    async def verify_app_url(self, url: str | None = None) -> tuple[int, str]:
+        """WeCom's check of the app's callback URL (GET with an encrypted echostr); (status,
+        body). The desk passes if the body is `last_echo`."""
+        url = url or self.app_callback_url
+        if not url:
+            raise ValueError("no app callback URL")
+        self.last_echo = _random(19, string.digits)
+        encrypted = self.app_crypto.encrypt(self.last_echo)
+        timestamp, nonce = str(int(self.callback_clock())), _random(10, string.digits)
+        query = {
+            "msg_signature": signature(self.app_token, timestamp, nonce, encrypted),
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "echostr": encrypted,
+        }
+        async with self._http().get(url, params=query) as response:
+            return response.status, await response.text()
+
+    @property
+    def app_callback_retries(self) -> int:
+        """App callbacks posted again because the desk did not answer (in time, or at all)."""
+        return sum(1 for a in self.app_callbacks if a.attempt > 1)
 
     # -- what tests look at ----------------------------------------------------------------
 
@@ -1097,6 +1664,17 @@ class WeComStandIn:
         """Until the bot has called `path` ("kf/sync_msg", ...) at least `count` times."""
         await self.until(lambda: sum(1 for p, _ in self.calls if p == path) >= count, timeout)
 
+    async def wait_app_sent(
+        self, predicate: Callable[[AppMessage], bool], timeout: float = 10.0, after: int = 0
+    ) -> AppMessage:
+        """The first message the app delivered (from index `after` of `app_sent` on) that
+        matches; waits for it."""
+        return await self._first(lambda: self.app_sent[after:], predicate, timeout)
+
+    async def wait_app_callbacks(self, count: int, timeout: float = 15.0) -> None:
+        """Until `count` app callback attempts have been made."""
+        await self.until(lambda: len(self.app_callbacks) >= count, timeout)
+
 
 def _random(length: int, alphabet: str) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
@@ -1104,6 +1682,36 @@ def _random(length: int, alphabet: str) -> str:
 
 def _bytes(text: str) -> int:
     return len(text.encode())
+
+
+def _cut(text: str, limit: int = APP_TEXT_BYTES) -> tuple[str, bool]:
+    """The text as WeCom delivers it: cut at `limit` bytes (whole characters), and whether it
+    was."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text, False
+    return data[:limit].decode(errors="ignore"), True
+
+
+def _buttons(card: dict[str, Any] | None) -> list[dict[str, Any]]:
+    buttons = (card or {}).get("button_list") or []
+    return [b for b in buttons if isinstance(b, dict)]
+
+
+def _cdata(text: str) -> str:
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+NUMERIC_FIELDS = {"CreateTime", "MsgId", "AgentID"}
+
+
+def _app_xml(fields: dict[str, str]) -> str:
+    """An app callback's plain XML (90240): numbers bare, text in CDATA."""
+    inner = "".join(
+        f"<{name}>{value if name in NUMERIC_FIELDS else _cdata(value)}</{name}>"
+        for name, value in fields.items()
+    )
+    return f"<xml>{inner}</xml>"
 
 
 def _cursor(open_kfid: str, position: int) -> str:
