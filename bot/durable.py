@@ -13,7 +13,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from bot.channels.base import Passing
+from storage.db import passing as database_passing
+
 logger = logging.getLogger(__name__)
+
+
+def passing(exc: BaseException) -> bool:
+    """The one test of a fault that passes: a messenger away (its adapter says so by raising
+    `Passing`) or the database locked, deadlocked or gone a moment (`storage.db.passing`).
+    An adapter that calls its messenger itself adds what its library raises."""
+    return isinstance(exc, Passing) or database_passing(exc)
+
 
 RETRY_FIRST = 0.5  # a message that failed for a passing reason is handled again after this,
 RETRY_MOST = 30.0  # doubling up to this, for as long as the fault lasts

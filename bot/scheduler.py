@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain.clock import DeadlineKind
-from storage.db import passing
+from bot.durable import passing
 from storage.repositories import DueDeadline
 from storage.uow import NewUnitOfWork, UnitOfWork
 
@@ -36,8 +36,9 @@ MAX_FAILURES = 5  # of an action that fails for a reason that will not pass
 
 @dataclass
 class _Failing:
-    count: int
+    count: int  # failures that will not pass
     retry_at: datetime
+    tries: int = 0  # every failure: the pause grows with them
 
 
 class Scheduler:
@@ -138,7 +139,9 @@ class Scheduler:
 
     def _failed(self, deadline: DueDeadline, exc: Exception) -> None:
         failing = self._failing.get(deadline.id) or _Failing(0, self.clock())
-        failing.count += 1
+        failing.tries += 1
+        if not passing(exc):  # a fault that passes is waited out, however often
+            failing.count += 1
         what = f"The {deadline.kind.value} deadline of ticket {deadline.ticket_id}"
         if not passing(exc) and failing.count >= MAX_FAILURES:
             self._failing.pop(deadline.id, None)
@@ -150,13 +153,13 @@ class Scheduler:
                 exc_info=exc,
             )
             return
-        back_off = min(FIRST_RETRY * 2 ** (failing.count - 1), LAST_RETRY)
+        back_off = min(FIRST_RETRY * 2 ** (failing.tries - 1), LAST_RETRY)
         failing.retry_at = self.clock() + back_off
         self._failing[deadline.id] = failing
         logger.warning(
             "%s failed (try %s); trying again in %ss",
             what,
-            failing.count,
+            failing.tries,
             int(back_off.total_seconds()),
             exc_info=exc,
         )

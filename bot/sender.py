@@ -13,12 +13,12 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from bot.channels.base import CustomerChannel, Delivery, Outcome, Passing, StaffRoom, Unsure
+from bot.channels.base import CustomerChannel, Delivery, Outcome, StaffRoom, Unsure
 from bot.domain.messages import Outgoing
 from bot.domain.tickets import Actor, CustomerRef
+from bot.durable import passing
 from handlers import customer, staff
 from handlers.context import Desk
-from storage.db import passing
 from storage.outbox import CARD, MIRROR, STAFF
 from storage.uow import NewUnitOfWork, UnitOfWork
 
@@ -135,9 +135,10 @@ class Sender:
                     outcome = await self._deliver(rows, lane)
                 except Unsure as exc:  # it may have arrived: recorded so, never sent again
                     logger.warning("Send %s in %s unsure: %s", head.id, lane, exc)
-                    outcome = Outcome(Delivery.UNSURE, [head.id], detail=str(exc)[:500])
+                    covers = exc.rows or [head.id]
+                    outcome = Outcome(Delivery.UNSURE, covers, detail=str(exc)[:500])
                 except Exception as exc:
-                    if isinstance(exc, Passing) or passing(exc):  # the lane waits, however long
+                    if passing(exc):  # the lane waits, however long
                         logger.warning("Send %s in %s waits: %s", head.id, lane, exc)
                         await self._pause(backoff)
                         backoff = min(backoff * 2, self.retry_most)

@@ -27,7 +27,7 @@ async def deadline_passed(
     if kind is DeadlineKind.INTAKE_TIMEOUT:  # the customer left it unfinished: as it stands
         assert ticket.id is not None
         kept = await uow.messages.pending_relay(ticket.id)
-        if holds_nothing(ticket, files=sum(1 for m in kept if m.file_id)):
+        if holds_nothing(ticket, kept=len(kept)):
             # a start, a greeting: no complaint, and not a word to anyone about it
             ticket.drop_empty(now)
             await uow.tickets.save(ticket)

@@ -71,4 +71,9 @@ class StaffRoom(Protocol):
 
 class Unsure(Exception):
     """A request went out and no answer came back in time: the message may have arrived.
-    Sending it again could show it twice, so it is recorded as unsure instead."""
+    Sending it again could show it twice, so it is recorded as unsure instead. `rows`: the
+    outbox rows it carried, when it carried several (merged texts, an album)."""
+
+    def __init__(self, message: str, rows: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.rows = rows or []

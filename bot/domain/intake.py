@@ -63,11 +63,11 @@ def next_step(ticket: Ticket) -> Step:
     return Step.CONFIRM
 
 
-def holds_nothing(ticket: Ticket, files: int = 0) -> bool:
+def holds_nothing(ticket: Ticket, kept: int = 0) -> bool:
     """Whether the intake holds nothing the customer said beyond opening the chat (a start, a
-    greeting): no category, no order number, no story, no photo, no file (`files`: the voice,
-    video and documents kept with it), no contact, no question answered, and no alarm word
-    (staff were paged for that one: its card must follow)."""
+    greeting): no category, no order number, no story, no photo, nothing kept for staff
+    (`kept`: voice, video, documents, a message the customer changed), no contact, no question
+    answered, and no alarm word (staff were paged for that one: its card must follow)."""
     return (
         ticket.category is None
         and ticket.order_number is None
@@ -75,7 +75,7 @@ def holds_nothing(ticket: Ticket, files: int = 0) -> bool:
         and not ticket.story
         and not ticket.photos
         and not ticket.photos_done
-        and files == 0
+        and kept == 0
         and ticket.contact is None
         and not ticket.contact_skipped
         and not ticket.priority_words

@@ -90,7 +90,7 @@ def test_an_intake_holds_something_once_the_customer_said_anything() -> None:
     greeted = new_ticket()
     absorb_first_message(greeted, "你好", RULES)
     assert holds_nothing(greeted)
-    assert not holds_nothing(new_ticket(), files=1)
+    assert not holds_nothing(new_ticket(), kept=1)
     for said in ("category", "contact", "photos", "priority_words"):
         ticket = new_ticket()
         if said == "category":

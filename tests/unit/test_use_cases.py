@@ -653,6 +653,20 @@ async def test_an_intake_with_one_answer_is_submitted_as_it_stands(
     assert (await ticket_of(uow)).status is Status.OPEN
 
 
+async def test_a_greeting_edited_into_a_complaint_is_not_dropped(
+    uow: FakeUnitOfWork, desk: Desk
+) -> None:
+    """The customer's only message was a greeting, which they then changed into what went
+    wrong: at the intake timeout the intake is not empty, and staff see the changed words."""
+    await customer_writes(uow, desk, "你好")
+    await customer.edited(uow.typed, desk, said("你好,花都蔫了,叶子也黄了"), NOW)
+
+    queued = await deadline(uow, desk, DeadlineKind.INTAKE_TIMEOUT, NOW + timedelta(minutes=10))
+
+    assert one([q for q in queued if q.kind == CARD])
+    assert any("花都蔫了" in q.text for q in queued if q.lane.startswith("staff"))
+
+
 # -- after the fix -------------------------------------------------------------------------
 
 

@@ -82,8 +82,13 @@ class Api:
 
     async def download(self, attachment: Attachment) -> bytes:
         """A Telegram file's bytes (a staff member's photo for a WeChat customer)."""
-        file = await self.bot.get_file(attachment.ref)
-        return bytes(await file.download_as_bytearray())
+        try:
+            file = await self.bot.get_file(attachment.ref)
+            return bytes(await file.download_as_bytearray())
+        except (BadRequest, Forbidden):
+            raise
+        except NetworkError as exc:  # a download is safe to ask again
+            raise Passing(f"Telegram file not fetched: {exc}") from exc
 
     async def call(
         self,
@@ -128,6 +133,8 @@ class Api:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_most)
             except NetworkError as exc:  # 5xx, connection errors
+                if _may_have_arrived(exc):  # the connection broke after the request went
+                    raise Unsure(f"Telegram's answer was lost ({exc})") from exc
                 if attempt == ATTEMPTS:
                     raise Passing(f"Telegram unreachable: {exc}") from exc
                 logger.info("%s for chat %s: retry in %.1fs", exc, chat_id, backoff)
@@ -136,10 +143,16 @@ class Api:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _may_have_arrived(exc: TimedOut) -> bool:
-    """A timeout after the request went out (no answer read): Telegram may have acted on it.
-    One before it went out (no connection, no free connection) is safe to send again."""
-    return not isinstance(exc.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
+def _may_have_arrived(exc: NetworkError) -> bool:
+    """A timeout, or a connection broken, after the request went out (no answer read):
+    Telegram may have acted on it. One before it went out (no connection, no free connection)
+    is safe to send again, and so is a 5xx, which Telegram answers without acting."""
+    cause = exc.__cause__
+    if isinstance(exc, TimedOut):
+        return not isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout)
+    return isinstance(cause, httpx.TransportError) and not isinstance(
+        cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+    )
 
 
 def markup(say: Say) -> Any:
@@ -187,8 +200,10 @@ async def send_say(
 
     async def go(request: Callable[[], Awaitable[Any]]) -> None:
         nonlocal granted
-        ids.extend(_ids(await api.call(chat_id, request, urgency, lane, granted)))
-        granted = False
+        try:
+            ids.extend(_ids(await api.call(chat_id, request, urgency, lane, granted)))
+        finally:
+            granted = False  # the place given was used
 
     if len(say.attachments) > 1:  # an album (its words as the first item's caption)
         media = [
@@ -226,7 +241,14 @@ async def send_say(
         )
         return ids
     if say.text:  # the words first, then the thing itself
-        await go(lambda: bot.send_message(chat_id, say.text, parse_mode=ParseMode.HTML, **where))
+        try:
+            await go(
+                lambda: bot.send_message(chat_id, say.text, parse_mode=ParseMode.HTML, **where)
+            )
+        except Unsure:  # the words may be there: the thing itself still goes
+            logger.warning(
+                "Words before a %s to %s may not have arrived", attachment.kind, chat_id
+            )
     await go(lambda: _send_file(bot, chat_id, attachment.kind, document, reply_markup, where))
     return ids
 
@@ -382,12 +404,15 @@ class StaffGroup:
             ticket.topic_id = made
             return made
         name = self.render(self.language, "staff/topic_name.txt", ticket=ticket)
-        topic = await self.api.call(
-            self.chat_id,
-            lambda: self.api.bot.create_forum_topic(self.chat_id, name[:128]),
-            Urgency.CARD,
-            f"staff:t{ticket.id}",
-        )
+        try:
+            topic = await self.api.call(
+                self.chat_id,
+                lambda: self.api.bot.create_forum_topic(self.chat_id, name[:128]),
+                Urgency.CARD,
+                f"staff:t{ticket.id}",
+            )
+        except Unsure as exc:  # the row's own message is still to come: try it all again
+            raise Passing(f"no answer about the topic of {ticket.reference}") from exc
         ticket.topic_id = topic.message_thread_id
         if ticket.id is not None:  # known at once, before the sender has recorded it
             self.topics[topic.message_thread_id] = ticket.id
@@ -526,7 +551,11 @@ class StaffGroup:
         else:
             count = self.render(self.language, "staff/merged_count.txt", count=len(batch))
             say = Say(f"{header} {count}\n" + "\n".join(bodies))
-        ids, topic = await self._to_thread(ticket, say, head.urgency, lane, granted=True)
+        try:
+            ids, topic = await self._to_thread(ticket, say, head.urgency, lane, granted=True)
+        except Unsure as exc:  # all the merged rows may be there
+            exc.rows = [r.id for r in batch]
+            raise
         return self._sent([r.id for r in batch], ids, topic)
 
     async def _send_album(self, batch: list[Outgoing], ticket: Ticket) -> Outcome:
@@ -540,12 +569,16 @@ class StaffGroup:
             media.append(cls(file, caption=caption, parse_mode=ParseMode.HTML))
         topic = await self._new_topic(ticket) if self.forum and not ticket.topic_id else None
         where = self._where(ticket)
-        result = await self.api.call(
-            self.chat_id,
-            lambda: self.api.bot.send_media_group(self.chat_id, media, **where),
-            head.urgency,
-            head.lane,
-        )
+        try:
+            result = await self.api.call(
+                self.chat_id,
+                lambda: self.api.bot.send_media_group(self.chat_id, media, **where),
+                head.urgency,
+                head.lane,
+            )
+        except Unsure as exc:  # the whole album may be there
+            exc.rows = [r.id for r in batch]
+            raise
         return self._sent([r.id for r in batch], _ids(result), topic)
 
 
@@ -582,6 +615,7 @@ class Digest:
     def posted(self, ticket: Ticket) -> None:
         if ticket.id is not None:
             self._waiting.pop(ticket.id, None)
+            self._listed.discard(ticket.id)  # its card is out: nothing more to wait for
 
     def link(self, ticket: Ticket) -> str | None:
         if not self.bot_username:

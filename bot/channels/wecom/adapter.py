@@ -60,6 +60,7 @@ class Window:
 
     last_customer_at: float | None = None  # never wrote: nothing may be sent
     sent: int = 0
+    counted: set[str] = field(default_factory=set)  # msgids counted in `sent` (5 at most)
     welcome: tuple[str, float] | None = None  # enter_session's welcome_code and when
 
     def left(self, now: float) -> int:
@@ -106,6 +107,7 @@ class Windows:
         window = self.of(external_userid)
         window.last_customer_at = max(window.last_customer_at or at, at)
         window.sent = 0
+        window.counted.clear()
         self.by_customer.move_to_end(external_userid)  # the least recently active go first
         self._forget(external_userid)
 
@@ -237,17 +239,19 @@ class WeComCustomers:
             msgid = f"desk{head.id}p{index}"  # the outbox's key: a retried send is not doubled
             if on_event and window.welcome is not None and index == 0:
                 code = window.welcome[0]
-                window.welcome = None
                 ids.append(
                     await self.client.send_msg_on_event({"code": code, "msgid": msgid, **body})
                 )
+                window.welcome = None  # used: only once it went
                 continue
             ids.append(
                 await self.client.send_msg(
                     {"touser": head.recipient, "open_kfid": self.open_kfid, "msgid": msgid, **body}
                 )
             )
-            window.sent += 1
+            if msgid not in window.counted:  # a retried piece WeCom had already was not sent
+                window.counted.add(msgid)
+                window.sent += 1
         return ids
 
     async def _media(self, attachment: Attachment) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.base import Passing
 from bot.http_failure import http_failure
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class WeComError(Exception):
         self.errmsg = errmsg
 
 
-class WeComUnavailable(Exception):
+class WeComUnavailable(Passing):
     """A call that failed in transit, or whose answer was not WeCom's JSON (a passing fault).
     It names the call and the status or kind of error, never the URL: its query holds the
     access token, or the app's secret."""

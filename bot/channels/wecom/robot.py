@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.channels.base import Delivery, Outcome, Refresh
+from bot.channels.base import Delivery, Outcome, Passing, Refresh
 from bot.channels.wecom.text import TEXT_BYTES, cut_bytes, plain_text
 from bot.domain.messages import Outgoing
 from bot.http_failure import http_failure
@@ -32,7 +32,7 @@ FREQUENCY_LIMITED = 45009  # WeCom: "api freq out of limit"
 Header = Callable[[int], str]  # the digest's first line, for so many entries
 
 
-class RobotUnavailable(Exception):
+class RobotUnavailable(Passing):
     """The webhook did not answer (a passing fault: the sender tries again)."""
 
     def __init__(self, failure: str) -> None:
@@ -84,7 +84,7 @@ class GroupRobot:
         if code == FREQUENCY_LIMITED:  # the group's robots share the limit: wait a minute
             now = self.clock()
             self._sent.extend([now] * (self.per_minute - len(self._sent)))
-            raise RuntimeError("WeCom group robot: frequency limit, waiting")
+            raise RobotUnavailable("frequency limit, waiting")
         self._sent.append(self.clock())
         if code:
             detail = f"wecom robot {code}: {answer.get('errmsg', '')}"
