@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,12 +47,30 @@ _FIELDS = (
 ).split()
 
 
+READ_ONLY = "desk_read_only"  # in a session's info: its unit of work only reads
+
+
 def _locks(session: AsyncSession) -> bool:
     """On PostgreSQL a row read to be changed is locked until the commit, so that two
     transactions (a handler, the sender recording a delivery) never decide from a stale copy;
-    SQLite has one writer at a time anyway."""
+    SQLite has one writer at a time anyway. A read-only unit of work changes nothing: it locks
+    nothing."""
     bind = session.bind
-    return bind is not None and bind.dialect.name == "postgresql"
+    return (
+        bind is not None
+        and bind.dialect.name == "postgresql"
+        and not session.info.get(READ_ONLY, False)
+    )
+
+
+def _insert_of(session: AsyncSession) -> Any:
+    """The dialect's own INSERT (with ON CONFLICT), imported only for the database in use."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 def _actor(actor_id: str | None, name: str | None, role: str) -> Actor | None:
@@ -101,16 +120,22 @@ class TicketRepository:
         return await self._newest(who, TicketRow.status.in_([s.value for s in ACTIVE]))
 
     async def with_orders(self, order_numbers: list[str]) -> list[Ticket]:
-        """Tickets in the staff room's hands (or resolved) with one of these order numbers."""
-        found: list[Ticket] = []
+        """Tickets in the staff room's hands (or resolved) with one of these order numbers. A
+        file of orders holds up to 200,000 of them: the tickets that could match (few: those
+        still open or just resolved) are looked at once, not the table once per 500 numbers."""
+        wanted = set(order_numbers)
         statuses = [s.value for s in (*WITH_STAFF, Status.RESOLVED)]
-        for start in range(0, len(order_numbers), 500):
+        candidates = await self.session.execute(
+            select(TicketRow.id, TicketRow.order_number).where(
+                TicketRow.status.in_(statuses), TicketRow.order_number.is_not(None)
+            )
+        )
+        ids = sorted(ticket_id for ticket_id, number in candidates if number in wanted)
+        found: list[Ticket] = []
+        for start in range(0, len(ids), 500):
             query = (
                 select(TicketRow)
-                .where(
-                    TicketRow.order_number.in_(order_numbers[start : start + 500]),
-                    TicketRow.status.in_(statuses),
-                )
+                .where(TicketRow.id.in_(ids[start : start + 500]), TicketRow.status.in_(statuses))
                 .order_by(TicketRow.id)
                 .execution_options(populate_existing=True)
             )
@@ -657,23 +682,35 @@ class OrderRepository:
         )
 
     async def put(self, orders: list[Order], now: datetime) -> int:
-        """Add or replace these orders (a file sent again replaces what it said before)."""
-        for chunk in range(0, len(orders), 500):
-            for order in orders[chunk : chunk + 500]:
-                await self.session.merge(
-                    OrderRow(
-                        order_number=normalise_number(order.order_number),
-                        product=order.product,
-                        batch=order.batch,
-                        delivered_at=order.delivered_at,
-                        store=order.store,
-                        region=order.region,
-                        notes=order.notes,
-                        imported_at=now,
-                    )
-                )
-            await self.session.flush()
-        return len(orders)
+        """Add or replace these orders (a file sent again replaces what it said before; of an
+        order given twice, the last row wins), in one INSERT ... ON CONFLICT DO UPDATE sent as
+        one batch: an import's chunk of a few thousand rows is one statement, not one a row.
+        Returns how many orders were written."""
+        rows = {
+            number: {
+                "order_number": number,
+                "product": order.product,
+                "batch": order.batch,
+                "delivered_at": order.delivered_at,
+                "store": order.store,
+                "region": order.region,
+                "notes": order.notes,
+                "imported_at": now,
+            }
+            for order in orders
+            if (number := normalise_number(order.order_number))
+        }
+        if not rows:
+            return 0
+        insert = _insert_of(self.session)
+        table = OrderRow.__table__
+        upsert = insert(table)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.order_number],
+            set_={c.name: upsert.excluded[c.name] for c in table.c if not c.primary_key},
+        )
+        await self.session.execute(upsert, list(rows.values()))
+        return len(rows)
 
 
 class NoticeRepository:

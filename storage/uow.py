@@ -1,16 +1,22 @@
 """The unit of work: one session and one transaction per update: the ticket, its events, its
-deadlines, the inbox row and the outgoing messages (the outbox) are committed together."""
+deadlines, the inbox row and the outgoing messages (the outbox) are committed together.
+
+One that only reads (an insight command computing its figures or its export before its update's
+own short unit of work writes the result) is opened `read_only`: it locks no rows and cannot
+commit."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.insight import InsightRepository
 from storage.outbox import Outbox
 from storage.repositories import (
+    READ_ONLY,
     FileRepository,
     GroupLinkRepository,
     InboxRepository,
@@ -25,20 +31,26 @@ from storage.repositories import (
 
 class UnitOfWork:
     """Rolls back unless `commit()` was called; `on_commit` runs after a commit that queued
-    messages or changed deadlines (it wakes the sender and the scheduler)."""
+    messages or changed deadlines (it wakes the sender and the scheduler). `read_only`: it only
+    reads (no row is locked for a change), and cannot commit."""
 
     def __init__(
         self,
         factory: async_sessionmaker[AsyncSession],
         planner: Planner | None = None,
         on_commit: Callable[[], None] | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         self._factory = factory
         self._planner = planner
         self._on_commit = on_commit
+        self.read_only = read_only
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._factory()
+        if self.read_only:
+            self.session.info[READ_ONLY] = True  # the repositories lock no rows
         self.tickets = TicketRepository(self.session, self._planner)
         self.deadlines = self.tickets.deadlines
         self.messages = MessageRepository(self.session)
@@ -64,9 +76,17 @@ class UnitOfWork:
             await self.session.close()
 
     async def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         await self.session.commit()
         if self._on_commit is not None:
             self._on_commit()
 
     async def rollback(self) -> None:
         await self.session.rollback()
+
+
+class NewUnitOfWork(Protocol):
+    """Makes a unit of work (the composition root's `new_uow`)."""
+
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...
