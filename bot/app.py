@@ -30,7 +30,7 @@ from handlers import clock as clock_cases
 from handlers import manager as manager_cases
 from handlers.context import Desk
 from storage.db import create_engine, session_factory
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork, UnitOfWork
 
 if TYPE_CHECKING:
     from bot.channels.wecom.adapter import WeCom
@@ -55,7 +55,7 @@ class App:
     lanes: Lanes
     sender: Sender
     scheduler: Scheduler
-    new_uow: Callable[[], UnitOfWork]
+    new_uow: NewUnitOfWork
     clock: Callable[[], datetime]
     wecom: WeCom | None = None  # WeChat customers, when the WeCom settings are given
     mirror: GroupRobot | None = None  # a WeCom group that sees new cards and alerts too
@@ -91,8 +91,8 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         for poke in wake:
             poke()
 
-    def new_uow() -> UnitOfWork:
-        return UnitOfWork(factory, planner, on_commit=committed)
+    def new_uow(*, read_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(factory, planner, on_commit=committed, read_only=read_only)
 
     async def desk_file(attachment: Attachment) -> bytes:
         """A file the desk made (a chart, an export), for the messenger to upload."""

@@ -31,7 +31,7 @@ from handlers import customer
 from handlers.context import Desk
 from storage.db import passing
 from storage.outbox import GREETING
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class DurablePoller:
         self,
         bot: Bot,
         router: Router,
-        new_uow: Callable[[], UnitOfWork],
+        new_uow: NewUnitOfWork,
         lanes: Lanes,
         desk: Desk,
         clock: Callable[[], datetime],
@@ -73,10 +73,13 @@ class DurablePoller:
         async def job() -> None:
             update = Update.de_json(raw, self.bot)
             backoff, failures = RETRY_FIRST, 0
+            prepared, ready = None, False
             while True:
                 try:
+                    if not ready:  # an insight command's download, import, reading: done once
+                        prepared, ready = await self.router.prepare(update, self.new_uow), True
                     async with self.new_uow() as uow:
-                        after = await self.router.handle(uow, update, greeted)
+                        after = await self.router.handle(uow, update, greeted, prepared)
                         await uow.inbox.mark_handled(update_id, self.clock())
                         await uow.commit()
                     break

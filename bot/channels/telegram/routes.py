@@ -19,7 +19,7 @@ from bot.domain.tickets import Actor, CustomerRef, Ticket
 from bot.render import language_of
 from handlers import customer, manager, staff
 from handlers.context import Desk
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,18 @@ class Router:
         self.clock = clock
         self.forum = forum
 
-    async def handle(self, uow: UnitOfWork, update: Update, greeted: bool) -> AfterCommit | None:
+    async def handle(
+        self,
+        uow: UnitOfWork,
+        update: Update,
+        greeted: bool,
+        prepared: manager.Finish | None = None,
+    ) -> AfterCommit | None:
+        """Handle the update in its unit of work; `prepared`: what `prepare` did for it before,
+        to be written now."""
+        if prepared is not None:
+            await prepared(uow)
+            return None
         now = self.clock()
         if update.callback_query is not None:
             answer = await self.tapped(uow, update.callback_query, now)
@@ -179,6 +190,46 @@ class Router:
         elif self.staff_chat_id is not None and message.chat.id == self.staff_chat_id:
             await self.staff_message(uow, message, now)
         return None
+
+    # -- what is done before an update's unit of work ---------------------------------------
+
+    def _insight(self, message: Message) -> tuple[str, str] | None:
+        """A manager's insight command in the staff group (`/stats 7d`, `/orders` with a file):
+        the command and what follows it."""
+        user = message.from_user
+        if message.chat.id != self.staff_chat_id or user is None or user.is_bot:
+            return None
+        text = (message.text or message.caption or "").strip()
+        if not text.startswith("/"):
+            return None
+        head, _, args = text.replace("\n", " ").partition(" ")
+        command = head.split("@")[0].lower()
+        return (command, args) if command in manager.INSIGHT_COMMANDS else None
+
+    async def prepare(self, update: Update, new_uow: NewUnitOfWork) -> manager.Finish | None:
+        """What an insight command does before its update's unit of work, where nothing may
+        wait on the network or hold the database for long: the orders file downloaded, then
+        imported (in short transactions of its own); the figures read and computed (read-only).
+        Returns what the update's unit of work then writes (the files, the messages); None for
+        any other update."""
+        message = update.message
+        found = self._insight(message) if message is not None else None
+        if message is None or message.from_user is None or found is None:
+            return None
+        command, args = found
+        actor = await self.staff_actor(message.from_user)
+        if actor.role != "manager":
+            return manager.refused(self.desk, actor, command)
+        now = self.clock()
+        if command == "/orders":
+            name, data = await self.document_of(message)
+            return await manager.orders_received(new_uow, self.desk, actor, name, data, now)
+        async with new_uow(read_only=True) as reading:
+            if command == "/stats":
+                return await manager.stats(reading, self.desk, actor, args, now)
+            if command == "/export":
+                return await manager.export(reading, self.desk, actor, args, now)
+            return await manager.ticket_record(reading, self.desk, actor, args)
 
     # -- who is who ------------------------------------------------------------------------
 
@@ -264,24 +315,14 @@ class Router:
     async def staff_command(
         self, uow: UnitOfWork, message: Message, text: str, now: datetime
     ) -> None:
-        """The managers' insight commands, and staff's facts about a ticket in its thread."""
+        """Staff's facts about a ticket in its thread (insight commands: `prepare`)."""
         assert message.from_user is not None
         head, _, args = text.replace("\n", " ").partition(" ")
         command = head.split("@")[0].lower()
-        actor = await self.staff_actor(message.from_user)
         if command in manager.INSIGHT_COMMANDS:
-            if actor.role != "manager":
-                manager.refused(uow, self.desk, actor, command)
-            elif command == "/stats":
-                await manager.stats(uow, self.desk, actor, args, now)
-            elif command == "/export":
-                await manager.export(uow, self.desk, actor, args, now)
-            elif command == "/ticket":
-                await manager.ticket_record(uow, self.desk, actor, args)
-            else:
-                name, data = await self.document_of(message)
-                await manager.orders_received(uow, self.desk, actor, name, data, now)
-        elif command in staff.FACT_COMMANDS:
+            return  # done by `prepare`, before the unit of work, and written from there
+        actor = await self.staff_actor(message.from_user)
+        if command in staff.FACT_COMMANDS:
             ticket = await self.ticket_of(uow, message)
             if ticket is None:
                 staff.no_ticket_for(uow, self.desk, command)
