@@ -96,6 +96,11 @@ class TicketRepository:
         )
         return self._loaded_ticket(row) if row else None
 
+    async def exists(self, ticket_id: int) -> bool:
+        """Whether there is such a ticket (nothing loaded, nothing locked)."""
+        found = await self.session.scalar(select(TicketRow.id).where(TicketRow.id == ticket_id))
+        return found is not None
+
     async def place(
         self, ticket_id: int, card_message_id: int | None = None, topic_id: int | None = None
     ) -> None:

@@ -24,7 +24,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter
 
 from bot.channels.base import Passing
-from bot.channels.telegram.routes import CHANNEL, Router, chat_key, customer_of, said_by_customer
+from bot.channels.telegram.routes import CHANNEL, Router, customer_of, said_by_customer
 from bot.domain.messages import Said, Urgency
 from bot.lanes import Job, Lanes
 from handlers import customer
@@ -205,9 +205,9 @@ class DurablePoller:
         newcomer is a private chat the inbox has never seen and no ticket names (indexed
         look-ups: nothing about every customer is kept in memory)."""
         now = self.clock()
-        keyed = [(update, chat_key(update)) for update in updates]
-        private = [key for update, key in keyed if self._private(update)]
         async with self.new_uow() as uow:
+            keyed = [(update, await self.router.lane(uow, update)) for update in updates]
+            private = [key for update, key in keyed if self._private(update)]
             known = await uow.inbox.known_chats(private)
             known |= {
                 f"{CHANNEL}:{i}"
