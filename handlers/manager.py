@@ -4,6 +4,8 @@ options), resolves without compensation, or reopens a resolved ticket."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -28,6 +30,8 @@ from handlers import choices, common
 from handlers.choices import Key
 from handlers.context import Desk
 from storage.uow import NewUnitOfWork, UnitOfWork
+
+logger = logging.getLogger(__name__)
 
 
 async def card_tapped(
@@ -363,14 +367,23 @@ async def orders_received(
     work, once every order is in."""
     if data is None:
         return _said(desk, "manager/orders_usage.html")
+    began = time.monotonic()
     try:
         parsed = await asyncio.to_thread(read_orders, name, data, desk.policy.orders.columns)
     except OrdersFileError as exc:
         return _said(desk, "manager/orders_refused.html", reason=str(exc), name=name)
+    read = time.monotonic()
     for start in range(0, len(parsed.orders), ORDERS_CHUNK):
         async with new_uow() as uow:
             await uow.orders.put(parsed.orders[start : start + ORDERS_CHUNK], now)
             await uow.commit()
+    logger.info(
+        "Orders file %r: %s orders read in %.1f s, written in %.1f s",
+        name,
+        len(parsed.orders),
+        read - began,
+        time.monotonic() - read,
+    )
     by_number = {o.order_number: o for o in parsed.orders}
 
     async def finish(uow: UnitOfWork) -> None:
