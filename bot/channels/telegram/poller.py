@@ -1,7 +1,10 @@
 """Durable long polling: each update is written to the inbox before Telegram is told we have it
-(the next getUpdates offset), handled from there in its chat's lane, and marked handled in the
-same transaction as everything it changed and queued. On start, whatever is left is handled
-first; a repeated update_id is ignored.
+(the next getUpdates offset), handled from there in its lane (its chat's; in the staff group its
+ticket's thread's, or an insight command's own: `Router.lane`, decided when it is stored), and
+marked handled in the same transaction as everything it changed and queued. What must not
+happen inside that transaction (a file's download, an insight command's long work) is done
+before it, once (`Router.prepare`). On start, whatever is left is handled first; a repeated
+update_id is ignored.
 
 A customer who never wrote before needs nothing from the database to be answered: their first
 answer is queued in the very transaction that stores the update (the inbox row says so, so the
