@@ -27,11 +27,18 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter
 
 from bot.channels.base import Passing
-from bot.channels.telegram.routes import CHANNEL, Router, customer_of, said_by_customer
+from bot.channels.telegram.routes import (
+    CHANNEL,
+    AfterCommit,
+    Router,
+    customer_of,
+    said_by_customer,
+)
 from bot.domain.messages import Said, Urgency
 from bot.lanes import Job, Lanes
 from handlers import customer
 from handlers.context import Desk
+from handlers.manager import Finish
 from storage.db import passing
 from storage.outbox import GREETING
 from storage.uow import NewUnitOfWork
@@ -76,13 +83,18 @@ class DurablePoller:
         async def job() -> None:
             update = Update.de_json(raw, self.bot)
             backoff, failures = RETRY_FIRST, 0
-            prepared, ready = None, False
+            prepared: Finish | None = None
+            ready = False
             while True:
+                after: AfterCommit | None = None
                 try:
                     if not ready:  # an insight command's download, import, reading: done once
                         prepared, ready = await self.router.prepare(update, self.new_uow), True
                     async with self.new_uow() as uow:
-                        after = await self.router.handle(uow, update, greeted, prepared)
+                        if prepared is not None:  # what the insight command made, written now
+                            await prepared(uow)
+                        else:
+                            after = await self.router.handle(uow, update, greeted)
                         await uow.inbox.mark_handled(update_id, self.clock())
                         await uow.commit()
                     break

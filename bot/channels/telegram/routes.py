@@ -158,18 +158,7 @@ class Router:
         self.clock = clock
         self.forum = forum
 
-    async def handle(
-        self,
-        uow: UnitOfWork,
-        update: Update,
-        greeted: bool,
-        prepared: manager.Finish | None = None,
-    ) -> AfterCommit | None:
-        """Handle the update in its unit of work; `prepared`: what `prepare` did for it before,
-        to be written now."""
-        if prepared is not None:
-            await prepared(uow)
-            return None
+    async def handle(self, uow: UnitOfWork, update: Update, greeted: bool) -> AfterCommit | None:
         now = self.clock()
         if update.callback_query is not None:
             answer = await self.tapped(uow, update.callback_query, now)
@@ -266,8 +255,8 @@ class Router:
         """What an insight command does before its update's unit of work, where nothing may
         wait on the network or hold the database for long: the orders file downloaded, then
         imported (in short transactions of its own); the figures read and computed (read-only).
-        Returns what the update's unit of work then writes (the files, the messages); None for
-        any other update."""
+        Returns what the update's unit of work then writes (the files, the messages) in place
+        of `handle`; None for any other update."""
         message = update.message
         found = self._insight(message) if message is not None else None
         if message is None or message.from_user is None or found is None:
@@ -376,7 +365,7 @@ class Router:
         head, _, args = text.replace("\n", " ").partition(" ")
         command = head.split("@")[0].lower()
         if command in manager.INSIGHT_COMMANDS:
-            return  # done by `prepare`, before the unit of work, and written from there
+            return  # `prepare` did it, before the unit of work; the poller writes what it made
         actor = await self.staff_actor(message.from_user)
         if command in staff.FACT_COMMANDS:
             ticket = await self.ticket_of(uow, message)
