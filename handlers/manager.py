@@ -4,7 +4,9 @@ options), resolves without compensation, or reopens a resolved ticket."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Iterator
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,7 +29,9 @@ from bot.text import split_text
 from handlers import choices, common
 from handlers.choices import Key
 from handlers.context import Desk
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork, UnitOfWork
+
+logger = logging.getLogger(__name__)
 
 
 async def card_tapped(
@@ -118,9 +122,19 @@ async def reopened(
 
 
 # -- insight: the complaint record, statistics, exports, orders --------------------------------
+#
+# An insight command may read a year of complaints or write 200,000 orders: it must hold up
+# nobody. Its adapter runs it outside the chats' lanes, and in two steps: first it reads and
+# computes (a read-only unit of work, or for /orders the file parsed in a worker thread and its
+# orders written in short transactions of their own); what that returns (a `Finish`) is then
+# run in the update's own unit of work, a short transaction that keeps the files and queues the
+# messages.
 
 
 INSIGHT_COMMANDS = ("/stats", "/export", "/ticket", "/orders")
+ORDERS_CHUNK = 2_000  # orders a transaction: other chats get the database between two chunks
+
+Finish = Callable[[UnitOfWork], Awaitable[None]]
 
 
 def _room(uow: UnitOfWork, desk: Desk, template: str, **context: object) -> None:
@@ -129,17 +143,32 @@ def _room(uow: UnitOfWork, desk: Desk, template: str, **context: object) -> None
         uow.outbox.to_room(Say(piece), urgency=Urgency.RELAY)
 
 
-def refused(uow: UnitOfWork, desk: Desk, actor: Actor, command: str) -> None:
+def _said(desk: Desk, template: str, **context: object) -> Finish:
+    """A message to the room, rendered now, queued by the update's unit of work."""
+    text = desk.render(desk.staff_language, template, policy=desk.policy, **context)
+    pieces = split_text(text, common.TEXT_LIMIT)
+
+    async def finish(uow: UnitOfWork) -> None:
+        for piece in pieces:
+            uow.outbox.to_room(Say(piece), urgency=Urgency.RELAY)
+
+    return finish
+
+
+def refused(desk: Desk, actor: Actor, command: str) -> Finish:
     """The insight commands are the managers'; others hear so, politely."""
-    _room(uow, desk, "manager/only_managers.html", actor=actor, command=command)
+    return _said(desk, "manager/only_managers.html", actor=actor, command=command)
 
 
-def _period(uow: UnitOfWork, desk: Desk, command: str, args: str, now: datetime) -> Period | None:
+def _period(desk: Desk, args: str, now: datetime) -> Period | None:
     try:
         return parse_period(args, now, desk.policy.timezone)
     except PeriodError:
-        _room(uow, desk, "manager/period_usage.html", command=command, given=args.strip())
         return None
+
+
+def _period_usage(desk: Desk, command: str, args: str) -> Finish:
+    return _said(desk, "manager/period_usage.html", command=command, given=args.strip())
 
 
 def _labels(desk: Desk) -> dict[str, dict[str, str]]:
@@ -180,8 +209,8 @@ async def summary_of(uow: UnitOfWork, desk: Desk, period: Period, now: datetime)
     return await uow.insight.summary(period, desk.sla.first_response, now)
 
 
-async def chart_file(uow: UnitOfWork, desk: Desk, summary: Summary, now: datetime) -> Attachment:
-    """The summary's chart as a PNG, kept for the sender."""
+async def chart_png(desk: Desk, summary: Summary) -> tuple[str, bytes]:
+    """The summary's chart: its file name and PNG (drawn in a worker thread)."""
     from bot.reports.chart import ChartLabels, chart_png  # matplotlib: only when asked
 
     render, lang = desk.render, desk.staff_language
@@ -194,9 +223,19 @@ async def chart_file(uow: UnitOfWork, desk: Desk, summary: Summary, now: datetim
         no_data=render(lang, "manager/chart_no_data.txt"),
     )
     png = await asyncio.to_thread(chart_png, summary, labels)
-    name = f"complaints-{summary.period.label}.png"
-    file_id = await uow.files.add(name, png, now)
-    return Attachment("photo", str(file_id), "desk", name)
+    return f"complaints-{summary.period.label}.png", png
+
+
+async def _kept(uow: UnitOfWork, kind: str, name: str, data: bytes, now: datetime) -> Attachment:
+    """A file the desk made, kept for the sender."""
+    file_id = await uow.files.add(name, data, now)
+    return Attachment(kind, str(file_id), "desk", name)
+
+
+async def chart_file(uow: UnitOfWork, desk: Desk, summary: Summary, now: datetime) -> Attachment:
+    """The summary's chart as a PNG, kept for the sender."""
+    name, png = await chart_png(desk, summary)
+    return await _kept(uow, "photo", name, png, now)
 
 
 def _summary_text(desk: Desk, summary: Summary, template: str, **context: object) -> str:
@@ -216,26 +255,32 @@ def _summary_text(desk: Desk, summary: Summary, template: str, **context: object
     )
 
 
-async def stats(uow: UnitOfWork, desk: Desk, actor: Actor, args: str, now: datetime) -> None:
+async def stats(reading: UnitOfWork, desk: Desk, actor: Actor, args: str, now: datetime) -> Finish:
     """`/stats [7d|30d|2026-11]`: the period's figures in a few lines, and the chart."""
-    period = _period(uow, desk, "/stats", args, now)
+    period = _period(desk, args, now)
     if period is None:
-        return
-    summary = await summary_of(uow, desk, period, now)
-    chart = await chart_file(uow, desk, summary, now)
-    uow.outbox.to_room(
-        Say(_summary_text(desk, summary, "manager/stats.html")), urgency=Urgency.RELAY
-    )
-    uow.outbox.to_room(Say(attachments=(chart,)), urgency=Urgency.REPORT)
+        return _period_usage(desk, "/stats", args)
+    summary = await summary_of(reading, desk, period, now)
+    name, png = await chart_png(desk, summary)
+    text = _summary_text(desk, summary, "manager/stats.html")
+
+    async def finish(uow: UnitOfWork) -> None:
+        chart = await _kept(uow, "photo", name, png, now)
+        uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
+        uow.outbox.to_room(Say(attachments=(chart,)), urgency=Urgency.REPORT)
+
+    return finish
 
 
-async def export(uow: UnitOfWork, desk: Desk, actor: Actor, args: str, now: datetime) -> None:
+async def export(
+    reading: UnitOfWork, desk: Desk, actor: Actor, args: str, now: datetime
+) -> Finish:
     """`/export [period]`: the complaint record as an Excel workbook and as CSV."""
     from bot.reports.workbook import write_csv, write_xlsx  # only when asked
 
-    period = _period(uow, desk, "/export", args, now)
+    period = _period(desk, args, now)
     if period is None:
-        return
+        return _period_usage(desk, "/export", args)
     lang = desk.staff_language
     headers = RECORD_HEADERS.get(lang, RECORD_HEADERS["en"])
     show = _show(desk)
@@ -244,21 +289,24 @@ async def export(uow: UnitOfWork, desk: Desk, actor: Actor, args: str, now: date
     title = desk.render(lang, "manager/export_sheet.txt", period=period)
     loop = asyncio.get_running_loop()
     xlsx = await asyncio.to_thread(
-        write_xlsx, _rows(uow.insight.record(period, mask), loop), headers, show, zone, title
+        write_xlsx, _rows(reading.insight.record(period, mask), loop), headers, show, zone, title
     )
     csv = await asyncio.to_thread(
-        write_csv, _rows(uow.insight.record(period, mask), loop), headers, show, zone
+        write_csv, _rows(reading.insight.record(period, mask), loop), headers, show, zone
     )
     stem = desk.render(lang, "manager/export_name.txt", period=period)
-    files = []
-    for data, suffix in ((xlsx, "xlsx"), (csv, "csv")):
-        name = f"{stem}.{suffix}"
-        file_id = await uow.files.add(name, data, now)
-        files.append(Attachment("document", str(file_id), "desk", name))
     text = desk.render(lang, "manager/export.html", period=period, mask=mask)
-    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
-    for attachment in files:
-        uow.outbox.to_room(Say(attachments=(attachment,)), urgency=Urgency.REPORT)
+
+    async def finish(uow: UnitOfWork) -> None:
+        files = [
+            await _kept(uow, "document", f"{stem}.{suffix}", data, now)
+            for data, suffix in ((xlsx, "xlsx"), (csv, "csv"))
+        ]
+        uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
+        for attachment in files:
+            uow.outbox.to_room(Say(attachments=(attachment,)), urgency=Urgency.REPORT)
+
+    return finish
 
 
 def _rows(
@@ -282,17 +330,15 @@ def _rows(
         asyncio.run_coroutine_threadsafe(records.aclose(), loop).result()
 
 
-async def ticket_record(uow: UnitOfWork, desk: Desk, actor: Actor, args: str) -> None:
+async def ticket_record(reading: UnitOfWork, desk: Desk, actor: Actor, args: str) -> Finish:
     """`/ticket T-000123`: the ticket's whole record, as a timeline."""
     ticket_id = parse_reference(args.split()[0]) if args.split() else None
-    ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+    ticket = await reading.tickets.get(ticket_id) if ticket_id else None
     if ticket is None:
-        _room(uow, desk, "manager/ticket_usage.html", given=args.strip())
-        return
-    entries = await uow.insight.timeline(ticket.id or 0)
+        return _said(desk, "manager/ticket_usage.html", given=args.strip())
+    entries = await reading.insight.timeline(ticket.id or 0)
     labels = _labels(desk)
-    _room(
-        uow,
+    return _said(
         desk,
         "manager/timeline.html",
         ticket=ticket,
@@ -303,40 +349,66 @@ async def ticket_record(uow: UnitOfWork, desk: Desk, actor: Actor, args: str) ->
 
 
 async def orders_received(
-    uow: UnitOfWork, desk: Desk, actor: Actor, name: str, data: bytes | None, now: datetime
-) -> None:
+    new_uow: NewUnitOfWork,
+    desk: Desk,
+    actor: Actor,
+    name: str,
+    data: bytes | None,
+    now: datetime,
+) -> Finish:
     """`/orders` with a CSV or XLSX file: the shop's orders, so that cards show what was
-    ordered; open tickets with those order numbers show it at once."""
+    ordered; open tickets with those order numbers show it at once.
+
+    The file (up to 200,000 rows) is read in a worker thread, and its orders are written
+    `ORDERS_CHUNK` at a time, each chunk in a transaction of its own, so that other chats write
+    between two chunks. An import is an upsert: if the desk stops halfway, the update is
+    handled again at the next start and writes the same orders again, none lost or doubled.
+    What returns (the cards refreshed, the manager told) runs in the update's own unit of
+    work, once every order is in."""
     if data is None:
-        _room(uow, desk, "manager/orders_usage.html")
-        return
+        return _said(desk, "manager/orders_usage.html")
+    began = time.monotonic()
     try:
-        parsed = read_orders(name, data, desk.policy.orders.columns)
+        parsed = await asyncio.to_thread(read_orders, name, data, desk.policy.orders.columns)
     except OrdersFileError as exc:
-        _room(uow, desk, "manager/orders_refused.html", reason=str(exc), name=name)
-        return
-    await uow.orders.put(parsed.orders, now)
-    by_number = {o.order_number: o for o in parsed.orders}
-    shown = 0
-    for ticket in await uow.tickets.with_orders(list(by_number)):
-        order = by_number.get(normalise_number(ticket.order_number or ""))
-        if order is None:
-            continue
-        ticket.show_order(order.facts())
-        await uow.tickets.save(ticket)
-        common.refresh_card(uow, desk, ticket)
-        await common.check_batches(uow, desk, ticket, now)
-        shown += 1
-    _room(
-        uow,
-        desk,
-        "manager/orders_imported.html",
-        count=len(parsed.orders),
-        skipped=parsed.skipped,
-        columns=parsed.columns,
-        shown=shown,
-        name=name,
+        return _said(desk, "manager/orders_refused.html", reason=str(exc), name=name)
+    read = time.monotonic()
+    for start in range(0, len(parsed.orders), ORDERS_CHUNK):
+        async with new_uow() as uow:
+            await uow.orders.put(parsed.orders[start : start + ORDERS_CHUNK], now)
+            await uow.commit()
+    logger.info(
+        "Orders file %r: %s orders read in %.1f s, written in %.1f s",
+        name,
+        len(parsed.orders),
+        read - began,
+        time.monotonic() - read,
     )
+    by_number = {o.order_number: o for o in parsed.orders}
+
+    async def finish(uow: UnitOfWork) -> None:
+        shown = 0
+        for ticket in await uow.tickets.with_orders(list(by_number)):
+            order = by_number.get(normalise_number(ticket.order_number or ""))
+            if order is None:
+                continue
+            ticket.show_order(order.facts())
+            await uow.tickets.save(ticket)
+            common.refresh_card(uow, desk, ticket)
+            await common.check_batches(uow, desk, ticket, now)
+            shown += 1
+        _room(
+            uow,
+            desk,
+            "manager/orders_imported.html",
+            count=len(parsed.orders),
+            skipped=parsed.skipped,
+            columns=parsed.columns,
+            shown=shown,
+            name=name,
+        )
+
+    return finish
 
 
 async def weekly_report(uow: UnitOfWork, desk: Desk, now: datetime) -> bool:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,6 +61,16 @@ def _locks(session: AsyncSession) -> bool:
     )
 
 
+def _insert_of(session: AsyncSession) -> Any:
+    """The dialect's own INSERT (with ON CONFLICT), imported only for the database in use."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def _actor(actor_id: str | None, name: str | None, role: str) -> Actor | None:
     return Actor(actor_id, name or "", role) if actor_id is not None else None
 
@@ -82,6 +93,11 @@ class TicketRepository:
             TicketRow, ticket_id, populate_existing=True, with_for_update=self._locking()
         )
         return self._loaded_ticket(row) if row else None
+
+    async def exists(self, ticket_id: int) -> bool:
+        """Whether there is such a ticket (nothing loaded, nothing locked)."""
+        found = await self.session.scalar(select(TicketRow.id).where(TicketRow.id == ticket_id))
+        return found is not None
 
     async def place(
         self, ticket_id: int, card_message_id: int | None = None, topic_id: int | None = None
@@ -107,16 +123,22 @@ class TicketRepository:
         return await self._newest(who, TicketRow.status.in_([s.value for s in ACTIVE]))
 
     async def with_orders(self, order_numbers: list[str]) -> list[Ticket]:
-        """Tickets in the staff room's hands (or resolved) with one of these order numbers."""
-        found: list[Ticket] = []
+        """Tickets in the staff room's hands (or resolved) with one of these order numbers. A
+        file of orders holds up to 200,000 of them: the tickets that could match (few: those
+        still open or just resolved) are looked at once, not the table once per 500 numbers."""
+        wanted = set(order_numbers)
         statuses = [s.value for s in (*WITH_STAFF, Status.RESOLVED)]
-        for start in range(0, len(order_numbers), 500):
+        candidates = await self.session.execute(
+            select(TicketRow.id, TicketRow.order_number).where(
+                TicketRow.status.in_(statuses), TicketRow.order_number.is_not(None)
+            )
+        )
+        ids = sorted(ticket_id for ticket_id, number in candidates if number in wanted)
+        found: list[Ticket] = []
+        for start in range(0, len(ids), 500):
             query = (
                 select(TicketRow)
-                .where(
-                    TicketRow.order_number.in_(order_numbers[start : start + 500]),
-                    TicketRow.status.in_(statuses),
-                )
+                .where(TicketRow.id.in_(ids[start : start + 500]), TicketRow.status.in_(statuses))
                 .order_by(TicketRow.id)
                 .execution_options(populate_existing=True)
             )
@@ -528,6 +550,15 @@ class InboxRepository:
             )
         return {int(str(r["update_id"])) for r in fresh}
 
+    async def unhandled(self, update_ids: list[int]) -> list[InboxRow]:
+        """Those of these updates that are stored and not handled yet, oldest first."""
+        rows = await self.session.scalars(
+            select(InboxRow)
+            .where(InboxRow.update_id.in_(update_ids), InboxRow.handled_at.is_(None))
+            .order_by(InboxRow.update_id)
+        )
+        return list(rows)
+
     async def known_chats(self, keys: list[str]) -> set[str]:
         """Those of these chats that wrote before (an indexed look-up)."""
         if not keys:
@@ -666,23 +697,35 @@ class OrderRepository:
         )
 
     async def put(self, orders: list[Order], now: datetime) -> int:
-        """Add or replace these orders (a file sent again replaces what it said before)."""
-        for chunk in range(0, len(orders), 500):
-            for order in orders[chunk : chunk + 500]:
-                await self.session.merge(
-                    OrderRow(
-                        order_number=normalise_number(order.order_number),
-                        product=order.product,
-                        batch=order.batch,
-                        delivered_at=order.delivered_at,
-                        store=order.store,
-                        region=order.region,
-                        notes=order.notes,
-                        imported_at=now,
-                    )
-                )
-            await self.session.flush()
-        return len(orders)
+        """Add or replace these orders (a file sent again replaces what it said before; of an
+        order given twice, the last row wins), in one INSERT ... ON CONFLICT DO UPDATE sent as
+        one batch: an import's chunk of a few thousand rows is one statement, not one a row.
+        Returns how many orders were written."""
+        rows = {
+            number: {
+                "order_number": number,
+                "product": order.product,
+                "batch": order.batch,
+                "delivered_at": order.delivered_at,
+                "store": order.store,
+                "region": order.region,
+                "notes": order.notes,
+                "imported_at": now,
+            }
+            for order in orders
+            if (number := normalise_number(order.order_number))
+        }
+        if not rows:
+            return 0
+        insert = _insert_of(self.session)
+        table = OrderRow.__table__
+        upsert = insert(table)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.order_number],
+            set_={c.name: upsert.excluded[c.name] for c in table.c if not c.primary_key},
+        )
+        await self.session.execute(upsert, list(rows.values()))
+        return len(rows)
 
 
 class NoticeRepository:

@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.lanes import Lanes
 from handlers import common
 from handlers.context import Desk
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Telegram:
     def connect(
         self,
         desk: Desk,
-        new_uow: Callable[[], UnitOfWork],
+        new_uow: NewUnitOfWork,
         lanes: Lanes,
         clock: Callable[[], datetime],
     ) -> None:

@@ -1,7 +1,10 @@
 """Durable long polling: each update is written to the inbox before Telegram is told we have it
-(the next getUpdates offset), handled from there in its chat's lane, and marked handled in the
-same transaction as everything it changed and queued. On start, whatever is left is handled
-first; a repeated update_id is ignored.
+(the next getUpdates offset), handled from there in its lane (its chat's; in the staff group its
+ticket's thread's, or an insight command's own: `Router.lane`, decided when it is stored), and
+marked handled in the same transaction as everything it changed and queued. What must not
+happen inside that transaction (a file's download, an insight command's long work) is done
+before it, once (`Router.prepare`). On start, whatever is left is handled first; a repeated
+update_id is ignored.
 
 A customer who never wrote before needs nothing from the database to be answered: their first
 answer is queued in the very transaction that stores the update (the inbox row says so, so the
@@ -29,7 +32,6 @@ from bot.channels.telegram.routes import (
     DEEP_LINK,
     AfterCommit,
     Router,
-    chat_key,
     customer_of,
     said_by_customer,
 )
@@ -38,9 +40,10 @@ from bot.durable import until_done
 from bot.lanes import Job, Lanes
 from handlers import customer
 from handlers.context import Desk
+from handlers.manager import Finish
 from storage.db import passing
 from storage.outbox import GREETING
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class DurablePoller:
         self,
         bot: Bot,
         router: Router,
-        new_uow: Callable[[], UnitOfWork],
+        new_uow: NewUnitOfWork,
         lanes: Lanes,
         desk: Desk,
         clock: Callable[[], datetime],
@@ -79,10 +82,20 @@ class DurablePoller:
         async def job() -> None:
             update = Update.de_json(raw, self.bot)
             after: list[AfterCommit | None] = []
+            prepared: list[Finish | None] = []
 
             async def attempt() -> None:
+                if not prepared:  # an insight command's download, import, reading: done once
+                    prepared.append(await self.router.prepare(update, self.new_uow))
+                then = None
                 async with self.new_uow() as uow:
-                    then = await self.router.handle(uow, update, greeted)
+                    stored = await uow.inbox.get(update_id)
+                    if stored is not None and stored.handled_at is not None:
+                        return  # done already (a commit whose answer was lost, a repeat)
+                    if prepared[0] is not None:  # what the insight command made, written now
+                        await prepared[0](uow)
+                    else:
+                        then = await self.router.handle(uow, update, greeted)
                     await uow.inbox.mark_handled(update_id, self.clock())
                     await uow.commit()
                 after.append(then)
@@ -97,7 +110,7 @@ class DurablePoller:
                 set_aside=set_aside,
                 stopped=self._stop,
             )
-            if done and after[-1] is not None:
+            if done and after and after[-1] is not None:
                 await after[-1]()
 
         return job
@@ -206,9 +219,9 @@ class DurablePoller:
         newcomer is a private chat the inbox has never seen and no ticket names (indexed
         look-ups: nothing about every customer is kept in memory)."""
         now = self.clock()
-        keyed = [(update, chat_key(update)) for update in updates]
-        private = [key for update, key in keyed if self._private(update)]
         async with self.new_uow() as uow:
+            keyed = [(update, await self.router.lane(uow, update)) for update in updates]
+            private = [key for update, key in keyed if self._private(update)]
             known = await uow.inbox.known_chats(private)
             known |= {
                 f"{CHANNEL}:{i}"
@@ -240,16 +253,14 @@ class DurablePoller:
                     uow.outbox.to_customer(
                         said.who, greeting.say, urgency=Urgency.FIRST_REPLY, kind=GREETING
                     )
+            # and those stored before whose store looked failed (a commit whose answer was
+            # lost): a job that finds its update handled does nothing
+            waiting = await uow.inbox.unhandled([int(str(r["update_id"])) for r in rows])
             await uow.commit()
-        jobs = []
-        for row in rows:
-            update_id = int(row["update_id"])
-            if update_id in new_ids:
-                raw = json.loads(str(row["payload"]))
-                jobs.append(
-                    (str(row["chat_key"]), self._job(update_id, raw, bool(row["greeted"])))
-                )
-        return jobs
+        return [
+            (row.chat_key, self._job(row.update_id, json.loads(row.payload), row.greeted))
+            for row in waiting
+        ]
 
     def _greeting(self, update: Update, now: datetime) -> tuple[Said, customer.Greeting] | None:
         """A newcomer's first answer, when their first message opens a complaint."""

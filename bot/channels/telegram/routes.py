@@ -18,8 +18,9 @@ from bot.domain.messages import FILE_KINDS, Answer, Attachment, Said, Say, Staff
 from bot.domain.tickets import Actor, CustomerRef, Ticket
 from bot.render import language_of
 from handlers import customer, manager, staff
+from handlers.choices import Key
 from handlers.context import Desk
-from storage.uow import UnitOfWork
+from storage.uow import NewUnitOfWork, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def said_by_customer(message: Message, default_language: str) -> Said | None:
 
 
 def chat_key(update: Update) -> str:
-    """The lane an update runs in: its chat (a callback: the chat of the tapped message)."""
+    """An update's chat (a callback: the chat of the tapped message): the lane it runs in,
+    unless it belongs to a ticket's thread in the staff group (`Router.lane`)."""
     chat = update.effective_chat
     if chat is not None:
         return f"{CHANNEL}:{chat.id}"
@@ -203,6 +205,100 @@ class Router:
             await self.staff_message(uow, message, now)
         return None
 
+    # -- lanes, and what is done before an update's unit of work -----------------------------
+
+    async def lane(self, uow: UnitOfWork, update: Update) -> str:
+        """The lane an update runs in, decided when it is stored (inside that transaction).
+        A customer's chat is one lane. In the staff group, a ticket's thread is one (a reply to
+        one of its messages, a message in its topic, a tap on its card): one ticket's work
+        never waits behind another's, and stays in order. A manager's insight command runs in
+        a lane of its own (it may take seconds); anything else in the group's lane.
+
+        A staff reply in a thread is linked to its ticket here already, so that a reply to it,
+        stored before it is handled, finds the same ticket's lane."""
+        key = chat_key(update)
+        group = self.staff_chat_id
+        if group is None:
+            return key
+        query = update.callback_query
+        if query is not None:
+            if query.message is None or query.message.chat.id != group:
+                return key
+            tapped = Key.parse(query.data or "")
+            ticket_id = tapped.number(1) if tapped.prefix == "t" else None
+            return f"{key}:ticket:{ticket_id}" if ticket_id else key
+        message = update.message
+        if message is None or message.chat.id != group:
+            return key
+        if self._insight(message) is not None:
+            return f"{key}:insight:{update.update_id}"
+        ticket_id = await self._thread_of(uow, message)
+        if ticket_id is None:
+            return key
+        user = message.from_user
+        if (
+            user is not None
+            and not user.is_bot
+            and kind_of(message) not in ("contact", "other")
+            and not (message.text or message.caption or "").strip().startswith("/")
+        ):  # relayed to the customer: `staff_message` links it the same way
+            await uow.links.link(group, message.message_id, ticket_id)
+        return f"{key}:ticket:{ticket_id}"
+
+    async def _thread_of(self, uow: UnitOfWork, message: Message) -> int | None:
+        """The ticket whose thread a group message is in, as `ticket_of` finds it (nothing
+        changed, no ticket loaded): its topic, or the message it replies to."""
+        if self.forum() and message.is_topic_message and message.message_thread_id:
+            thread = message.message_thread_id
+            ticket_id = await uow.links.ticket_for_topic(thread)
+            return ticket_id if ticket_id is not None else self.new_topics.get(thread)
+        replied = message.reply_to_message
+        if replied is None:
+            return None
+        ticket_id = await uow.links.ticket_for(message.chat.id, replied.message_id)
+        if ticket_id is not None or not self._answers_the_bot(message):
+            return ticket_id
+        card = _card_of(replied)  # a card whose id is not stored yet (or one of another desk's)
+        return card if card is not None and await uow.tickets.exists(card) else None
+
+    def _insight(self, message: Message) -> tuple[str, str] | None:
+        """A manager's insight command in the staff group (`/stats 7d`, `/orders` with a file):
+        the command and what follows it."""
+        user = message.from_user
+        if message.chat.id != self.staff_chat_id or user is None or user.is_bot:
+            return None
+        text = (message.text or message.caption or "").strip()
+        if not text.startswith("/"):
+            return None
+        head, _, args = text.replace("\n", " ").partition(" ")
+        command = head.split("@")[0].lower()
+        return (command, args) if command in manager.INSIGHT_COMMANDS else None
+
+    async def prepare(self, update: Update, new_uow: NewUnitOfWork) -> manager.Finish | None:
+        """What an insight command does before its update's unit of work, where nothing may
+        wait on the network or hold the database for long: the orders file downloaded, then
+        imported (in short transactions of its own); the figures read and computed (read-only).
+        Returns what the update's unit of work then writes (the files, the messages) in place
+        of `handle`; None for any other update."""
+        message = update.message
+        found = self._insight(message) if message is not None else None
+        if message is None or message.from_user is None or found is None:
+            return None
+        command, args = found
+        actor = await self.staff_actor(message.from_user)
+        if actor.role != "manager":
+            return manager.refused(self.desk, actor, command)
+        now = self.clock()
+        if command == "/orders":
+            name, data = await self.document_of(message)
+            return await manager.orders_received(new_uow, self.desk, actor, name, data, now)
+        async with new_uow(read_only=True) as reading:
+            if command == "/stats":
+                return await manager.stats(reading, self.desk, actor, args, now)
+            if command == "/export":
+                return await manager.export(reading, self.desk, actor, args, now)
+            return await manager.ticket_record(reading, self.desk, actor, args)
+
     # -- who is who ------------------------------------------------------------------------
 
     async def staff_actor(self, user: User) -> Actor:
@@ -289,24 +385,14 @@ class Router:
     async def staff_command(
         self, uow: UnitOfWork, message: Message, text: str, now: datetime
     ) -> None:
-        """The managers' insight commands, and staff's facts about a ticket in its thread."""
+        """Staff's facts about a ticket in its thread (insight commands: `prepare`)."""
         assert message.from_user is not None
         head, _, args = text.replace("\n", " ").partition(" ")
         command = head.split("@")[0].lower()
-        actor = await self.staff_actor(message.from_user)
         if command in manager.INSIGHT_COMMANDS:
-            if actor.role != "manager":
-                manager.refused(uow, self.desk, actor, command)
-            elif command == "/stats":
-                await manager.stats(uow, self.desk, actor, args, now)
-            elif command == "/export":
-                await manager.export(uow, self.desk, actor, args, now)
-            elif command == "/ticket":
-                await manager.ticket_record(uow, self.desk, actor, args)
-            else:
-                name, data = await self.document_of(message)
-                await manager.orders_received(uow, self.desk, actor, name, data, now)
-        elif command in staff.FACT_COMMANDS:
+            return  # `prepare` did it, before the unit of work; the poller writes what it made
+        actor = await self.staff_actor(message.from_user)
+        if command in staff.FACT_COMMANDS:
             ticket = await self.ticket_of(uow, message)
             if ticket is None:
                 staff.no_ticket_for(uow, self.desk, command)
