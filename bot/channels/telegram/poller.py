@@ -87,11 +87,13 @@ class DurablePoller:
             async def attempt() -> None:
                 if not prepared:  # an insight command's download, import, reading: done once
                     prepared.append(await self.router.prepare(update, self.new_uow))
-                then = None
-                async with self.new_uow() as uow:
+                async with self.new_uow(read_only=True) as uow:  # holds no lock
                     stored = await uow.inbox.get(update_id)
-                    if stored is not None and stored.handled_at is not None:
-                        return  # done already (a commit whose answer was lost, a repeat)
+                    handled = stored is not None and stored.handled_at is not None
+                if handled:
+                    return  # done already (a commit whose answer was lost, a repeat)
+                then = None
+                async with self.new_uow() as uow:  # the router asks Telegram before it reads
                     if prepared[0] is not None:  # what the insight command made, written now
                         await prepared[0](uow)
                     else:
