@@ -187,6 +187,14 @@ def not_a_thread(uow: UnitOfWork, desk: Desk, actor: Actor) -> None:
     uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
 
 
+def not_handled(uow: UnitOfWork, desk: Desk, name: str, text: str) -> None:
+    """A staff member's message or tap that could not be handled, however often it was tried
+    (a fault of the desk's own): it went nowhere, and they hear so, to send it again or act
+    another way."""
+    say = desk.render(desk.staff_language, "staff/staff_not_handled.html", name=name, text=text)
+    uow.outbox.to_room(Say(say), urgency=Urgency.RELAY)
+
+
 def no_ticket_for(uow: UnitOfWork, desk: Desk, command: str) -> None:
     """A fact command outside any ticket's thread."""
     text = desk.render(desk.staff_language, "staff/fact_where.html", command=command)

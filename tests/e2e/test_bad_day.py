@@ -146,3 +146,23 @@ async def test_the_staff_group_away_for_minutes_still_gets_every_card_and_relay(
     cards = [s for s in api.sent_to(STAFF_CHAT) if "📋 投诉单" in s.text]
     assert len(cards) == 2
     assert sum("花瓶也碎了" in s.text for s in api.sent_to(STAFF_CHAT)) == 1
+
+
+async def test_a_staff_reply_that_keeps_failing_is_told_to_its_writer(
+    api: BotApiStandIn, start_bot: Any
+) -> None:
+    """A bug keeps a staff member's reply from being handled: after a few tries the staff
+    member hears, in the group, that it went nowhere (not as a customer's message), and the
+    customer gets nothing of it."""
+    bot = await start_bot()
+    customer = api.person(7341, "小孙", "zh")
+    card = await file_complaint(api, customer, photos=())
+    tries = fail_handling(bot, "这条回复会出错", ValueError("a bug in the desk"))
+    staff = api.person(7441, "小王", "zh")
+    mark = len(api.sent)
+    staff.say_in_group(STAFF_CHAT, "这条回复会出错", reply_to=card.message_id)
+    notice = await in_group(api, "没能处理", mark, timeout=30)
+    assert "小王" in notice.text and "没有发给客户" in notice.text and tries == [3]
+    await bot.settled()
+    assert not any("出错" in s.text for s in api.sent_to(customer.id))
+    assert not any("顾客 小王" in s.text for s in api.sent_to(STAFF_CHAT))

@@ -38,7 +38,7 @@ from bot.channels.telegram.routes import (
 from bot.domain.messages import Said, Urgency
 from bot.durable import until_done
 from bot.lanes import Job, Lanes
-from handlers import customer
+from handlers import customer, staff
 from handlers.context import Desk
 from handlers.manager import Finish
 from storage.db import passing
@@ -121,16 +121,20 @@ class DurablePoller:
         """An update that keeps failing for a reason that will not pass (a bug) no longer holds
         up its chat: it is kept with its error, and staff hear whose message it was."""
         message = update.message or update.edited_message
+        chat, user = update.effective_chat, update.effective_user
+        in_group = chat is not None and chat.id == self.router.staff_chat_id
         said = None
         if message is not None and message.chat.type == ChatType.PRIVATE:
             said = said_by_customer(message, self.default_language)
-        elif update.callback_query is not None and update.callback_query.from_user:
-            user = update.callback_query.from_user
+        elif update.callback_query is not None and user is not None and not in_group:
             said = Said(customer_of(user), user.full_name, self.default_language, "tap", None)
         try:
             async with self.new_uow() as uow:
                 await uow.inbox.mark_handled(update_id, self.clock(), repr(exc)[:2000])
-                if said is not None and self.router.staff_chat_id is not None:
+                if in_group and user is not None and not user.is_bot:  # they hear it went nowhere
+                    text = (message.text or message.caption or "") if message else ""
+                    staff.not_handled(uow, self.desk, user.first_name or user.full_name, text)
+                elif said is not None and self.router.staff_chat_id is not None:
                     await customer.not_handled(uow, self.desk, said)
                 await uow.commit()
         except Exception:  # left in the inbox: tried again at the next start
