@@ -12,7 +12,7 @@ from datetime import datetime
 
 from telegram import Bot, CallbackQuery, ChatMemberUpdated, Message, Update, User
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.domain.messages import FILE_KINDS, Answer, Attachment, Said, Say, StaffSaid, Tap, Urgency
 from bot.domain.tickets import Actor, CustomerRef, Ticket
@@ -311,7 +311,7 @@ class Router:
             return False
         try:
             member = await self.bot.get_chat_member(self.staff_chat_id, user_id)
-        except TelegramError:
+        except (BadRequest, Forbidden):  # not in the group (Telegram away: asked again later)
             return False
         if member.status == ChatMemberStatus.RESTRICTED:  # restricted, and maybe gone since
             return bool(getattr(member, "is_member", False))
