@@ -35,7 +35,7 @@ COMMANDS = [
 def telegram_bot(settings: Settings) -> Bot:
     base = settings.telegram_api_url.rstrip("/")
     return Bot(
-        settings.bot_token.get_secret_value(),
+        settings.bot_token.get_secret_value() if settings.bot_token else "",
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
         # a few connections serve Telegram's 30 messages a second; many make httpx's pool slow
