@@ -395,7 +395,7 @@ class Router:
         if command in staff.FACT_COMMANDS:
             ticket = await self.ticket_of(uow, message)
             if ticket is None:
-                staff.no_ticket_for(uow, self.desk, command)
+                staff.no_ticket_for(uow, self.desk, command, actor)
             else:
                 await staff.fact_command(uow, self.desk, actor, ticket, command, args, now)
 
