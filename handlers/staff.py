@@ -21,12 +21,12 @@ MANAGERS_ONLY = {"tier", "close", "reopen"}
 ON_CARD_ONLY = {"take", "tier", "close", "reopen", "cause"}
 
 
-async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -> None:
+async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -> bool:
     """Relay the reply to the customer, or hold it back when it has a banned phrase; the first
-    human answer is recorded and whoever gives it takes the ticket."""
+    human answer is recorded and whoever gives it takes the ticket. True: it is on its way."""
     ticket = await uow.tickets.get(said.ticket_id)
     if ticket is None or ticket.status is Status.CANCELLED:
-        return
+        return False
     assert ticket.id is not None
     banned = find_banned(said.text or "", desk.policy.banned)
     if banned is not None:  # never reaches the customer: the staff member is told why
@@ -43,7 +43,7 @@ async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -
             actor=said.actor,
             to=said.actor,
         )
-        return
+        return False
     signature = desk.render(
         ticket.language, "customer/staff_signature.html", name=said.actor.name, policy=desk.policy
     )
@@ -71,6 +71,7 @@ async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -
         message_id=said.ref,
         at=now,
     )
+    return True
 
 
 async def answer_delivered(
@@ -241,6 +242,8 @@ async def took(uow: UnitOfWork, desk: Desk, actor: Actor, ticket: Ticket, now: d
     """The staff member takes the ticket; the card shows who has it."""
     lang = desk.staff_language
     try:
+        if ticket.taken_by is not None and ticket.taken_by.id != actor.id:
+            raise TicketStateError("someone has it")  # two taps at once: the first has it
         ticket.take(actor, now)
     except TicketStateError:
         return Answer(desk.render(lang, "staff/take_refused.txt", ticket=ticket), alert=True)
@@ -350,3 +353,10 @@ async def typed_action(
         done = ticket.status is Status.REMEDY_CHOSEN
         key = choices.card_key("done" if done else "close", ticket_id)
     return await card_tapped(uow, desk, actor, key, None, now)
+
+
+def ticket_of_key(key: str) -> int | None:
+    """The ticket a tapped card key is about (None: none), so a room can follow who works on
+    what without knowing the keys' format."""
+    parsed = Key.parse(key)
+    return parsed.number(1) if parsed.prefix == "t" else None

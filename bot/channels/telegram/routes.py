@@ -165,7 +165,9 @@ class Router:
         clock: Callable[[], datetime],
         forum: Callable[[], bool] = lambda: False,
         new_topics: dict[int, int] | None = None,
+        staff_elsewhere: bool = False,
     ) -> None:
+        self.staff_elsewhere = staff_elsewhere  # staff work in another room (WeCom)
         self.new_topics = new_topics if new_topics is not None else {}
         self.bot = bot
         self.desk = desk
@@ -183,7 +185,8 @@ class Router:
         if update.my_chat_member is not None:
             await self.membership_changed(uow, update.my_chat_member, now)
             return None
-        if self.staff_chat_id is None:  # set-up mode: /whoami and a word to customers only
+        if self.staff_chat_id is None and not self.staff_elsewhere:  # set-up mode: /whoami and
+            # a word to customers only
             self.setting_up(uow, update)
             return None
         edit = update.edited_message
