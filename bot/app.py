@@ -8,13 +8,13 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.channels.base import CustomerChannel
+from bot.channels.base import CustomerChannel, StaffRoom
 from bot.channels.telegram.adapter import Telegram
 from bot.config import Settings
 from bot.domain.clock import Deadline, DeadlineKind, plan, weekly_due
@@ -28,13 +28,14 @@ from bot.scheduler import Scheduler
 from bot.sender import Sender
 from handlers import clock as clock_cases
 from handlers import manager as manager_cases
-from handlers.context import Desk
+from handlers.context import Desk, no_link, no_managers
 from storage.db import create_engine, session_factory
 from storage.uow import NewUnitOfWork, UnitOfWork
 
 if TYPE_CHECKING:
     from bot.channels.wecom.adapter import WeCom
     from bot.channels.wecom.robot import GroupRobot
+    from bot.channels.wecom.staff import WeComStaff
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class App:
     settings: Settings
     policy: Policy
     desk: Desk
-    telegram: Telegram
+    telegram: Telegram | None  # None: no BOT_TOKEN (an all-WeCom shop)
     engine: AsyncEngine
     lanes: Lanes
     sender: Sender
@@ -59,27 +60,63 @@ class App:
     clock: Callable[[], datetime]
     wecom: WeCom | None = None  # WeChat customers, when the WeCom settings are given
     mirror: GroupRobot | None = None  # a WeCom group that sees new cards and alerts too
+    wecom_staff: WeComStaff | None = None  # the staff room in WeCom (STAFF_ROOM=wecom)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # no poller: `serve` waits
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # recovered, callbacks served
 
     @property
     def poller(self) -> Any:
-        return self.telegram.poller
+        return self.telegram.poller if self.telegram is not None else None
+
+    def stop(self) -> None:
+        """Stop `serve`: the poller's end, or (with no Telegram) the stop event."""
+        if self.telegram is not None:
+            self.telegram.poller.stop()
+        self.stopping.set()
+
+    def callback_port(self) -> int | None:
+        """Where WeCom's callbacks come (the customer service's and the app's)."""
+        if self.wecom is not None:
+            return self.wecom.port
+        return self.wecom_staff.port if self.wecom_staff is not None else None
 
 
 def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = utc_now) -> App:
-    telegram = Telegram(settings)
+    telegram = Telegram(settings) if settings.telegram else None
     engine = create_engine(settings.database_url, settings.database_busy_timeout.total_seconds())
     factory = session_factory(engine)
     sla = settings.sla()
+    fetchers: dict[str, Callable[[Attachment], Awaitable[bytes]]] = {}
+
+    async def fetch(attachment: Attachment) -> bytes:
+        """A file's bytes from the channel that holds it (for another channel to upload)."""
+        found = fetchers.get(attachment.channel)
+        if found is None:
+            raise LookupError(f"no channel {attachment.channel} for a file")
+        return await found(attachment)
+
+    wecom_staff = None
+    if settings.staff_room == "wecom":  # imported only then
+        from bot.channels.wecom.staff import WeComStaff
+
+        wecom_staff = WeComStaff(settings, fetch)
+    managers = wecom_staff.people if wecom_staff is not None else no_managers
+    if telegram is not None and wecom_staff is None:
+        managers = telegram.managers.people
     desk = Desk(
         policy=policy,
         render=make_renderer(policy.timezone),
         sla=sla,
         staff_language=settings.default_language,
-        managers=telegram.managers.people,
+        managers=managers,
         album_window=settings.album_window,
-        group_per_minute=telegram.limiter.group_per_minute,
+        group_per_minute=(
+            telegram.limiter.group_per_minute if telegram is not None else Desk.group_per_minute
+        ),
         order_lookup=_order_lookup(policy),
-        ticket_link=telegram.ticket_link,
+        ticket_link=(
+            telegram.ticket_link if telegram is not None and wecom_staff is None else no_link
+        ),
     )
 
     def planner(ticket: Ticket) -> list[Deadline]:
@@ -102,18 +139,29 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
             raise LookupError(f"file {attachment.ref} is gone")
         return found[1]
 
+    fetchers["desk"] = desk_file
     lanes = Lanes()
-    telegram.connect(desk, new_uow, lanes, clock)
-    telegram.api.fetchers["desk"] = desk_file
-    customers: dict[str, CustomerChannel] = {"telegram": telegram.customers}
+    customers: dict[str, CustomerChannel] = {}
+    if telegram is not None:
+        telegram.connect(desk, new_uow, lanes, clock, staff_group=wecom_staff is None)
+        telegram.api.fetchers["desk"] = desk_file
+        fetchers["telegram"] = telegram.api.download
+        customers["telegram"] = telegram.customers
     wecom = None
     if settings.wecom:  # imported only then: aiohttp and cryptography stay out otherwise
         from bot.channels.wecom.adapter import WeCom
 
-        wecom = WeCom(settings, fetch_telegram=telegram.api.download)
+        wecom = WeCom(settings, fetch_telegram=fetch)
         wecom.connect(desk, new_uow, lanes, clock)
-        telegram.api.fetchers["wecom"] = wecom.fetch  # a WeChat photo, for the staff room
+        fetchers["wecom"] = wecom.fetch
+        if telegram is not None:
+            telegram.api.fetchers["wecom"] = wecom.fetch  # a WeChat photo, for the staff room
         customers["wecom"] = wecom.customers
+    if wecom_staff is not None:
+        wecom_staff.connect(desk, new_uow, lanes, clock)
+        fetchers["wecom_app"] = wecom_staff.fetch_media  # a member's photo, for a customer
+        if telegram is not None:
+            telegram.api.fetchers["wecom_app"] = wecom_staff.fetch_media
     mirror = None
     if settings.wecom_group_webhook is not None:  # new cards and alerts, copied to WeCom too
         from bot.channels.wecom.robot import GroupRobot
@@ -122,7 +170,13 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
             return desk.render(desk.staff_language, "staff/mirror_digest.txt", count=count)
 
         mirror = GroupRobot(settings.wecom_group_webhook.get_secret_value(), digest_header)
-    sender = Sender(new_uow, desk, telegram.staff_room, customers, clock, mirror)
+    staff_room: StaffRoom
+    if wecom_staff is not None:
+        staff_room = wecom_staff
+    else:
+        assert telegram is not None
+        staff_room = telegram.staff_room
+    sender = Sender(new_uow, desk, staff_room, customers, clock, mirror)
 
     async def act(uow: UnitOfWork, ticket_id: int, kind: DeadlineKind) -> None:
         """A passed deadline, in the unit of work that claimed it."""
@@ -148,6 +202,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         clock,
         wecom,
         mirror,
+        wecom_staff,
     )
 
 
@@ -198,6 +253,8 @@ async def ask_about_managers(app: App) -> None:
     """What Telegram says of the managers (their names, the group's administrators), asked
     outside any unit of work: the desk reads it at once (`Desk.managers`), never waiting on
     Telegram while it holds the database."""
+    if app.telegram is None or app.wecom_staff is not None:
+        return  # the WeCom app's managers are the settings' userids
     try:
         await app.telegram.managers.refresh()
     except Exception:
@@ -222,37 +279,48 @@ async def start(app: App) -> None:
         await uow.commit()
     if caught:
         logger.info("Catching up: %s tickets' cards", caught)
-    await app.telegram.start()
-    try:  # the managers' names for the first mentions; a slow answer does not hold the start
-        await asyncio.wait_for(ask_about_managers(app), timeout=10)
-    except TimeoutError:
-        logger.warning("Telegram did not say who the managers are in time; asking again later")
-    if app.wecom is not None:
-        await app.wecom.start()
+    if app.telegram is not None:
+        await app.telegram.start()
+        try:  # the managers' names for the first mentions; a slow answer does not hold the start
+            await asyncio.wait_for(ask_about_managers(app), timeout=10)
+        except TimeoutError:
+            logger.warning("Telegram did not say who the managers are in time; asking again later")
+    staff = app.wecom_staff
+    if app.wecom is not None:  # one callback server: the customer service's and the app's
+        await app.wecom.start(staff.add_routes if staff is not None else None)
+    if staff is not None:
+        await staff.start(serve=app.wecom is None)
 
 
 async def serve(app: App, signals: bool = True) -> None:
-    """Run until SIGINT/SIGTERM (or `app.poller.stop()`): recover, then poll; on stop, finish
+    """Run until SIGINT/SIGTERM (or `app.stop()`): recover, then poll; on stop, finish
     what is in hand. `signals`: False where the caller owns them (tests, the demo)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM) if signals else ():
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, app.poller.stop)
+            loop.add_signal_handler(sig, app.stop)
     try:
         await start(app)
     except BaseException:
+        if app.wecom_staff is not None:
+            await app.wecom_staff.stop()
         if app.wecom is not None:
             await app.wecom.stop()
-        await app.telegram.shutdown()
+        if app.telegram is not None:
+            await app.telegram.shutdown()
         await app.engine.dispose()
         raise
+    app.started.set()
     sending = asyncio.create_task(app.sender.run())
     ticking = asyncio.create_task(app.scheduler.run())
     stopped = asyncio.Event()
     reporting = asyncio.create_task(weekly_reports(app, stopped))
     asking = asyncio.create_task(keep_managers_fresh(app, stopped))
     try:
-        await app.poller.run()
+        if app.telegram is not None:
+            await app.poller.run()
+        else:  # no Telegram: WeCom calls back; run until stopped
+            await app.stopping.wait()
     finally:
         app.scheduler.stop()
         await ticking
@@ -267,10 +335,13 @@ async def serve(app: App, signals: bool = True) -> None:
         await sending
         if app.mirror is not None:
             await app.mirror.close()
+        if app.wecom_staff is not None:
+            await app.wecom_staff.stop()
         if app.wecom is not None:
             await app.wecom.stop()
-        await app.telegram.stop()
-        await app.telegram.shutdown()
+        if app.telegram is not None:
+            await app.telegram.stop()
+            await app.telegram.shutdown()
         await app.engine.dispose()
         for sig in (signal.SIGINT, signal.SIGTERM) if signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -22,6 +22,14 @@ WECOM_REQUIRED = (
     "wecom_aes_key",
     "wecom_open_kfid",
 )
+# the staff room in WeCom: the shop's self-built app (自建应用)
+WECOM_APP_REQUIRED = (
+    "wecom_corp_id",
+    "wecom_agent_id",
+    "wecom_app_secret",
+    "wecom_app_token",
+    "wecom_app_aes_key",
+)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -54,7 +62,10 @@ class Settings(BaseSettings):
         env_ignore_empty=True,  # `BOT_TOKEN=` left empty in .env counts as not set
     )
 
-    bot_token: SecretStr
+    # Telegram's bot: customers on Telegram, and the staff group; with STAFF_ROOM=wecom it may
+    # be left out (the desk then runs with no Telegram at all)
+    bot_token: SecretStr | None = None
+    staff_room: Literal["telegram", "wecom"] = "telegram"
     staff_chat_id: int | None = None  # none yet: the set-up mode (README step 3)
     manager_ids: Annotated[tuple[int, ...], NoDecode] = ()
     database_url: str = "sqlite+aiosqlite:///./desk.db"
@@ -90,10 +101,24 @@ class Settings(BaseSettings):
     wecom_callback_path: str = "/wecom/callback"
     wecom_group_webhook: SecretStr | None = None  # a WeCom group robot's URL (optional)
 
+    # the staff room in WeCom (STAFF_ROOM=wecom): the self-built app and who uses it
+    wecom_agent_id: int | None = None
+    wecom_app_secret: SecretStr | None = None
+    wecom_app_token: SecretStr | None = None
+    wecom_app_aes_key: SecretStr | None = None
+    wecom_app_callback_path: str = "/wecom/app"
+    wecom_staff_ids: Annotated[tuple[str, ...], NoDecode] = ()
+    wecom_manager_ids: Annotated[tuple[str, ...], NoDecode] = ()
+
     @property
     def wecom(self) -> bool:
-        """Whether WeChat customers are served (the WeCom settings are present)."""
-        return self.wecom_corp_id is not None
+        """Whether WeChat customers are served (the customer-service settings are present)."""
+        return self.wecom_open_kfid is not None
+
+    @property
+    def telegram(self) -> bool:
+        """Whether the desk speaks Telegram at all (a bot token is given)."""
+        return self.bot_token is not None
 
     def sla(self) -> SlaPolicy:
         return SlaPolicy(
@@ -116,9 +141,21 @@ class Settings(BaseSettings):
                 raise ValueError("comma-separated Telegram user ids, e.g. 12345,67890") from exc
         return value
 
+    @field_validator("wecom_staff_ids", "wecom_manager_ids", mode="before")
+    @classmethod
+    def _split_userids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = tuple(p for p in re.split(r"[,\s]+", value.strip()) if p)
+            if any(not re.fullmatch(r"[\w.@-]{1,64}", p) for p in parts):
+                raise ValueError("comma-separated WeCom userids (通讯录), e.g. zhangsan,lisi")
+            return parts
+        return value
+
     @field_validator("bot_token")
     @classmethod
-    def _token_shape(cls, value: SecretStr) -> SecretStr:
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         if not re.fullmatch(r"\d+:[\w-]+", value.get_secret_value().strip()):
             raise ValueError("a token looks like 123456789:AAE..., as @BotFather gives it")
         return SecretStr(value.get_secret_value().strip())
@@ -130,25 +167,57 @@ class Settings(BaseSettings):
             raise ValueError("a URL starting with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("wecom_aes_key")
+    @field_validator("wecom_aes_key", "wecom_app_aes_key")
     @classmethod
     def _aes_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not re.fullmatch(r"[A-Za-z0-9+/]{43}", value.get_secret_value()):
             raise ValueError("the EncodingAESKey has 43 letters and digits (WeCom's console)")
         return value
 
-    @field_validator("wecom_callback_path")
+    @field_validator("wecom_callback_path", "wecom_app_callback_path")
     @classmethod
     def _path(cls, value: str) -> str:
         return value if value.startswith("/") else f"/{value}"
 
     @model_validator(mode="after")
     def _wecom_complete(self) -> Settings:
-        given = [name for name in WECOM_REQUIRED if getattr(self, name) is not None]
-        if given and len(given) < len(WECOM_REQUIRED):
-            missing = [n.upper() for n in WECOM_REQUIRED if n not in given]
-            raise ValueError(f"WeChat needs all five WeCom settings; missing {', '.join(missing)}")
+        own = [n for n in WECOM_REQUIRED if n != "wecom_corp_id" and getattr(self, n) is not None]
+        if own or (self.wecom_corp_id is not None and self.staff_room != "wecom"):
+            missing = [n.upper() for n in WECOM_REQUIRED if getattr(self, n) is None]
+            if missing:
+                raise ValueError(
+                    f"WeChat needs all five WeCom settings; missing {', '.join(missing)}"
+                )
         return self
+
+    @model_validator(mode="after")
+    def _staff_room_complete(self) -> Settings:
+        if self.staff_room == "telegram":
+            if self.bot_token is None:
+                raise ValueError(BOT_TOKEN_MISSING)
+            return self
+        missing = [n.upper() for n in WECOM_APP_REQUIRED if getattr(self, n) is None]
+        if missing:
+            raise ValueError(
+                f"STAFF_ROOM=wecom needs the WeCom app's settings; missing {', '.join(missing)}"
+            )
+        if not self.wecom_manager_ids:
+            raise ValueError(
+                "STAFF_ROOM=wecom needs WECOM_MANAGER_IDS: the WeCom userids of those who may "
+                "decide compensation (each can send /whoami to the app)"
+            )
+        if self.bot_token is None and not self.wecom:
+            raise ValueError(
+                "no customer can reach the desk: give BOT_TOKEN (Telegram) or the five WeCom "
+                "customer-service settings (WeChat), or both"
+            )
+        return self
+
+
+BOT_TOKEN_MISSING = (
+    "BOT_TOKEN is not set: create a bot with @BotFather in Telegram (/newbot) and put its token "
+    "in .env as BOT_TOKEN=...; to try the desk without a token run `python -m bot demo`"
+)
 
 
 class SettingsError(Exception):
@@ -161,14 +230,7 @@ def describe_errors(error: ValidationError) -> str:
     for item in error.errors():
         name = str(item["loc"][0]).upper() if item["loc"] else "settings"
         if item["type"] == "missing":
-            if name == "BOT_TOKEN":
-                lines.append(
-                    "BOT_TOKEN is not set: create a bot with @BotFather in Telegram (/newbot) and "
-                    "put its token in .env as BOT_TOKEN=...; to try the desk without a token run "
-                    "`python -m bot demo`."
-                )
-            else:
-                lines.append(f"{name} is not set.")
+            lines.append(f"{name} is not set.")
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
             lines.append(f"{name} is malformed: {message}." if item["loc"] else f"{message}.")

@@ -14,6 +14,7 @@ from bot.labels import label
 from bot.policy import Policy
 
 Rows = tuple[tuple[Choice, ...], ...]
+MANAGER = "manager"  # a choice only managers may use (the core checks it again on the tap)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def card(ticket: Ticket, ladder: Ladder, language: str) -> Rows:
     tid = ticket.id
     cause = (Choice(label(language, "cause"), card_key("cause", tid)),)
     if ticket.status in (Status.RESOLVED, Status.CLOSED):
-        return ((Choice(label(language, "reopen"), card_key("reopen", tid)),), cause)
+        reopen = Choice(label(language, "reopen"), card_key("reopen", tid), for_role=MANAGER)
+        return ((reopen,), cause)
     if ticket.status not in (Status.OPEN, Status.REMEDY_OFFERED, Status.REMEDY_CHOSEN):
         return ()
     rows: list[tuple[Choice, ...]] = [(Choice(label(language, "take"), card_key("take", tid)),)]
@@ -120,11 +122,13 @@ def card(ticket: Ticket, ladder: Ladder, language: str) -> Rows:
             Choice(
                 label(language, "tier", label=tier.label.in_(language)),
                 card_key("tier", tid, tier.key),
+                for_role=MANAGER,
             )
             for tier in ladder.tiers
         ]
         rows.extend(_pairs(tiers))
-    rows.append((Choice(label(language, "resolve_plain"), card_key("close", tid)),))
+    close = Choice(label(language, "resolve_plain"), card_key("close", tid), for_role=MANAGER)
+    rows.append((close,))
     rows.append(cause)
     return tuple(rows)
 

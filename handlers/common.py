@@ -10,10 +10,11 @@ from typing import Any
 from bot.domain.clock import next_deadline
 from bot.domain.guard import find_signals
 from bot.domain.insight import alert_due
-from bot.domain.messages import Attachment, Say, Urgency
+from bot.domain.messages import Attachment, CardSummary, Say, Urgency
 from bot.domain.orders import Order, normalise_number
 from bot.domain.signals import suggest_severity
-from bot.domain.tickets import Ticket, reference
+from bot.domain.tickets import Actor, Ticket, reference
+from bot.labels import CHANNELS, label
 from bot.text import split_text
 from handlers import choices
 from handlers.choices import Rows
@@ -66,7 +67,26 @@ def card(desk: Desk, ticket: Ticket) -> Say:
         deadline=next_deadline(ticket, desk.sla, desk.policy.hours),
         repeat=reference(ticket.repeat_of) if ticket.repeat_of else "",
     )
-    return Say(text, choices.card(ticket, ladder, lang))
+    return Say(text, choices.card(ticket, ladder, lang), summary=summary(desk, ticket))
+
+
+def summary(desk: Desk, ticket: Ticket) -> CardSummary:
+    """The card as a title and a few rows, for rooms whose cards are not free text, and the
+    line that says how to act by typing (where the buttons may not show)."""
+    lang = desk.staff_language
+    category, severity = category_label(desk, ticket, lang), severity_label(desk, ticket, lang)
+    title = desk.render(lang, "staff/card_title.txt", ticket=ticket, category=category,
+                        severity=severity)  # fmt: skip
+    channel = CHANNELS.get(lang, CHANNELS["en"]).get(ticket.channel, ticket.channel.title())
+    taken = ticket.taken_by.name if ticket.taken_by else label(lang, "nobody_yet")
+    rows = (
+        (label(lang, "row_order"), ticket.order_number or label(lang, "no_order_row")),
+        (label(lang, "row_contact"), ticket.contact or label(lang, "no_contact_row")),
+        (label(lang, "row_channel"), channel),
+        (label(lang, "row_taken"), taken),
+    )
+    how = desk.render(lang, "staff/card_how.txt", ticket=ticket)
+    return CardSummary(title.strip(), rows, how.strip())
 
 
 def post_card(uow: UnitOfWork, desk: Desk, ticket: Ticket) -> None:
@@ -122,14 +142,15 @@ def tell_thread(
     reply_to: str | None = None,
     urgency: Urgency = Urgency.CARD,
     alert: bool = False,
+    to: Actor | None = None,
     **context: Any,
 ) -> None:
     """A word to staff in the ticket's thread. `alert`: an escalation (a second staff room,
-    where there is one, gets a copy)."""
+    where there is one, gets a copy). `to`: meant for that one person only (a refusal)."""
     assert ticket.id is not None
     text = desk.render(desk.staff_language, template, ticket=ticket, policy=desk.policy, **context)
     uow.outbox.to_thread(
-        ticket.id, Say(text, rows), reply_to=reply_to, urgency=urgency, alert=alert
+        ticket.id, Say(text, rows), reply_to=reply_to, urgency=urgency, alert=alert, to=to
     )
 
 

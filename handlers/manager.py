@@ -137,27 +137,30 @@ ORDERS_CHUNK = 2_000  # orders a transaction: other chats get the database betwe
 Finish = Callable[[UnitOfWork], Awaitable[None]]
 
 
-def _room(uow: UnitOfWork, desk: Desk, template: str, **context: object) -> None:
+def _room(
+    uow: UnitOfWork, desk: Desk, template: str, to: Actor | None = None, **context: object
+) -> None:
     text = desk.render(desk.staff_language, template, policy=desk.policy, **context)
     for piece in split_text(text, common.TEXT_LIMIT):
-        uow.outbox.to_room(Say(piece), urgency=Urgency.RELAY)
+        uow.outbox.to_room(Say(piece), urgency=Urgency.RELAY, to=to)
 
 
-def _said(desk: Desk, template: str, **context: object) -> Finish:
-    """A message to the room, rendered now, queued by the update's unit of work."""
+def _said(desk: Desk, template: str, to: Actor | None = None, **context: object) -> Finish:
+    """An answer to the room, rendered now, queued by the update's unit of work; `to`: the
+    one who asked (a room of 1:1 chats sends it to them only)."""
     text = desk.render(desk.staff_language, template, policy=desk.policy, **context)
     pieces = split_text(text, common.TEXT_LIMIT)
 
     async def finish(uow: UnitOfWork) -> None:
         for piece in pieces:
-            uow.outbox.to_room(Say(piece), urgency=Urgency.RELAY)
+            uow.outbox.to_room(Say(piece), urgency=Urgency.RELAY, to=to)
 
     return finish
 
 
 def refused(desk: Desk, actor: Actor, command: str) -> Finish:
     """The insight commands are the managers'; others hear so, politely."""
-    return _said(desk, "manager/only_managers.html", actor=actor, command=command)
+    return _said(desk, "manager/only_managers.html", to=actor, actor=actor, command=command)
 
 
 def _period(desk: Desk, args: str, now: datetime) -> Period | None:
@@ -167,8 +170,8 @@ def _period(desk: Desk, args: str, now: datetime) -> Period | None:
         return None
 
 
-def _period_usage(desk: Desk, command: str, args: str) -> Finish:
-    return _said(desk, "manager/period_usage.html", command=command, given=args.strip())
+def _period_usage(desk: Desk, actor: Actor, command: str, args: str) -> Finish:
+    return _said(desk, "manager/period_usage.html", to=actor, command=command, given=args.strip())
 
 
 def _labels(desk: Desk) -> dict[str, dict[str, str]]:
@@ -259,15 +262,15 @@ async def stats(reading: UnitOfWork, desk: Desk, actor: Actor, args: str, now: d
     """`/stats [7d|30d|2026-11]`: the period's figures in a few lines, and the chart."""
     period = _period(desk, args, now)
     if period is None:
-        return _period_usage(desk, "/stats", args)
+        return _period_usage(desk, actor, "/stats", args)
     summary = await summary_of(reading, desk, period, now)
     name, png = await chart_png(desk, summary)
     text = _summary_text(desk, summary, "manager/stats.html")
 
     async def finish(uow: UnitOfWork) -> None:
         chart = await _kept(uow, "photo", name, png, now)
-        uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
-        uow.outbox.to_room(Say(attachments=(chart,)), urgency=Urgency.REPORT)
+        uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, to=actor)
+        uow.outbox.to_room(Say(attachments=(chart,)), urgency=Urgency.REPORT, to=actor)
 
     return finish
 
@@ -280,7 +283,7 @@ async def export(
 
     period = _period(desk, args, now)
     if period is None:
-        return _period_usage(desk, "/export", args)
+        return _period_usage(desk, actor, "/export", args)
     lang = desk.staff_language
     headers = RECORD_HEADERS.get(lang, RECORD_HEADERS["en"])
     show = _show(desk)
@@ -302,9 +305,9 @@ async def export(
             await _kept(uow, "document", f"{stem}.{suffix}", data, now)
             for data, suffix in ((xlsx, "xlsx"), (csv, "csv"))
         ]
-        uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
+        uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, to=actor)
         for attachment in files:
-            uow.outbox.to_room(Say(attachments=(attachment,)), urgency=Urgency.REPORT)
+            uow.outbox.to_room(Say(attachments=(attachment,)), urgency=Urgency.REPORT, to=actor)
 
     return finish
 
@@ -335,12 +338,13 @@ async def ticket_record(reading: UnitOfWork, desk: Desk, actor: Actor, args: str
     ticket_id = parse_reference(args.split()[0]) if args.split() else None
     ticket = await reading.tickets.get(ticket_id) if ticket_id else None
     if ticket is None:
-        return _said(desk, "manager/ticket_usage.html", given=args.strip())
+        return _said(desk, "manager/ticket_usage.html", to=actor, given=args.strip())
     entries = await reading.insight.timeline(ticket.id or 0)
     labels = _labels(desk)
     return _said(
         desk,
         "manager/timeline.html",
+        to=actor,
         ticket=ticket,
         entries=entries,
         category=labels["category"].get(ticket.category or "", ticket.category or "—"),
@@ -366,12 +370,12 @@ async def orders_received(
     What returns (the cards refreshed, the manager told) runs in the update's own unit of
     work, once every order is in."""
     if data is None:
-        return _said(desk, "manager/orders_usage.html")
+        return _said(desk, "manager/orders_usage.html", to=actor)
     began = time.monotonic()
     try:
         parsed = await asyncio.to_thread(read_orders, name, data, desk.policy.orders.columns)
     except OrdersFileError as exc:
-        return _said(desk, "manager/orders_refused.html", reason=str(exc), name=name)
+        return _said(desk, "manager/orders_refused.html", to=actor, reason=str(exc), name=name)
     read = time.monotonic()
     for start in range(0, len(parsed.orders), ORDERS_CHUNK):
         async with new_uow() as uow:
@@ -401,6 +405,7 @@ async def orders_received(
             uow,
             desk,
             "manager/orders_imported.html",
+            to=actor,
             count=len(parsed.orders),
             skipped=parsed.skipped,
             columns=parsed.columns,

@@ -3,13 +3,14 @@ tickets and mark the chosen remedy done. The manager's buttons are refused here.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from bot.domain.guard import find_banned
 from bot.domain.insight import Responsible, RootCause
 from bot.domain.messages import Answer, Say, StaffSaid, Urgency
 from bot.domain.tickets import Actor, Status, Ticket, TicketStateError, parse_reference
-from bot.labels import label
+from bot.labels import LABELS, label
 from handlers import choices, common, manager
 from handlers.choices import Key
 from handlers.context import Desk
@@ -20,12 +21,12 @@ MANAGERS_ONLY = {"tier", "close", "reopen"}
 ON_CARD_ONLY = {"take", "tier", "close", "reopen", "cause"}
 
 
-async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -> None:
+async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -> bool:
     """Relay the reply to the customer, or hold it back when it has a banned phrase; the first
-    human answer is recorded and whoever gives it takes the ticket."""
+    human answer is recorded and whoever gives it takes the ticket. True: it is on its way."""
     ticket = await uow.tickets.get(said.ticket_id)
     if ticket is None or ticket.status is Status.CANCELLED:
-        return
+        return False
     assert ticket.id is not None
     banned = find_banned(said.text or "", desk.policy.banned)
     if banned is not None:  # never reaches the customer: the staff member is told why
@@ -40,8 +41,9 @@ async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -
             urgency=Urgency.RELAY,
             banned=banned,
             actor=said.actor,
+            to=said.actor,
         )
-        return
+        return False
     signature = desk.render(
         ticket.language, "customer/staff_signature.html", name=said.actor.name, policy=desk.policy
     )
@@ -69,6 +71,7 @@ async def replied(uow: UnitOfWork, desk: Desk, said: StaffSaid, now: datetime) -
         message_id=said.ref,
         at=now,
     )
+    return True
 
 
 async def answer_delivered(
@@ -184,7 +187,7 @@ def not_a_thread(uow: UnitOfWork, desk: Desk, actor: Actor) -> None:
     """A reply to a message of the desk's that is no ticket's thread (a digest, a printout, an
     alert): it reaches no customer, and the person hears how to answer one."""
     text = desk.render(desk.staff_language, "staff/not_a_thread.html", actor=actor)
-    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
+    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, to=actor)
 
 
 def not_handled(uow: UnitOfWork, desk: Desk, name: str, text: str) -> None:
@@ -195,10 +198,10 @@ def not_handled(uow: UnitOfWork, desk: Desk, name: str, text: str) -> None:
     uow.outbox.to_room(Say(say), urgency=Urgency.RELAY)
 
 
-def no_ticket_for(uow: UnitOfWork, desk: Desk, command: str) -> None:
+def no_ticket_for(uow: UnitOfWork, desk: Desk, command: str, actor: Actor | None = None) -> None:
     """A fact command outside any ticket's thread."""
     text = desk.render(desk.staff_language, "staff/fact_where.html", command=command)
-    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY)
+    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, to=actor)
 
 
 async def fact_command(
@@ -226,8 +229,9 @@ async def fact_command(
         facts[FACT_COMMANDS[command]] = value
     if not facts:
         common.tell_thread(
-            uow, desk, ticket, "staff/fact_usage.html", command=command, urgency=Urgency.RELAY
-        )
+            uow, desk, ticket, "staff/fact_usage.html", command=command, urgency=Urgency.RELAY,
+            to=actor,
+        )  # fmt: skip
         return
     if not await set_facts(uow, desk, actor, ticket, now, **facts):
         return  # already so: nothing to say again
@@ -246,6 +250,8 @@ async def took(uow: UnitOfWork, desk: Desk, actor: Actor, ticket: Ticket, now: d
     """The staff member takes the ticket; the card shows who has it."""
     lang = desk.staff_language
     try:
+        if ticket.taken_by is not None and ticket.taken_by.id != actor.id:
+            raise TicketStateError("someone has it")  # two taps at once: the first has it
         ticket.take(actor, now)
     except TicketStateError:
         return Answer(desk.render(lang, "staff/take_refused.txt", ticket=ticket), alert=True)
@@ -289,3 +295,76 @@ async def ticket_card(uow: UnitOfWork, desk: Desk, reference: str) -> Say:
     card = common.card(desk, ticket)
     note = desk.render(lang, "staff/card_private_note.html", ticket=ticket)
     return Say(f"{card.text}\n\n{note}")
+
+
+# -- typed actions: what a button does, typed (a chat where the buttons may not show) --------
+
+REFERENCE = re.compile(r"(?:T-?(?P<t>\d{1,9})|#(?P<n>\d{1,9}))", re.IGNORECASE)
+TYPED = re.compile(
+    r"^\s*(?P<word>[^\s\d#]+)\s*(?P<number>\d{1,2})?\s+" + REFERENCE.pattern + r"\s*$",
+    re.IGNORECASE,
+)
+ADDRESSED = re.compile(r"^\s*" + REFERENCE.pattern + r"(?:[\s:：,，]+(?P<rest>.*))?$", re.S | re.I)
+
+
+def _typed_words(name: str) -> set[str]:
+    return {words[name].lower() for words in LABELS.values() if name in words}
+
+
+def typed(desk: Desk, text: str) -> tuple[str, int | None, int] | None:
+    """`跟进 T-000123`, `方案 2 T-000123`, `结案 #123`: (take | tier | done, the number, the
+    ticket's id); None when the text is no typed action."""
+    found = TYPED.match(text)
+    if found is None:
+        return None
+    word = found.group("word").lower()
+    action = next(
+        (a for a in ("take", "tier", "done") if word in _typed_words(f"typed_{a}")), None
+    )
+    if action is None:
+        return None
+    number = int(found.group("number")) if found.group("number") else None
+    return action, number, int(found.group("t") or found.group("n"))
+
+
+def addressed(text: str) -> tuple[int, str] | None:
+    """A message that starts with a ticket's reference (`T-000123 …`, `#123 …`): the ticket's
+    id and the rest."""
+    found = ADDRESSED.match(text)
+    if found is None:
+        return None
+    return int(found.group("t") or found.group("n")), (found.group("rest") or "").strip()
+
+
+async def typed_action(
+    uow: UnitOfWork, desk: Desk, actor: Actor, text: str, now: datetime
+) -> Answer | None:
+    """A typed action becomes the key its button carries, and is handled as that tap (the
+    same checks: a tier from someone who is not a manager is refused). None: not an action."""
+    found = typed(desk, text)
+    if found is None:
+        return None
+    action, number, ticket_id = found
+    lang = desk.staff_language
+    ticket = await uow.tickets.get(ticket_id)
+    if ticket is None:
+        return Answer(desk.render(lang, "staff/no_such_ticket.txt"), alert=True)
+    if action == "take":
+        key = choices.card_key("take", ticket_id)
+    elif action == "tier":
+        tiers = desk.policy.ladder.tiers
+        if number is None or not 1 <= number <= len(tiers):
+            return Answer(desk.render(lang, "staff/typed_tier_usage.txt", ticket=ticket,
+                                      tiers=[t.label.in_(lang) for t in tiers]))  # fmt: skip
+        key = choices.card_key("tier", ticket_id, tiers[number - 1].key)
+    else:
+        done = ticket.status is Status.REMEDY_CHOSEN
+        key = choices.card_key("done" if done else "close", ticket_id)
+    return await card_tapped(uow, desk, actor, key, None, now)
+
+
+def ticket_of_key(key: str) -> int | None:
+    """The ticket a tapped card key is about (None: none), so a room can follow who works on
+    what without knowing the keys' format."""
+    parsed = Key.parse(key)
+    return parsed.number(1) if parsed.prefix == "t" else None

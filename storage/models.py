@@ -290,3 +290,43 @@ class FileRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+
+
+class StaffAppInboxRow(Base):
+    """Each callback of the shop's WeCom app (a member's message or tap), stored once before it
+    is answered, until it has been handled. `key`: the MsgId of a message, the member and the
+    CreateTime of an event (WeCom's own test of a retried callback)."""
+
+    __tablename__ = "staff_app_inbox"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    userid: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None] = mapped_column(index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class StaffCardRow(Base):
+    """A ticket's card as one member of the WeCom app got it: its task_id, and the newest
+    response_code that may still update it (once, within 72 hours; every tap brings one)."""
+
+    __tablename__ = "staff_cards"
+
+    ticket_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    userid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(128), index=True)
+    response_code: Mapped[str | None] = mapped_column(String(256))
+    code_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime]
+
+
+class StaffFocusRow(Base):
+    """The ticket a member of the WeCom app works on now (the one they last took or answered):
+    where their next message goes."""
+
+    __tablename__ = "staff_focus"
+
+    userid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]

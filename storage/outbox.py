@@ -162,10 +162,13 @@ class Outbox:
         not_before: datetime | None = None,
         merge: tuple[str, str] | None = None,
         alert: bool = False,
+        to: Actor | None = None,
     ) -> None:
         """Into the ticket's thread in the staff room (its topic, or as a reply to its card).
         `relay`: a customer's message; `merge` (its header and text): consecutive texts may go
-        as one message while they wait for the room. `alert`: an escalation, also mirrored."""
+        as one message while they wait for the room. `alert`: an escalation, also mirrored.
+        `to`: meant for that one person (a shared group shows it to all, a room of 1:1 chats
+        sends it to them only)."""
         self._add(
             channel=STAFF,
             recipient=STAFF,
@@ -178,6 +181,7 @@ class Outbox:
                 "album": album,
                 "merge": list(merge) if merge else None,
                 "alert": alert,
+                **({"to": to.id} if to is not None else {}),
             },
             ticket_id=ticket_id,
             not_before=not_before,
@@ -190,16 +194,19 @@ class Outbox:
         ticket_id: int | None = None,
         urgency: Urgency = Urgency.CARD,
         alert: bool = False,
+        to: Actor | None = None,
     ) -> None:
         """To the staff room as a message of its own (replies to it still find `ticket_id`).
-        `alert`: an escalation, also mirrored."""
+        `alert`: an escalation, also mirrored. `to`: an answer meant for that one person (an
+        insight reply, a refusal, how to answer a customer): a shared group shows it to all,
+        a room of 1:1 chats sends it to that person only."""
         self._add(
             channel=STAFF,
             recipient=STAFF,
             lane=thread_lane(None),
             kind=ROOM,
             urgency=urgency,
-            payload={"say": say.to_json(), "alert": alert},
+            payload={"say": say.to_json(), "alert": alert, **({"to": to.id} if to else {})},
             ticket_id=ticket_id,
         )
 

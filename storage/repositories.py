@@ -33,6 +33,9 @@ from storage.models import (
     MessageRow,
     NoticeRow,
     OrderRow,
+    StaffAppInboxRow,
+    StaffCardRow,
+    StaffFocusRow,
     TicketRow,
     WeComCursorRow,
     WeComInboxRow,
@@ -760,3 +763,99 @@ class FileRepository:
     async def get(self, file_id: int) -> tuple[str, bytes] | None:
         row = await self.session.get(FileRow, file_id)
         return (row.name, row.data) if row is not None else None
+
+
+@dataclass(frozen=True)
+class StaffCard:
+    userid: str
+    task_id: str
+    response_code: str | None
+
+
+class StaffAppRepository:
+    """The WeCom app's side of the staff room: its callbacks (stored once, until handled),
+    each member's card of each ticket with the code that may update it, and each member's
+    current ticket."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def put_callback(self, key: str, userid: str, payload: str, at: datetime) -> bool:
+        """Store a callback; False when it was stored before (WeCom posted it again)."""
+        if await self.session.get(StaffAppInboxRow, key) is not None:
+            return False
+        self.session.add(StaffAppInboxRow(key=key, userid=userid, payload=payload, received_at=at))
+        return True
+
+    async def pending(self) -> list[StaffAppInboxRow]:
+        rows = await self.session.scalars(
+            select(StaffAppInboxRow)
+            .where(StaffAppInboxRow.handled_at.is_(None))
+            .order_by(StaffAppInboxRow.received_at, StaffAppInboxRow.key)
+        )
+        return list(rows)
+
+    async def mark_handled(self, key: str, at: datetime, error: str | None = None) -> None:
+        await self.session.execute(
+            update(StaffAppInboxRow)
+            .where(StaffAppInboxRow.key == key)
+            .values(handled_at=at, error=error)
+        )
+
+    async def cards(self, ticket_id: int) -> list[StaffCard]:
+        """Each member's card of the ticket: (userid, task_id, response_code or None)."""
+        rows = await self.session.execute(
+            select(StaffCardRow.userid, StaffCardRow.task_id, StaffCardRow.response_code).where(
+                StaffCardRow.ticket_id == ticket_id
+            )
+        )
+        return [StaffCard(u, t, c) for u, t, c in rows]
+
+    async def card_sent(
+        self, ticket_id: int, userid: str, task_id: str, code: str | None, at: datetime
+    ) -> None:
+        await self.session.merge(
+            StaffCardRow(ticket_id=ticket_id, userid=userid, task_id=task_id,
+                         response_code=code, code_at=at if code else None, sent_at=at)
+        )  # fmt: skip
+
+    async def ticket_of_task(self, task_id: str) -> int | None:
+        return await self.session.scalar(
+            select(StaffCardRow.ticket_id).where(StaffCardRow.task_id == task_id).limit(1)
+        )
+
+    async def fresh_code(self, task_id: str, userid: str, code: str, at: datetime) -> None:
+        """A tap brought a new code for that member's card."""
+        await self.session.execute(
+            update(StaffCardRow)
+            .where(StaffCardRow.task_id == task_id, StaffCardRow.userid == userid)
+            .values(response_code=code, code_at=at)
+        )
+
+    async def code_used(self, ticket_id: int, userid: str) -> None:
+        await self.session.execute(
+            update(StaffCardRow)
+            .where(StaffCardRow.ticket_id == ticket_id, StaffCardRow.userid == userid)
+            .values(response_code=None, code_at=None)
+        )
+
+    async def focus(self, userid: str) -> int | None:
+        row = await self.session.get(StaffFocusRow, userid)
+        return row.ticket_id if row else None
+
+    async def set_focus(self, userid: str, ticket_id: int, at: datetime) -> None:
+        await self.session.merge(StaffFocusRow(userid=userid, ticket_id=ticket_id, updated_at=at))
+
+    async def open_tickets_of(self, userid: str) -> list[int]:
+        """Tickets still open whose card this member got, newest first."""
+        rows = await self.session.scalars(
+            select(StaffCardRow.ticket_id)
+            .join(TicketRow, TicketRow.id == StaffCardRow.ticket_id)
+            .where(
+                StaffCardRow.userid == userid,
+                TicketRow.status.in_(("open", "remedy_offered", "remedy_chosen")),
+            )
+            .order_by(StaffCardRow.ticket_id.desc())
+            .limit(5)
+        )
+        return list(rows)

@@ -28,6 +28,7 @@ from storage.repositories import (
     NoticeRepository,
     OrderRepository,
     Planner,
+    StaffAppRepository,
     TicketRepository,
     WeComInboxRepository,
 )
@@ -66,6 +67,7 @@ class UnitOfWork:
         self.inbox = InboxRepository(self.session)
         self.outbox = Outbox(self.session)
         self.wecom = WeComInboxRepository(self.session)
+        self.staff_app = StaffAppRepository(self.session)
         self.insight = InsightRepository(self.session)
         self.orders = OrderRepository(self.session)
         self.notices = NoticeRepository(self.session)

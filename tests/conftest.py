@@ -126,7 +126,8 @@ class InProcessBot:
     ) -> None:
         self.api = api
         self.clock = clock  # the desk's clock (None: the real time)
-        self.settings = bot_settings(api, database_url, **settings)
+        given = bot_settings(api, database_url, **settings)
+        self.settings = {k: v for k, v in given.items() if v != ""}  # "": left out
         self.task: asyncio.Task[None] | None = None
         self.app: Any = None
 
@@ -146,7 +147,10 @@ class InProcessBot:
         )
         polls = _polls(self.api)
         self.task = asyncio.create_task(serve(self.app, signals=False))
-        waiting = asyncio.create_task(self.api.wait_calls("getUpdates", polls + 1))
+        if self.app.telegram is None:  # no Telegram: ready once WeCom can call back
+            waiting = asyncio.create_task(self.app.started.wait())
+        else:
+            waiting = asyncio.create_task(self.api.wait_calls("getUpdates", polls + 1))
         await asyncio.wait({self.task, waiting}, return_when=asyncio.FIRST_COMPLETED)
         if self.task.done():  # it stopped before it polled: say why
             waiting.cancel()
@@ -155,7 +159,8 @@ class InProcessBot:
 
     async def handled(self) -> None:
         """A barrier: every update sent so far has been fetched and handled (committed)."""
-        await self.api.wait_confirmed(timeout=60)  # their jobs are in the lanes by then
+        if self.app.telegram is not None:
+            await self.api.wait_confirmed(timeout=60)  # their jobs are in the lanes by then
         await self.app.lanes.idle()
 
     async def settled(self) -> None:
@@ -166,7 +171,7 @@ class InProcessBot:
     async def stop(self) -> None:
         if self.task is None or self.task.done():
             return
-        self.app.poller.stop()
+        self.app.stop()
         await asyncio.wait_for(self.task, timeout=60)
 
     def output(self) -> str:

@@ -65,6 +65,35 @@ class Choice:
     label: str
     key: str = ""
     kind: str = "tap"
+    # who may use it ("manager"; "": anyone): a room that shows each person their own copy
+    # (WeCom's 1:1 chats) leaves it off the others'; a shared group shows it to all
+    for_role: str = ""
+
+    def to_json(self) -> list[str]:
+        data = [self.label, self.key, self.kind]
+        return [*data, self.for_role] if self.for_role else data
+
+    @classmethod
+    def from_json(cls, data: list[str]) -> Choice:
+        return cls(*data[:4])
+
+
+@dataclass(frozen=True)
+class CardSummary:
+    """A ticket's card for rooms whose cards are not free text (a title, a few key-value rows)
+    and one line that says how to act by typing, where buttons may not show."""
+
+    title: str
+    rows: tuple[tuple[str, str], ...] = ()
+    how: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "rows": [list(r) for r in self.rows], "how": self.how}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CardSummary:
+        rows = tuple((str(k), str(v)) for k, v in data.get("rows", []))
+        return cls(str(data.get("title", "")), rows, str(data.get("how", "")))
 
 
 @dataclass(frozen=True)
@@ -76,25 +105,30 @@ class Say:
     choices: tuple[tuple[Choice, ...], ...] = ()
     attachments: tuple[Attachment, ...] = ()
     clear_choices: bool = False
+    summary: CardSummary | None = None  # a ticket's card: its structured form
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
-            "choices": [[[c.label, c.key, c.kind] for c in row] for row in self.choices],
+            "choices": [[c.to_json() for c in row] for row in self.choices],
             "attachments": [a.to_json() for a in self.attachments],
             "clear_choices": self.clear_choices,
         }
+        if self.summary is not None:
+            data["summary"] = self.summary.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Say:
         return cls(
             text=data.get("text", ""),
             choices=tuple(
-                tuple(Choice(label, key, kind) for label, key, kind in row)
+                tuple(Choice.from_json(choice) for choice in row)
                 for row in data.get("choices", [])
             ),
             attachments=tuple(Attachment.from_json(a) for a in data.get("attachments", [])),
             clear_choices=bool(data.get("clear_choices", False)),
+            summary=CardSummary.from_json(data["summary"]) if data.get("summary") else None,
         )
 
 

@@ -269,6 +269,7 @@ class Queued:
     story: str = ""
     message_ref: str | None = None  # a CLEAR row: the message whose choices go
     alert: bool = False  # an escalation: mirrored to a second staff room
+    to: Actor | None = None  # meant for this one person
 
     @property
     def text(self) -> str:
@@ -393,6 +394,7 @@ class FakeOutbox:
         not_before: datetime | None = None,
         merge: tuple[str, str] | None = None,
         alert: bool = False,
+        to: Actor | None = None,
     ) -> None:
         self.queued.append(
             Queued(
@@ -408,6 +410,7 @@ class FakeOutbox:
                 album=album,
                 merge=merge,
                 alert=alert,
+                to=to,
             )
         )
 
@@ -418,6 +421,7 @@ class FakeOutbox:
         ticket_id: int | None = None,
         urgency: Urgency = Urgency.CARD,
         alert: bool = False,
+        to: Actor | None = None,
     ) -> None:
         self.queued.append(
             Queued(
@@ -429,6 +433,7 @@ class FakeOutbox:
                 say=say,
                 ticket_id=ticket_id,
                 alert=alert,
+                to=to,
             )
         )
 

@@ -35,7 +35,7 @@ COMMANDS = [
 def telegram_bot(settings: Settings) -> Bot:
     base = settings.telegram_api_url.rstrip("/")
     return Bot(
-        settings.bot_token.get_secret_value(),
+        settings.bot_token.get_secret_value() if settings.bot_token else "",
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
         # a few connections serve Telegram's 30 messages a second; many make httpx's pool slow
@@ -76,8 +76,11 @@ class Telegram:
         new_uow: NewUnitOfWork,
         lanes: Lanes,
         clock: Callable[[], datetime],
+        staff_group: bool = True,
     ) -> None:
+        """`staff_group`: False where staff work elsewhere (WeCom): Telegram serves customers."""
         settings = self.settings
+        self.staff_group = staff_group
         self.managers.include_admins = desk.policy.managers_include_group_admins
         language = settings.default_language
         self.staff_room = StaffGroup(
@@ -96,12 +99,13 @@ class Telegram:
         self.router = Router(
             self.bot,
             desk,
-            settings.staff_chat_id,
+            settings.staff_chat_id if staff_group else None,
             self.managers,
             language,
             clock,
             forum=lambda: self.staff_room.forum,
             new_topics=self.staff_room.topics,
+            staff_elsewhere=not staff_group,
         )
         self.poller = DurablePoller(self.bot, self.router, new_uow, lanes, desk, clock, language)
 
@@ -111,7 +115,9 @@ class Telegram:
         await bot.initialize()
         me = bot.bot
         self.digest.bot_username = me.username
-        if self.settings.staff_chat_id is None:
+        if not self.staff_group:
+            logger.info("Desk started as @%s for customers; staff work in WeCom", me.username)
+        elif self.settings.staff_chat_id is None:
             logger.warning(
                 "Set-up mode: STAFF_CHAT_ID is not set. Add @%s to your staff group as an "
                 "administrator (it will say the line to put in .env), or send /whoami there.",

@@ -134,7 +134,7 @@ class DurablePoller:
                 if in_group and user is not None and not user.is_bot:  # they hear it went nowhere
                     text = (message.text or message.caption or "") if message else ""
                     staff.not_handled(uow, self.desk, user.first_name or user.full_name, text)
-                elif said is not None and self.router.staff_chat_id is not None:
+                elif said is not None and self.router.open:
                     await customer.not_handled(uow, self.desk, said)
                 await uow.commit()
         except Exception:  # left in the inbox: tried again at the next start
@@ -270,7 +270,7 @@ class DurablePoller:
 
     def _greeting(self, update: Update, now: datetime) -> tuple[Said, customer.Greeting] | None:
         """A newcomer's first answer, when their first message opens a complaint."""
-        if self.router.staff_chat_id is None or not self._opens(update):
+        if not self.router.open or not self._opens(update):
             return None
         assert update.message is not None
         said = said_by_customer(update.message, self.default_language)

@@ -165,7 +165,9 @@ class Router:
         clock: Callable[[], datetime],
         forum: Callable[[], bool] = lambda: False,
         new_topics: dict[int, int] | None = None,
+        staff_elsewhere: bool = False,
     ) -> None:
+        self.staff_elsewhere = staff_elsewhere  # staff work in another room (WeCom)
         self.new_topics = new_topics if new_topics is not None else {}
         self.bot = bot
         self.desk = desk
@@ -175,6 +177,11 @@ class Router:
         self.clock = clock
         self.forum = forum
 
+    @property
+    def open(self) -> bool:
+        """Whether customers are served: the staff group is set, or staff work elsewhere."""
+        return self.staff_chat_id is not None or self.staff_elsewhere
+
     async def handle(self, uow: UnitOfWork, update: Update, greeted: bool) -> AfterCommit | None:
         now = self.clock()
         if update.callback_query is not None:
@@ -183,7 +190,7 @@ class Router:
         if update.my_chat_member is not None:
             await self.membership_changed(uow, update.my_chat_member, now)
             return None
-        if self.staff_chat_id is None:  # set-up mode: /whoami and a word to customers only
+        if not self.open:  # set-up mode: /whoami and a word to customers only
             self.setting_up(uow, update)
             return None
         edit = update.edited_message
@@ -395,7 +402,7 @@ class Router:
         if command in staff.FACT_COMMANDS:
             ticket = await self.ticket_of(uow, message)
             if ticket is None:
-                staff.no_ticket_for(uow, self.desk, command)
+                staff.no_ticket_for(uow, self.desk, command, actor)
             else:
                 await staff.fact_command(uow, self.desk, actor, ticket, command, args, now)
 

@@ -324,10 +324,13 @@ class WeCom:
 
     # -- the callback server ---------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, more_routes: Callable[[web.Application], None] | None = None) -> None:
+        """`more_routes`: another callback on the same server (the staff room's app)."""
         app = web.Application()
         app.router.add_get(self.settings.wecom_callback_path, self._verify)
         app.router.add_post(self.settings.wecom_callback_path, self._callback)
+        if more_routes is not None:
+            more_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "0.0.0.0", self.settings.wecom_callback_port)

@@ -1,0 +1,484 @@
+"""The staff room on WeCom (STAFF_ROOM=wecom): the shop's self-built app (自建应用) talks to each
+member in a 1:1 chat. A new ticket's card reaches every member as a `button_interaction`
+template_card (managers' with the remedy tiers), its full text as text and its photos as
+images; a ticket's thread reaches whoever took it (everyone who got the card while nobody has);
+alerts reach the managers; a word meant for one person reaches that person only.
+
+The app's callback (a member's message or tap) is checked before it is parsed, stored once
+(by MsgId, or the member and CreateTime of an event) before it is answered `success`, and
+handled in the member's lane like a Telegram update: a tap is the same tap on the same key, a
+message is a typed action, a reply to the member's current ticket, or the desk asks which."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bot.channels.base import Delivery, Outcome, Passing, Refresh
+from bot.channels.wecom.app_client import AppClient
+from bot.channels.wecom.client import WeComError, WeComUnavailable
+from bot.channels.wecom.crypto import CryptoError, WeComCrypto
+from bot.channels.wecom.text import cut_bytes, plain_text, split_bytes
+from bot.config import Settings
+from bot.domain.messages import Attachment, Choice, Outgoing, Say, StaffSaid, Urgency
+from bot.domain.tickets import Actor, Ticket
+from bot.durable import until_done
+from bot.labels import label
+from bot.lanes import Job, Lanes
+from handlers import staff
+from handlers.context import Desk
+from storage.db import passing
+from storage.outbox import CARD, CARD_EDIT, CLEAR
+from storage.uow import NewUnitOfWork, UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "wecom_app"  # the channel of a file a member sent (media/get)
+MOST_BUTTONS = 6
+PASSING_ERRORS = {-1, 45009, 45033}
+WHICH = "w:"  # the app's own key: "this message is for that ticket"
+
+Fetch = Callable[[Attachment], Awaitable[bytes]]
+
+
+def _passing(exc: BaseException) -> bool:
+    if isinstance(exc, WeComError):
+        return exc.errcode in PASSING_ERRORS
+    return isinstance(exc, WeComUnavailable | Passing) or passing(exc)
+
+
+class WeComStaff:
+    """The `StaffRoom` on WeCom, and the app's callback."""
+
+    def __init__(self, settings: Settings, fetch: Fetch) -> None:
+        assert settings.wecom_corp_id and settings.wecom_agent_id is not None
+        assert settings.wecom_app_secret and settings.wecom_app_token
+        assert settings.wecom_app_aes_key
+        self.settings = settings
+        self.fetch = fetch
+        self.client = AppClient(
+            settings.wecom_api_url,
+            settings.wecom_corp_id,
+            settings.wecom_agent_id,
+            settings.wecom_app_secret.get_secret_value(),
+        )
+        self.crypto = WeComCrypto(
+            settings.wecom_app_token.get_secret_value(),
+            settings.wecom_app_aes_key.get_secret_value(),
+            settings.wecom_corp_id,
+        )
+        self.managers = list(dict.fromkeys(settings.wecom_manager_ids))
+        self.staff = [u for u in dict.fromkeys(settings.wecom_staff_ids) if u not in self.managers]
+        self.members = [*self.staff, *self.managers]
+        self._lower = {u.lower(): u for u in self.members}
+        self._told_taken: set[tuple[int, str]] = set()
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def connect(
+        self,
+        desk: Desk,
+        new_uow: NewUnitOfWork,
+        lanes: Lanes,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.desk = desk
+        self.new_uow = new_uow
+        self.lanes = lanes
+        self.clock = clock
+
+    def people(self) -> list[Actor]:
+        """The managers, as the desk mentions them."""
+        return [Actor(u, u, "manager") for u in self.managers]
+
+    def actor(self, userid: str) -> Actor | None:
+        known = self._lower.get(userid.lower())
+        if known is None:
+            return None
+        return Actor(known, known, "manager" if known in self.managers else "staff")
+
+    async def fetch_media(self, attachment: Attachment) -> bytes:
+        """A photo a member sent, for the customer."""
+        return await self.client.get_media(attachment.ref)
+
+    # -- the callback server ---------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        path = self.settings.wecom_app_callback_path
+        app.router.add_get(path, self._verify)
+        app.router.add_post(path, self._callback)
+
+    async def start(self, serve: bool) -> None:
+        """`serve`: run a callback server of its own (no customer-service callback to share)."""
+        if serve:
+            app = web.Application()
+            self.add_routes(app)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "0.0.0.0", self.settings.wecom_callback_port)
+            await site.start()
+            sockets = site._server.sockets if site._server else []  # noqa: SLF001
+            self.port = sockets[0].getsockname()[1] if sockets else None
+        logger.info("WeCom app callbacks at %s", self.settings.wecom_app_callback_path)
+        await self.recover()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.client.close()
+
+    async def recover(self) -> None:
+        async with self.new_uow(read_only=True) as uow:
+            rows = [(r.key, json.loads(r.payload)) for r in await uow.staff_app.pending()]
+        for key, fields in rows:
+            self._submit(key, fields)
+
+    async def _verify(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        try:
+            echo = self.crypto.answer_url_check(
+                q.get("msg_signature", ""),
+                q.get("timestamp", ""),
+                q.get("nonce", ""),
+                q.get("echostr", "").replace(" ", "+"),
+                self.clock().timestamp(),
+            )
+        except CryptoError as exc:
+            logger.warning("WeCom app URL check refused: %s", exc)
+            return web.Response(status=403, text="forbidden")
+        return web.Response(text=echo)
+
+    async def _callback(self, request: web.Request) -> web.StreamResponse:
+        """Checked (signed, and now) before anything is parsed; stored once; then `success`."""
+        q = request.query
+        body = await request.read()
+        try:
+            event = self.crypto.open_callback(
+                q.get("msg_signature", ""),
+                q.get("timestamp", ""),
+                q.get("nonce", ""),
+                body,
+                self.clock().timestamp(),
+            )
+        except CryptoError as exc:
+            logger.warning("An app callback that is not WeCom's was refused: %s", exc)
+            return web.Response(status=403, text="forbidden")
+        fields = {child.tag: (child.text or "") for child in event}
+        user = fields.get("FromUserName", "")
+        key = fields.get("MsgId") or f"{user}:{fields.get('CreateTime', '')}"
+        async with self.new_uow() as uow:
+            fresh = await uow.staff_app.put_callback(
+                key, user, json.dumps(fields, ensure_ascii=False), self.clock()
+            )
+            await uow.commit()
+        if fresh:
+            self._submit(key, fields)
+        return web.Response(text="success")
+
+    def _submit(self, key: str, fields: dict[str, str]) -> None:
+        self.lanes.submit(f"{CHANNEL}:{fields.get('FromUserName', '')}", self._job(key, fields))
+
+    def _job(self, key: str, fields: dict[str, str]) -> Job:
+        async def job() -> None:
+            async def attempt() -> None:
+                async with self.new_uow() as uow:
+                    await self.handle(uow, fields)
+                    await uow.staff_app.mark_handled(key, self.clock())
+                    await uow.commit()
+
+            async def set_aside(exc: Exception) -> None:
+                async with self.new_uow() as uow:
+                    await uow.staff_app.mark_handled(key, self.clock(), repr(exc)[:2000])
+                    await uow.commit()
+
+            await until_done(
+                attempt,
+                what=f"WeCom app callback {key}",
+                passing=_passing,
+                set_aside=set_aside,
+                stopped=self._stopping,
+            )
+
+        return job
+
+    # -- callbacks into use cases ----------------------------------------------------------
+
+    def _tell(self, uow: UnitOfWork, actor: Actor, text: str | None, rows: Any = ()) -> None:
+        if text:
+            uow.outbox.to_room(Say(text, rows), urgency=Urgency.RELAY, to=actor)
+
+    async def handle(self, uow: UnitOfWork, fields: dict[str, str]) -> None:
+        now = self.clock()
+        actor = self.actor(fields.get("FromUserName", ""))
+        if actor is None:
+            logger.warning("A member the desk does not know wrote: %s", fields.get("FromUserName"))
+            return
+        kind = fields.get("MsgType")
+        lang = self.desk.staff_language
+        if kind == "event" and fields.get("Event") == "template_card_event":
+            task_id, key = fields.get("TaskId", ""), fields.get("EventKey", "")
+            code = fields.get("ResponseCode", "")
+            if code:
+                await uow.staff_app.fresh_code(task_id, actor.id, code, now)
+            if key.startswith(WHICH) and key[len(WHICH) :].isdigit():
+                ticket = await uow.tickets.get(int(key[len(WHICH) :]))
+                if ticket is not None and ticket.id is not None:
+                    await uow.staff_app.set_focus(actor.id, ticket.id, now)
+                    self._tell(uow, actor, self.desk.render(lang, "staff/now_on.txt",
+                                                            ticket=ticket))  # fmt: skip
+                return
+            answer = await staff.card_tapped(uow, self.desk, actor, key, None, now)
+            await self._focus_if_taken(uow, actor, staff.ticket_of_key(key), now)
+            self._tell(uow, actor, answer.text)
+            return
+        if kind == "text":
+            await self._text(uow, actor, fields.get("Content", "").strip(), now)
+        elif kind == "image":
+            attachment = Attachment("photo", fields.get("MediaId", ""), CHANNEL)
+            await self._reply(uow, actor, None, "", now, attachment, fields.get("MsgId"))
+
+    async def _focus_if_taken(
+        self, uow: UnitOfWork, actor: Actor, ticket_id: int | None, now: datetime
+    ) -> None:
+        """The ticket becomes the member's current one once they have it."""
+        ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+        if ticket is not None and ticket.taken_by and ticket.taken_by.id == actor.id:
+            await uow.staff_app.set_focus(actor.id, ticket_id or 0, now)
+
+    async def _text(self, uow: UnitOfWork, actor: Actor, text: str, now: datetime) -> None:
+        lang = self.desk.staff_language
+        if not text:
+            return
+        if text.split()[0].lower() == "/whoami":
+            self._tell(uow, actor, self.desk.render(lang, "staff/whoami_app.txt", userid=actor.id))
+            return
+        if text.startswith("/"):
+            command = text.split()[0].lower()
+            self._tell(uow, actor, self.desk.render(lang, "staff/not_here_yet.txt",
+                                                    command=command))  # fmt: skip
+            return
+        answer = await staff.typed_action(uow, self.desk, actor, text, now)
+        if answer is not None:
+            parsed = staff.typed(self.desk, text)
+            if parsed is not None:
+                await self._focus_if_taken(uow, actor, parsed[2], now)
+            self._tell(uow, actor, answer.text)
+            return
+        target = staff.addressed(text)
+        if target is not None:
+            ticket_id, rest = target
+            await self._reply(uow, actor, ticket_id, rest, now, None, None)
+            return
+        await self._reply(uow, actor, None, text, now, None, None)
+
+    async def _reply(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        ticket_id: int | None,
+        text: str,
+        now: datetime,
+        attachment: Attachment | None,
+        ref: str | None,
+    ) -> None:
+        lang = self.desk.staff_language
+        if ticket_id is None:
+            ticket_id = await uow.staff_app.focus(actor.id)
+        ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+        if ticket is None or ticket.id is None:
+            open_ids = await uow.staff_app.open_tickets_of(actor.id)
+            references = [f"T-{i:06d}" for i in open_ids]
+            rows = tuple(
+                (Choice(r, f"{WHICH}{i}"),) for r, i in zip(references, open_ids, strict=True)
+            )
+            self._tell(uow, actor, self.desk.render(lang, "staff/which_ticket.txt",
+                                                    tickets=references), rows)  # fmt: skip
+            return
+        await uow.staff_app.set_focus(actor.id, ticket.id, now)
+        if not text and attachment is None:
+            self._tell(uow, actor, self.desk.render(lang, "staff/now_on.txt", ticket=ticket))
+            return
+        said = StaffSaid(
+            actor=actor,
+            ticket_id=ticket.id,
+            kind="photo" if attachment else "text",
+            text=text or None,
+            attachment=attachment,
+            ref=ref,
+        )
+        if await staff.replied(uow, self.desk, said, now):
+            self._tell(uow, actor, self.desk.render(lang, "staff/sent_to.txt", ticket=ticket))
+
+    # -- delivering the outbox -------------------------------------------------------------
+
+    async def deliver(
+        self, rows: list[Outgoing], ticket: Ticket | None, refresh: Refresh
+    ) -> Outcome:
+        head = rows[0]
+        try:
+            if head.kind == CLEAR:  # a card's buttons go by updating it; nothing to take off
+                return Outcome(Delivery.SENT, [head.id])
+            if head.kind == CARD and ticket is not None:
+                ids = await self._post_card(head, ticket)
+            elif head.kind == CARD_EDIT and ticket is not None:
+                ids = await self._edit_card(head, ticket)
+            else:
+                ids = await self._to_people(head, ticket)
+        except WeComUnavailable as exc:
+            raise Passing(str(exc)) from exc
+        except WeComError as exc:
+            if exc.errcode in PASSING_ERRORS:
+                raise Passing(f"WeCom {exc.errcode}") from exc
+            logger.warning("WeCom app refused row %s: %s", head.id, exc)
+            return Outcome(Delivery.FAILED, [head.id], detail=f"wecom {exc.errcode}")
+        return Outcome(Delivery.SENT, [head.id], message_ids=ids)
+
+    def _card_body(self, say: Say, task_id: str, manager: bool, note: str = "") -> dict[str, Any]:
+        summary = say.summary
+        title = summary.title if summary else cut_bytes(plain_text(say.text).split("\n")[0], 120)
+        buttons = [
+            {"text": cut_bytes(c.label, 40), "style": 1, "key": c.key}
+            for row in say.choices
+            for c in row
+            if c.kind == "tap" and c.key and (manager or c.for_role != "manager")
+        ][:MOST_BUTTONS]
+        card: dict[str, Any] = {
+            "card_type": "button_interaction",
+            "main_title": {"title": cut_bytes(title, 120)},
+            "task_id": task_id,
+            "button_list": buttons,
+        }
+        if summary is not None:
+            card["main_title"]["desc"] = cut_bytes(note or summary.how, 500)
+            card["horizontal_content_list"] = [
+                {"keyname": cut_bytes(k, 20), "value": cut_bytes(v, 60)} for k, v in summary.rows
+            ][:6]
+        return card
+
+    async def _post_card(self, head: Outgoing, ticket: Ticket) -> list[str]:
+        assert ticket.id is not None
+        say = head.say
+        ids: list[str] = []
+        for group, manager in ((self.staff, False), (self.managers, True)):
+            if not group:
+                continue
+            task_id = f"t{ticket.id}-{'m' if manager else 's'}-{head.id}"
+            body = self._card_body(say, task_id, manager)
+            if not body["button_list"]:
+                continue
+            result = await self.client.send(group, {"msgtype": "template_card",
+                                                    "template_card": body})  # fmt: skip
+            ids.append(result.msgid)
+            async with self.new_uow() as uow:  # each member's card, as it returns
+                for member in group:
+                    if member.lower() in result.invalid_users:
+                        continue
+                    await uow.staff_app.card_sent(
+                        ticket.id, member, task_id, result.response_code, self.clock()
+                    )
+                await uow.commit()
+        for piece in split_bytes(plain_text(say.text)):
+            ids.append((await self.client.send(self.members, _text(piece))).msgid)
+        return ids
+
+    async def _edit_card(self, head: Outgoing, ticket: Ticket) -> list[str]:
+        assert ticket.id is not None
+        async with self.new_uow(read_only=True) as uow:
+            cards = await uow.staff_app.cards(ticket.id)
+        taker = ticket.taken_by
+        note = label(self.desk.staff_language, "taking", name=taker.name) if taker else ""
+        by_code: dict[str, list[str]] = {}
+        for card in cards:
+            if card.response_code:
+                by_code.setdefault(card.response_code, []).append(card.userid)
+        updated: set[str] = set()
+        for code, userids in by_code.items():
+            task_id = next(c.task_id for c in cards if c.response_code == code)
+            manager = all(u in self.managers for u in userids)
+            body = self._card_body(head.say, task_id, manager, note)
+            try:
+                if not manager and taker is not None:
+                    await self.client.update_card(code, userids, replace_name=note)
+                elif body["button_list"]:
+                    await self.client.update_card(code, userids, card=body)
+                else:
+                    await self.client.update_card(code, userids, replace_name=note or "—")
+            except WeComError as exc:  # the code was used or is past 72 hours
+                logger.info("Card of %s not updated for %s: %s", ticket.reference, userids, exc)
+                continue
+            updated.update(userids)
+            async with self.new_uow() as uow:
+                for userid in userids:
+                    await uow.staff_app.code_used(ticket.id, userid)
+                await uow.commit()
+        ids: list[str] = []
+        if taker is not None and (ticket.id, taker.id) not in self._told_taken:
+            self._told_taken.add((ticket.id, taker.id))
+            rest = [c.userid for c in cards if c.userid not in updated]
+            if rest:  # a card that can no longer change: said with a plain message
+                line = f"{ticket.reference} · {note}"
+                ids.append((await self.client.send(rest, _text(line))).msgid)
+        return ids
+
+    async def _recipients(self, head: Outgoing, ticket: Ticket | None) -> list[str]:
+        to = head.payload.get("to")
+        if to:
+            return [to]
+        if head.payload.get("alert"):
+            return self.managers
+        if ticket is not None and ticket.id is not None:
+            if ticket.taken_by is not None and ticket.taken_by.id in self.members:
+                return [ticket.taken_by.id]
+            async with self.new_uow(read_only=True) as uow:
+                got = [c.userid for c in await uow.staff_app.cards(ticket.id)]
+            return got or self.members
+        return self.members
+
+    async def _to_people(self, head: Outgoing, ticket: Ticket | None) -> list[str]:
+        people = await self._recipients(head, ticket)
+        say = head.say
+        ids: list[str] = []
+        text = plain_text(say.text)
+        if ticket is not None and text and ticket.reference not in text:
+            text = f"【{ticket.reference}】{text}"
+        for piece in split_bytes(text) if text else []:
+            ids.append((await self.client.send(people, _text(piece))).msgid)
+        for attachment in say.attachments:
+            kind = "image" if attachment.kind == "photo" else "file"
+            data = await self.fetch(attachment)
+            name = "photo.jpg" if kind == "image" else (attachment.name or "file.bin")
+            media_id = await self.client.upload_media(kind, data, name)
+            body = {"msgtype": kind, kind: {"media_id": media_id}}
+            ids.append((await self.client.send(people, body)).msgid)
+        taps = [c for row in say.choices for c in row if c.kind == "tap" and c.key]
+        if taps:
+            for group, manager in ((people, False),):
+                usable = [c for c in taps if manager or c.for_role != "manager"]
+                if not usable:
+                    continue
+                title = (ticket.reference if ticket else "") or cut_bytes(text, 60)
+                body = {
+                    "card_type": "button_interaction",
+                    "main_title": {"title": title, "desc": cut_bytes(text, 500)},
+                    "task_id": f"r{head.id}",
+                    "button_list": [
+                        {"text": cut_bytes(c.label, 40), "style": 1, "key": c.key}
+                        for c in usable[:MOST_BUTTONS]
+                    ],
+                }
+                result = await self.client.send(group, {"msgtype": "template_card",
+                                                        "template_card": body})  # fmt: skip
+                ids.append(result.msgid)
+        return ids
+
+
+def _text(content: str) -> dict[str, Any]:
+    return {"msgtype": "text", "text": {"content": content}}
