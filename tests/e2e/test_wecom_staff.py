@@ -182,3 +182,42 @@ async def test_two_take_at_once(wecom: WeComStandIn, start_bot: Any) -> None:
         ),
         timeout=20,
     )
+
+
+async def test_a_telegram_customer_is_served_by_wecom_staff(
+    api: Any, wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """Customers on Telegram, staff in the WeCom app: the newcomer is greeted at once, the card
+    reaches the WeCom members, and a member's answer from the app reaches the Telegram chat."""
+    from tests.e2e.people import file_complaint, said
+
+    bot = await start_bot(
+        staff_chat_id="",
+        manager_ids="",
+        staff_room="wecom",
+        wecom_corp_id=wecom.corp_id,
+        wecom_api_url=wecom.base_url,
+        wecom_callback_port="0",
+        wecom_agent_id=str(wecom.agent_id),
+        wecom_app_secret=wecom.app_secret,
+        wecom_app_token=wecom.app_token,
+        wecom_app_aes_key=wecom.app_aes_key,
+        wecom_staff_ids=STAFF_IDS,
+        wecom_manager_ids=MANAGER_IDS,
+    )
+    wecom.set_app_callback(f"http://127.0.0.1:{bot.app.callback_port()}/wecom/app")
+    zhangsan = wecom.staff("zhangsan", "张三")
+    wecom.staff("lisi", "李四")
+    wecom.staff("boss", "陈店长")
+    customer = api.person(7601, "小明", "zh")
+    await file_complaint(api, customer, photos=(), submit=False)
+    customer.tap("✅ 提交")
+    await said(api, customer, "投诉单号")
+    card = await card_of(wecom, zhangsan)
+    assert "Telegram" in str(card.card)
+
+    zhangsan.tap(card.task_id, key_of(card, "🙋"))
+    await told(wecom, zhangsan, "跟进")
+    zhangsan.say("您好,我是张三,马上为您处理")
+    answer = await said(api, customer, "马上为您处理")
+    assert "张三" in answer.text or "zhangsan" in answer.text
