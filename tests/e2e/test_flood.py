@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
+
 from bot.standin import BotApiStandIn, TelegramLimits
 from tests.conftest import STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group, said
+
+# Telegram's limits are the same whatever the database: these wait out real minutes of them,
+# so they run on SQLite only (the database's part of a burst: test_restarts, bench/burst.py)
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 REFERENCE = re.compile(r"T-\d{6}")
 
