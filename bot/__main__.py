@@ -19,15 +19,28 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--channel",
         choices=["telegram", "wechat"],
-        default="telegram",
+        default=None,
         help="wechat: the customer writes from WeChat (through the WeCom stand-in)",
+    )
+    demo.add_argument(
+        "--staff",
+        choices=["telegram", "wecom"],
+        default="telegram",
+        help="wecom: staff and the manager work in the shop's WeCom app (no Telegram at all; "
+        "the customer is on WeChat)",
     )
     args = parser.parse_args(argv)
 
     if args.command == "demo":
+        if args.staff == "wecom":
+            if args.channel == "telegram":
+                demo.error("--staff wecom plays an all-WeCom shop: its customer is on WeChat")
+            from bot.demo import run_all_wecom
+
+            return asyncio.run(run_all_wecom(args.lang))
         from bot.demo import run_demo
 
-        return asyncio.run(run_demo(args.lang, args.channel))
+        return asyncio.run(run_demo(args.lang, args.channel or "telegram"))
 
     try:
         settings = load_settings()

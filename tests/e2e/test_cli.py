@@ -106,3 +106,42 @@ def test_the_demo_files_the_same_complaint_from_wechat(tmp_path: Path) -> None:
         "演示结束",
     ):
         assert line in output
+
+
+def test_the_demo_runs_an_all_wecom_shop_without_telegram(tmp_path: Path) -> None:
+    """`--channel wechat --staff wecom`: the WeChat customer's card reaches both staff and the
+    manager in the WeCom app (only the manager's with the tiers), a member takes it and everyone's
+    card shows who has it, answers from the app, the manager taps a tier, the customer chooses,
+    and the member resolves it; no Telegram at all."""
+    code, output = run_bot(
+        ["demo", "--channel", "wechat", "--staff", "wecom"], {"BOT_TOKEN": "123:abc"}, tmp_path
+    )
+    assert code == 0, output
+    for line in (
+        "(WeChat): 你好",
+        "🤖 → 小王, 小李 (企业微信应用):",  # the staff's card, without the tiers
+        "▌T-000001 · 中等 · 花材质量",
+        "[补偿方案:中等]",  # on the manager's card
+        "小王 点了 [🙋 我来跟进] (企业微信应用)",
+        "按钮已变灰: xiaowang 跟进中",
+        "✅ 已发给 T-000001 的客户",
+        "xiaowang(花语花店)",  # the answer from the app, as the customer sees it
+        "陈店长 点了 [补偿方案:中等]",
+        "[今天下午重做并送达]",
+        "小王 点了 [✅ 已办妥,结案]",
+        "已经处理好了",
+        "演示结束",
+    ):
+        assert line in output
+    assert "api.telegram.org" not in output and "getUpdates" not in output
+
+
+def test_the_all_wecom_demo_speaks_english_and_needs_a_wechat_customer(tmp_path: Path) -> None:
+    """`--staff wecom --lang en` plays the same in English; with `--channel telegram` it says
+    that an all-WeCom shop's customer is on WeChat."""
+    code, output = run_bot(["demo", "--staff", "wecom", "--lang", "en"], {}, tmp_path)
+    assert code == 0, output
+    for line in ("Sam taps [🙋 I'll handle it]", "xiaowang has it", "is resolved", "End of"):
+        assert line in output
+    code, output = run_bot(["demo", "--staff", "wecom", "--channel", "telegram"], {}, tmp_path)
+    assert code == 2 and "customer is on WeChat" in output
