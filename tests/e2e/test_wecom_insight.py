@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openpyxl
 from PIL import Image
+from sqlalchemy import update
 
 from bot.standin.wecom import AppMessage, Staff, WeComStandIn
+from storage.db import create_engine
+from storage.models import DeadlineRow
 from tests.e2e.test_insight import ORDERS
 from tests.e2e.test_wechat import CUSTOMER, said_to
 from tests.e2e.test_wecom_staff import card_of, complaint_filed, key_of, start_all_wecom, told
@@ -147,6 +151,94 @@ async def test_words_with_no_current_ticket_go_where_the_member_taps(
     assert sum(1 for s in wecom.sent_to(CUSTOMER) if "正在查" in s.text) == 1
     async with bot.app.new_uow(read_only=True) as uow:
         assert await uow.staff_app.focus("lisi") == 1
+
+
+async def test_a_members_photo_reaches_the_wechat_customer(
+    wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """A photo sent to the app is fetched with media/get and reaches the WeChat customer of
+    the member's current ticket, uploaded again as the customer service's media."""
+    zhang = wecom.staff("zhangsan")
+    wecom.staff("lisi"), wecom.staff("boss")
+    await start_all_wecom(start_bot, wecom)
+    await complaint_filed(wecom)
+    await taken_by(wecom, zhang)
+    photo = b"\xff\xd8\xff\xe0" + b"a staff photo" * 20
+    mark_customer = len(wecom.sent)
+    zhang.send_image(photo)
+    image = await wecom.wait_sent(
+        lambda s: s.touser == CUSTOMER and s.msgtype == "image", timeout=20, after=mark_customer
+    )
+    media_id = image.body["image"]["media_id"]
+    assert wecom.media[media_id].data == photo
+    assert any(p == "media/get" for p, _ in wecom.calls)
+
+
+async def test_a_members_photo_reaches_the_telegram_customer(
+    api: Any, wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """Telegram customers, WeCom staff: a photo sent to the app reaches the customer's chat
+    as a photo."""
+    from tests.e2e.people import file_complaint, said
+    from tests.e2e.test_wecom_staff import MANAGER_IDS, STAFF_IDS
+
+    bot = await start_bot(
+        staff_chat_id="",
+        manager_ids="",
+        staff_room="wecom",
+        wecom_corp_id=wecom.corp_id,
+        wecom_api_url=wecom.base_url,
+        wecom_callback_port="0",
+        wecom_agent_id=str(wecom.agent_id),
+        wecom_app_secret=wecom.app_secret,
+        wecom_app_token=wecom.app_token,
+        wecom_app_aes_key=wecom.app_aes_key,
+        wecom_staff_ids=STAFF_IDS,
+        wecom_manager_ids=MANAGER_IDS,
+    )
+    wecom.set_app_callback(f"http://127.0.0.1:{bot.app.callback_port()}/wecom/app")
+    zhang = wecom.staff("zhangsan", "张三")
+    wecom.staff("lisi", "李四"), wecom.staff("boss", "陈店长")
+    customer = api.person(7602, "小明", "zh")
+    await file_complaint(api, customer, photos=(), submit=False)
+    customer.tap("✅ 提交")
+    await said(api, customer, "投诉单号")
+    await taken_by(wecom, zhang)
+    mark = len(api.sent)
+    zhang.send_image()
+    await api.wait_for(
+        lambda s: s.chat_id == customer.id and s.kind == "photo", after=mark, timeout=20
+    )
+
+
+async def test_the_clock_pages_the_managers_in_wecom(
+    wecom: WeComStandIn, start_bot: Any, database_url: str
+) -> None:
+    """A safety word in the customer's first message reaches the managers at once, and a
+    missed first answer pages them, both by message/send naming the ticket; staff who are not
+    managers get neither."""
+    zhang, boss = wecom.staff("zhangsan"), wecom.staff("boss")
+    wecom.staff("lisi")
+    bot = await start_all_wecom(start_bot, wecom)
+    await complaint_filed(wecom)
+    engine = create_engine(database_url)
+    try:  # the first answer is due now: as if ten minutes had passed
+        async with engine.begin() as db:
+            past = datetime.now(UTC) - timedelta(minutes=1)
+            await db.execute(
+                update(DeadlineRow).where(DeadlineRow.kind == "first_response").values(due_at=past)
+            )
+    finally:
+        await engine.dispose()
+    bot.app.scheduler.poke()
+    page = await told(wecom, boss, "还没有人回复")
+    assert "T-000001" in page.text
+
+    wecom.customer("wx-other", "小张").say("你好,孩子碰了你们的花以后过敏了,现在在医院")
+    alarm = await told(wecom, boss, "重大投诉预警")
+    assert "T-000002" in alarm.text and "过敏" in alarm.text
+    await bot.settled()
+    assert not any("预警" in m.text or "还没有人回复" in m.text for m in zhang.received())
 
 
 async def test_a_callback_that_keeps_failing_is_told_to_the_member(
