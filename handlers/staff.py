@@ -190,12 +190,14 @@ def not_a_thread(uow: UnitOfWork, desk: Desk, actor: Actor) -> None:
     uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, to=actor)
 
 
-def not_handled(uow: UnitOfWork, desk: Desk, name: str, text: str) -> None:
+def not_handled(
+    uow: UnitOfWork, desk: Desk, name: str, text: str, to: Actor | None = None
+) -> None:
     """A staff member's message or tap that could not be handled, however often it was tried
     (a fault of the desk's own): it went nowhere, and they hear so, to send it again or act
-    another way."""
+    another way. `to`: that person only (a room of 1:1 chats)."""
     say = desk.render(desk.staff_language, "staff/staff_not_handled.html", name=name, text=text)
-    uow.outbox.to_room(Say(say), urgency=Urgency.RELAY)
+    uow.outbox.to_room(Say(say), urgency=Urgency.RELAY, to=to)
 
 
 def no_ticket_for(uow: UnitOfWork, desk: Desk, command: str, actor: Actor | None = None) -> None:

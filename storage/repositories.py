@@ -795,6 +795,20 @@ class StaffAppRepository:
         )
         return list(rows)
 
+    async def callback(self, key: str) -> StaffAppInboxRow | None:
+        """One stored callback (a member's words the desk asked about)."""
+        return await self.session.get(StaffAppInboxRow, key)
+
+    async def recent_of(self, userid: str, since: datetime, limit: int = 20) -> list[str]:
+        """What a member sent the app since `since`, newest first (the callbacks' payloads)."""
+        rows = await self.session.scalars(
+            select(StaffAppInboxRow.payload)
+            .where(StaffAppInboxRow.userid == userid, StaffAppInboxRow.received_at >= since)
+            .order_by(StaffAppInboxRow.received_at.desc(), StaffAppInboxRow.key.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
     async def mark_handled(self, key: str, at: datetime, error: str | None = None) -> None:
         await self.session.execute(
             update(StaffAppInboxRow)

@@ -384,6 +384,11 @@ class Staff:
         """A photo: its bytes, a media_id WeCom keeps, or (None) a sample."""
         return self.api.staff_image(self, media)
 
+    def send_file(self, data: bytes, filename: str) -> dict[str, str]:
+        """A file sent to the app (MsgType file: MediaId and FileName; WeCom's documented
+        message formats for an app list no file, so this is the desk's assumption)."""
+        return self.api.staff_file(self, data, filename)
+
     def tap(self, card: AppMessage | str, key: str) -> dict[str, str]:
         """Tap the button with `key` on this member's card (an AppMessage, or its task_id): a
         template_card_event with a fresh ResponseCode for this member's card."""
@@ -1463,6 +1468,13 @@ class WeComStandIn:
         fields = self._app_fields(member, "image")
         fields["PicUrl"] = f"{self.base_url}/standin/pic/{media}"
         fields["MediaId"] = media
+        fields["MsgId"] = self._app_msg_id()
+        return self._staff_acted(fields)
+
+    def staff_file(self, member: Staff, data: bytes, filename: str) -> dict[str, str]:
+        fields = self._app_fields(member, "file")
+        fields["MediaId"] = self.add_media(data, "file", filename)
+        fields["FileName"] = filename
         fields["MsgId"] = self._app_msg_id()
         return self._staff_acted(fields)
 

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +31,7 @@ from bot.domain.tickets import Actor, Ticket
 from bot.durable import until_done
 from bot.labels import label
 from bot.lanes import Job, Lanes
+from handlers import manager as manager_cases
 from handlers import staff
 from handlers.context import Desk
 from storage.db import passing
@@ -42,7 +43,8 @@ logger = logging.getLogger(__name__)
 CHANNEL = "wecom_app"  # the channel of a file a member sent (media/get)
 MOST_BUTTONS = 6
 PASSING_ERRORS = {-1, 45009, 45033}
-WHICH = "w:"  # the app's own key: "this message is for that ticket"
+WHICH = "w:"  # the app's own key: "this message (w:<ticket>:<MsgId>) is for that ticket"
+ORDERS_FILE_WITHIN = timedelta(hours=1)  # /orders imports the file a manager sent this recently
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
 
@@ -188,15 +190,26 @@ class WeComStaff:
 
     def _job(self, key: str, fields: dict[str, str]) -> Job:
         async def job() -> None:
+            prepared: list[manager_cases.Finish | None] = []
+
             async def attempt() -> None:
+                if not prepared:  # an insight command's reading, drawing, import: done once
+                    prepared.append(await self.prepare(fields))
                 async with self.new_uow() as uow:
-                    await self.handle(uow, fields)
+                    if prepared[0] is not None:  # what the insight command made, written now
+                        await prepared[0](uow)
+                    else:
+                        await self.handle(uow, fields)
                     await uow.staff_app.mark_handled(key, self.clock())
                     await uow.commit()
 
             async def set_aside(exc: Exception) -> None:
                 async with self.new_uow() as uow:
                     await uow.staff_app.mark_handled(key, self.clock(), repr(exc)[:2000])
+                    actor = self.actor(fields.get("FromUserName", ""))
+                    if actor is not None:  # they hear, in one line, that it went nowhere
+                        text = fields.get("Content", "") if fields.get("MsgType") == "text" else ""
+                        staff.not_handled(uow, self.desk, actor.name, text, to=actor)
                     await uow.commit()
 
             await until_done(
@@ -208,6 +221,63 @@ class WeComStaff:
             )
 
         return job
+
+    # -- insight: what a manager's command does before its unit of work --------------------
+
+    def _insight(self, fields: dict[str, str]) -> tuple[str, str] | None:
+        """An insight command typed to the app (`/stats 7d`): the command and what follows."""
+        if fields.get("MsgType") != "text":
+            return None
+        head, _, args = fields.get("Content", "").strip().replace("\n", " ").partition(" ")
+        command = head.lower()
+        return (command, args) if command in manager_cases.INSIGHT_COMMANDS else None
+
+    async def prepare(self, fields: dict[str, str]) -> manager_cases.Finish | None:
+        """As the Telegram router's `prepare`: the figures read and drawn (read-only), the
+        orders file fetched (media/get) and imported in short transactions of its own, before
+        the callback's unit of work, which then writes what this returns. Answered to the
+        asker only; None for anything that is no insight command."""
+        found = self._insight(fields)
+        actor = self.actor(fields.get("FromUserName", ""))
+        if found is None or actor is None:
+            return None
+        command, args = found
+        if actor.role != "manager":
+            return manager_cases.refused(self.desk, actor, command)
+        now = self.clock()
+        if command == "/orders":
+            name, data = await self._orders_file(actor, now)
+            if data is None:
+                return self._said(actor, "staff/orders_send_file.txt")
+            return await manager_cases.orders_received(
+                self.new_uow, self.desk, actor, name, data, now
+            )
+        async with self.new_uow(read_only=True) as reading:
+            if command == "/stats":
+                return await manager_cases.stats(reading, self.desk, actor, args, now)
+            if command == "/export":
+                return await manager_cases.export(reading, self.desk, actor, args, now)
+            return await manager_cases.ticket_record(reading, self.desk, actor, args)
+
+    async def _orders_file(self, actor: Actor, now: datetime) -> tuple[str, bytes | None]:
+        """The rule: `/orders` imports the last file the manager sent to the app within the
+        past hour (fetched with media/get)."""
+        async with self.new_uow(read_only=True) as uow:
+            recent = await uow.staff_app.recent_of(actor.id, now - ORDERS_FILE_WITHIN)
+        for payload in recent:
+            fields = json.loads(payload)
+            if fields.get("MsgType") == "file" and fields.get("MediaId"):
+                data = await self.client.get_media(fields["MediaId"])
+                return fields.get("FileName") or "orders.csv", data
+        return "", None
+
+    def _said(self, actor: Actor, template: str, **context: object) -> manager_cases.Finish:
+        text = self.desk.render(self.desk.staff_language, template, **context)
+
+        async def finish(uow: UnitOfWork) -> None:
+            self._tell(uow, actor, text)
+
+        return finish
 
     # -- callbacks into use cases ----------------------------------------------------------
 
@@ -222,28 +292,45 @@ class WeComStaff:
             logger.warning("A member the desk does not know wrote: %s", fields.get("FromUserName"))
             return
         kind = fields.get("MsgType")
-        lang = self.desk.staff_language
         if kind == "event" and fields.get("Event") == "template_card_event":
             task_id, key = fields.get("TaskId", ""), fields.get("EventKey", "")
             code = fields.get("ResponseCode", "")
             if code:
                 await uow.staff_app.fresh_code(task_id, actor.id, code, now)
-            if key.startswith(WHICH) and key[len(WHICH) :].isdigit():
-                ticket = await uow.tickets.get(int(key[len(WHICH) :]))
-                if ticket is not None and ticket.id is not None:
-                    await uow.staff_app.set_focus(actor.id, ticket.id, now)
-                    self._tell(uow, actor, self.desk.render(lang, "staff/now_on.txt",
-                                                            ticket=ticket))  # fmt: skip
+            if key.startswith(WHICH):
+                await self._which_tapped(uow, actor, key[len(WHICH) :], now)
                 return
             answer = await staff.card_tapped(uow, self.desk, actor, key, None, now)
             await self._focus_if_taken(uow, actor, staff.ticket_of_key(key), now)
             self._tell(uow, actor, answer.text)
             return
         if kind == "text":
-            await self._text(uow, actor, fields.get("Content", "").strip(), now)
+            await self._text(uow, actor, fields.get("Content", "").strip(), now, fields)
         elif kind == "image":
             attachment = Attachment("photo", fields.get("MediaId", ""), CHANNEL)
             await self._reply(uow, actor, None, "", now, attachment, fields.get("MsgId"))
+
+    async def _which_tapped(self, uow: UnitOfWork, actor: Actor, rest: str, now: datetime) -> None:
+        """A ticket chosen for words written while the member had no current one: it becomes
+        current, and those words (kept in the app's inbox) go to it, once."""
+        lang = self.desk.staff_language
+        number, _, msg_id = rest.partition(":")
+        ticket = await uow.tickets.get(int(number)) if number.isdigit() else None
+        if ticket is None or ticket.id is None:
+            self._tell(uow, actor, self.desk.render(lang, "staff/no_such_ticket.txt"))
+            return
+        await uow.staff_app.set_focus(actor.id, ticket.id, now)
+        stored = await uow.staff_app.callback(msg_id) if msg_id else None
+        if stored is None or await uow.messages.exists("staff", msg_id):
+            self._tell(uow, actor, self.desk.render(lang, "staff/now_on.txt", ticket=ticket))
+            return
+        fields = json.loads(stored.payload)
+        if fields.get("MsgType") == "image":
+            attachment = Attachment("photo", fields.get("MediaId", ""), CHANNEL)
+            await self._reply(uow, actor, ticket.id, "", now, attachment, msg_id)
+        else:
+            await self._reply(uow, actor, ticket.id, fields.get("Content", "").strip(), now,
+                              None, msg_id)  # fmt: skip
 
     async def _focus_if_taken(
         self, uow: UnitOfWork, actor: Actor, ticket_id: int | None, now: datetime
@@ -253,12 +340,21 @@ class WeComStaff:
         if ticket is not None and ticket.taken_by and ticket.taken_by.id == actor.id:
             await uow.staff_app.set_focus(actor.id, ticket_id or 0, now)
 
-    async def _text(self, uow: UnitOfWork, actor: Actor, text: str, now: datetime) -> None:
+    async def _text(
+        self, uow: UnitOfWork, actor: Actor, text: str, now: datetime, fields: dict[str, str]
+    ) -> None:
         lang = self.desk.staff_language
+        ref = fields.get("MsgId")
         if not text:
             return
         if text.split()[0].lower() == "/whoami":
             self._tell(uow, actor, self.desk.render(lang, "staff/whoami_app.txt", userid=actor.id))
+            return
+        target = staff.addressed(text)
+        command = (target[1] if target else text).split(" ", 1)[0].lower()
+        if command in staff.FACT_COMMANDS:  # `/cause 产品 供应链`, or `T-000123 /cause …`
+            await self._fact(uow, actor, target[0] if target else None, command,
+                             (target[1] if target else text)[len(command):], now)  # fmt: skip
             return
         if text.startswith("/"):
             command = text.split()[0].lower()
@@ -272,12 +368,32 @@ class WeComStaff:
                 await self._focus_if_taken(uow, actor, parsed[2], now)
             self._tell(uow, actor, answer.text)
             return
-        target = staff.addressed(text)
         if target is not None:
             ticket_id, rest = target
-            await self._reply(uow, actor, ticket_id, rest, now, None, None)
+            await self._reply(uow, actor, ticket_id, rest, now, None, ref)
             return
-        await self._reply(uow, actor, None, text, now, None, None)
+        await self._reply(uow, actor, None, text, now, None, ref)
+
+    async def _fact(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        ticket_id: int | None,
+        command: str,
+        args: str,
+        now: datetime,
+    ) -> None:
+        """A fact command about the named ticket, or else the member's current one."""
+        if ticket_id is None:
+            ticket_id = await uow.staff_app.focus(actor.id)
+        ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+        if ticket is None or ticket.id is None:
+            lang = self.desk.staff_language
+            self._tell(uow, actor, self.desk.render(lang, "staff/fact_where_app.txt",
+                                                    command=command))  # fmt: skip
+            return
+        await uow.staff_app.set_focus(actor.id, ticket.id, now)
+        await staff.fact_command(uow, self.desk, actor, ticket, command, args, now)
 
     async def _reply(
         self,
@@ -296,8 +412,10 @@ class WeComStaff:
         if ticket is None or ticket.id is None:
             open_ids = await uow.staff_app.open_tickets_of(actor.id)
             references = [f"T-{i:06d}" for i in open_ids]
+            kept = f":{ref}" if ref else ""  # the words, kept in the inbox, go where tapped
             rows = tuple(
-                (Choice(r, f"{WHICH}{i}"),) for r, i in zip(references, open_ids, strict=True)
+                (Choice(r, f"{WHICH}{i}{kept}"),)
+                for r, i in zip(references, open_ids, strict=True)
             )
             self._tell(uow, actor, self.desk.render(lang, "staff/which_ticket.txt",
                                                     tickets=references), rows)  # fmt: skip
