@@ -117,6 +117,11 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         ticket_link=(
             telegram.ticket_link if telegram is not None and wecom_staff is None else no_link
         ),
+        how_to_answer=(
+            "staff/how_to_answer_app.html"
+            if wecom_staff is not None
+            else "staff/how_to_answer_group.html"
+        ),
     )
 
     def planner(ticket: Ticket) -> list[Deadline]:

@@ -62,6 +62,7 @@ async def deadline_passed(
             "staff/late_first_response.html",
             alert=True,
             managers=managers,
+            how_to_answer=desk.how_to_answer,
             waited=how_long,
             minutes=int(how_long.total_seconds() // 60),
         )

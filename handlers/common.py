@@ -66,6 +66,7 @@ def card(desk: Desk, ticket: Ticket) -> Say:
         severity=severity_label(desk, ticket, lang),
         deadline=next_deadline(ticket, desk.sla, desk.policy.hours),
         repeat=reference(ticket.repeat_of) if ticket.repeat_of else "",
+        how_to_answer=desk.how_to_answer,
     )
     return Say(text, choices.card(ticket, ladder, lang), summary=summary(desk, ticket))
 

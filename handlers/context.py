@@ -40,3 +40,6 @@ class Desk:
     order_lookup: Callable[[str], Awaitable[Order | None]] | None = None
     # a link that opens a ticket's card for staff (the staff room's adapter makes it)
     ticket_link: Callable[[str], str | None] = no_link
+    # the words that tell staff how to answer a customer in their room (a template the room
+    # names: reply to the card in a group, write to the app in WeCom)
+    how_to_answer: str = "staff/how_to_answer_group.html"

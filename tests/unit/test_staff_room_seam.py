@@ -77,3 +77,14 @@ async def test_a_word_meant_for_one_person_says_so(uow: FakeUnitOfWork, desk: De
     staff.not_a_thread(uow.typed, desk, someone)
     row = uow.outbox.take()[0]
     assert row.kind == ROOM and row.to == someone
+
+
+async def test_the_card_says_how_to_answer_in_the_room_it_is_in(uow: FakeUnitOfWork) -> None:
+    """The room names the words that say how to answer a customer: reply to the card in a
+    Telegram group, write to the app in WeCom; the core only shows them."""
+    group, app = fakes.desk(), fakes.desk(how_to_answer="staff/how_to_answer_app.html")
+    await submitted(uow, group)
+    ticket = await ticket_of(uow)
+    assert "回复这张卡片" in common.card(group, ticket).text
+    in_app = common.card(app, ticket).text
+    assert "给应用发消息" in in_app and "回复这张卡片" not in in_app
