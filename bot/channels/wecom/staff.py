@@ -21,17 +21,18 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.base import Delivery, Outcome, Passing, Refresh
-from bot.channels.wecom.app_client import AppClient
+from bot.channels.wecom.app_client import AppClient, SendResult
 from bot.channels.wecom.client import WeComError, WeComUnavailable
 from bot.channels.wecom.crypto import CryptoError, WeComCrypto
-from bot.channels.wecom.text import cut_bytes, plain_text, split_bytes
+from bot.channels.wecom.pace import MemberPace
+from bot.channels.wecom.text import TEXT_BYTES, cut_bytes, plain_text, split_bytes
 from bot.config import Settings
 from bot.domain.messages import Attachment, Choice, Outgoing, Say, StaffSaid, Urgency
 from bot.domain.tickets import Actor, Ticket
 from bot.durable import until_done
 from bot.labels import label
 from bot.lanes import Job, Lanes
-from handlers import staff
+from handlers import common, staff
 from handlers.context import Desk
 from storage.db import passing
 from storage.outbox import CARD, CARD_EDIT, CLEAR
@@ -43,6 +44,8 @@ CHANNEL = "wecom_app"  # the channel of a file a member sent (media/get)
 MOST_BUTTONS = 6
 PASSING_ERRORS = {-1, 45009, 45033}
 WHICH = "w:"  # the app's own key: "this message is for that ticket"
+CARD_RESERVE = 2  # places in a member's minute a card leaves for its digest and for relays
+DIGEST_MOST = 25  # tickets one digest lists
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
 
@@ -78,6 +81,11 @@ class WeComStaff:
         self.members = [*self.staff, *self.managers]
         self._lower = {u.lower(): u for u in self.members}
         self._told_taken: set[tuple[int, str]] = set()
+        self.pace = MemberPace()  # WeCom's 30 a minute and 1000 an hour, member by member
+        self._announced: dict[str, dict[int, Ticket]] = {}  # per member: cards to announce
+        self._listed: dict[str, set[int]] = {}  # per member: announced, the card to follow
+        self._cards_waiting: dict[str, int] = {}  # per member: cards waiting for a place
+        self._digest_locks: dict[str, asyncio.Lock] = {}
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -367,15 +375,26 @@ class WeComStaff:
         assert ticket.id is not None
         say = head.say
         ids: list[str] = []
+        async with self.new_uow(read_only=True) as uow:  # a retried row: what already went
+            done = {c.task_id for c in await uow.staff_app.cards(ticket.id)}
         for group, manager in ((self.staff, False), (self.managers, True)):
             if not group:
                 continue
             task_id = f"t{ticket.id}-{'m' if manager else 's'}-{head.id}"
             body = self._card_body(say, task_id, manager)
-            if not body["button_list"]:
+            if not body["button_list"] or task_id in done:
                 continue
-            result = await self.client.send(group, {"msgtype": "template_card",
-                                                    "template_card": body})  # fmt: skip
+            await self._card_turn(group, ticket)
+            for member in group:
+                self._cards_waiting[member] = self._cards_waiting.get(member, 0) + 1
+            try:
+                card = {"msgtype": "template_card", "template_card": body}
+                result = await self._send(group, card, CARD_RESERVE)
+            finally:
+                for member in group:
+                    self._cards_waiting[member] -= 1
+            for member in group:
+                self._listed.get(member, set()).discard(ticket.id)
             ids.append(result.msgid)
             async with self.new_uow() as uow:  # each member's card, as it returns
                 for member in group:
@@ -386,8 +405,72 @@ class WeComStaff:
                     )
                 await uow.commit()
         for piece in split_bytes(plain_text(say.text)):
-            ids.append((await self.client.send(self.members, _text(piece))).msgid)
+            ids.append((await self._send(self.members, _text(piece))).msgid)
         return ids
+
+    async def _send(self, people: list[str], body: dict[str, Any], reserve: int = 0) -> SendResult:
+        """message/send within each member's 30 a minute and 1000 an hour."""
+        await self.pace.take(people, reserve)
+        try:
+            result = await self.client.send(people, body)
+        except WeComError:  # WeCom answered: nothing went
+            self.pace.unused(people)
+            raise
+        except BaseException:  # it may have arrived: counted
+            self.pace.sent(people)
+            raise
+        self.pace.sent(people)
+        return result
+
+    async def _card_turn(self, group: list[str], ticket: Ticket) -> None:
+        """A card is about to go. A member whose minute is full (or who has cards waiting
+        already) is told of it at once, in one digest with the others waiting; the card
+        follows as the minute allows."""
+        assert ticket.id is not None
+        busy = [
+            m
+            for m in group
+            if ticket.id not in self._listed.get(m, set())
+            and self.pace.free(m) - self._cards_waiting.get(m, 0) <= CARD_RESERVE
+        ]
+        for member in busy:
+            self._announced.setdefault(member, {})[ticket.id] = ticket
+        for member in busy:
+            await self._digest(member, ticket.id)
+
+    async def _digest(self, member: str, ticket_id: int) -> None:
+        lock = self._digest_locks.setdefault(member, asyncio.Lock())
+        async with lock:
+            if ticket_id not in self._announced.get(member, {}):
+                return  # another card's digest listed it meanwhile
+            await self.pace.take([member])  # the place a card leaves free: what came
+            waiting = self._announced[member]  # meanwhile is listed too
+            tickets = list(waiting.values())[:DIGEST_MOST]
+            for ticket in tickets:
+                waiting.pop(ticket.id or 0, None)
+                self._listed.setdefault(member, set()).add(ticket.id or 0)
+            lang = self.desk.staff_language
+            lines = [
+                {
+                    "ticket": t,
+                    "category": common.category_label(self.desk, t, lang),
+                    "severity": common.severity_label(self.desk, t, lang),
+                }
+                for t in tickets
+            ]
+            text = plain_text(
+                self.desk.render(
+                    lang, "staff/app_digest.txt", lines=lines, per_minute=self.pace.per_minute
+                )  # fmt: skip
+            )
+            try:
+                result = await self.client.send([member], _text(cut_bytes(text, TEXT_BYTES)))
+            except (WeComError, WeComUnavailable) as exc:  # the cards themselves still follow
+                self.pace.sent([member])
+                logger.error("Digest of %s tickets to %s not sent: %s", len(tickets), member, exc)
+                return
+            self.pace.sent([member])
+            logger.info("Digest of %s tickets to %s: %s", len(tickets), member, result.msgid)
 
     async def _edit_card(self, head: Outgoing, ticket: Ticket) -> list[str]:
         assert ticket.id is not None
@@ -425,7 +508,7 @@ class WeComStaff:
             rest = [c.userid for c in cards if c.userid not in updated]
             if rest:  # a card that can no longer change: said with a plain message
                 line = f"{ticket.reference} · {note}"
-                ids.append((await self.client.send(rest, _text(line))).msgid)
+                ids.append((await self._send(rest, _text(line))).msgid)
         return ids
 
     async def _recipients(self, head: Outgoing, ticket: Ticket | None) -> list[str]:
@@ -450,14 +533,14 @@ class WeComStaff:
         if ticket is not None and text and ticket.reference not in text:
             text = f"【{ticket.reference}】{text}"
         for piece in split_bytes(text) if text else []:
-            ids.append((await self.client.send(people, _text(piece))).msgid)
+            ids.append((await self._send(people, _text(piece))).msgid)
         for attachment in say.attachments:
             kind = "image" if attachment.kind == "photo" else "file"
             data = await self.fetch(attachment)
             name = "photo.jpg" if kind == "image" else (attachment.name or "file.bin")
             media_id = await self.client.upload_media(kind, data, name)
             body = {"msgtype": kind, kind: {"media_id": media_id}}
-            ids.append((await self.client.send(people, body)).msgid)
+            ids.append((await self._send(people, body)).msgid)
         taps = [c for row in say.choices for c in row if c.kind == "tap" and c.key]
         if taps:
             for group, manager in ((people, False),):
@@ -474,7 +557,7 @@ class WeComStaff:
                         for c in usable[:MOST_BUTTONS]
                     ],
                 }
-                result = await self.client.send(group, {"msgtype": "template_card",
+                result = await self._send(group, {"msgtype": "template_card",
                                                         "template_card": body})  # fmt: skip
                 ids.append(result.msgid)
         return ids

@@ -1,0 +1,86 @@
+"""The WeCom staff room's outbound side within WeCom's rules: each member receives at most 30
+messages a minute and 1000 an hour from the app (the excess is dropped without a word), so the
+desk counts, announces waiting cards in a digest and merges a customer's flood."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bot.standin.wecom import WeComStandIn
+from tests.e2e.test_wechat import menu_id
+from tests.e2e.test_wecom_staff import start_all_wecom
+
+
+class SharedTime:
+    """The stand-in's clock and the desk's per-member count on one time that a wait moves on
+    at once: minutes of WeCom's limits pass without a test waiting for them."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    async def sleep(self, seconds: float) -> None:
+        target = self() + seconds
+        self.offset = max(self.offset, target - time.time())
+        await asyncio.sleep(0)
+
+
+def on_shared_time(bot: Any, wecom: WeComStandIn) -> SharedTime:
+    shared = SharedTime()
+    wecom.clock = shared
+    bot.app.wecom_staff.pace.clock = shared
+    bot.app.wecom_staff.pace.sleep = shared.sleep
+    return shared
+
+
+async def files(wecom: WeComStandIn, userid: str, order: str) -> None:
+    """A WeChat customer files a complaint with no photo, waiting on each answer."""
+
+    def to_me(needle: str, after: int) -> Any:
+        return wecom.wait_sent(
+            lambda s: s.touser == userid and needle in (s.text or str(s.menu or "")),
+            timeout=60,
+            after=after,
+        )
+
+    customer = wecom.customer(userid, f"客户{userid[-2:]}")
+    mark = len(wecom.sent)
+    customer.say(f"你好,我订的生日花束全都蔫了,订单号 {order}")
+    first = await to_me("照片", mark)
+    mark = len(wecom.sent)
+    customer.tap_menu(menu_id(first, "没有照片,跳过"), "没有照片,跳过")
+    await to_me("怎么联系您", mark)
+    mark = len(wecom.sent)
+    customer.say("13800138000")
+    summary = await to_me("请您核对", mark)
+    mark = len(wecom.sent)
+    customer.tap_menu(menu_id(summary, "✅ 提交"), "✅ 提交")
+    await to_me("投诉单号是", mark)
+
+
+async def test_forty_complaints_at_once_stay_within_each_members_minute(
+    wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """40 WeChat customers complain at once with 2 staff and a manager: WeCom drops nothing,
+    and every ticket reaches every member as a card, the busy ones announced first in a
+    digest."""
+    members = [wecom.staff("zhangsan", "张三"), wecom.staff("lisi", "李四"), wecom.staff("boss")]
+    bot = await start_all_wecom(start_bot, wecom)
+    on_shared_time(bot, wecom)
+    await asyncio.gather(
+        *(files(wecom, f"wmMANY{i:04d}", f"FS20261123{i:02d}") for i in range(40))
+    )
+    await bot.settled()
+    references = {f"T-{i:06d}" for i in range(1, 41)}
+    for member in members:
+        assert member.dropped == 0
+        received = member.received()
+        carded = {r for r in references for m in received if m.card and r in m.title}
+        assert carded == references, member.userid
+        digests = [m for m in received if "同时进来" in m.text]
+        assert digests, member.userid
+        assert all(r in " ".join(m.text for m in received) for r in references)
