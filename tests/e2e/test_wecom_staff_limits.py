@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.standin.wecom import WeComStandIn
 from tests.e2e.test_wechat import menu_id
-from tests.e2e.test_wecom_staff import start_all_wecom
+from tests.e2e.test_wecom_staff import card_of, key_of, start_all_wecom, told
 
 
 class SharedTime:
@@ -84,3 +84,38 @@ async def test_forty_complaints_at_once_stay_within_each_members_minute(
         digests = [m for m in received if "同时进来" in m.text]
         assert digests, member.userid
         assert all(r in " ".join(m.text for m in received) for r in references)
+
+
+async def test_a_customers_flood_reaches_the_member_merged(
+    wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """A customer sends 15 messages quickly: the member on the ticket gets every one, marked
+    with the reference, in far fewer messages, and WeCom drops none."""
+    zhang = wecom.staff("zhangsan", "张三")
+    wecom.staff("lisi", "李四"), wecom.staff("boss")
+    bot = await start_all_wecom(start_bot, wecom)
+    await files(wecom, "wmFLOOD01", "FS2026112301")
+    card = await card_of(wecom, zhang)
+    mark = len(wecom.app_sent)
+    zhang.tap(card, key_of(card, "🙋"))
+    await told(wecom, zhang, "由你跟进", mark)
+    await bot.settled()
+    mark = len(wecom.app_sent)
+    customer = wecom.customer("wmFLOOD01")
+    for i in range(1, 16):
+        customer.say(f"补充第{i}条:花是昨天下午送到的")
+    needles = [f"补充第{i}条" for i in range(1, 16)]
+
+    def relays() -> list[Any]:
+        return [
+            m
+            for m in wecom.app_sent[mark:]
+            if m.touser == "zhangsan" and any(n in m.text for n in needles)
+        ]
+
+    await wecom.until(lambda: all(any(n in m.text for m in relays()) for n in needles), timeout=30)
+    await bot.settled()
+    assert len(relays()) <= 5
+    assert all("T-000001" in m.text for m in relays())
+    assert any("合并成一条" in m.text for m in relays())
+    assert zhang.dropped == 0

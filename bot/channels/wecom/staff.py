@@ -35,7 +35,7 @@ from bot.lanes import Job, Lanes
 from handlers import common, staff
 from handlers.context import Desk
 from storage.db import passing
-from storage.outbox import CARD, CARD_EDIT, CLEAR
+from storage.outbox import CARD, CARD_EDIT, CLEAR, RELAY
 from storage.uow import NewUnitOfWork, UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ PASSING_ERRORS = {-1, 45009, 45033}
 WHICH = "w:"  # the app's own key: "this message is for that ticket"
 CARD_RESERVE = 2  # places in a member's minute a card leaves for its digest and for relays
 DIGEST_MOST = 25  # tickets one digest lists
+RELAY_PACE = 4.0  # a ticket's customer texts go at most this often; what comes meanwhile merges
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
 
@@ -86,6 +87,7 @@ class WeComStaff:
         self._listed: dict[str, set[int]] = {}  # per member: announced, the card to follow
         self._cards_waiting: dict[str, int] = {}  # per member: cards waiting for a place
         self._digest_locks: dict[str, asyncio.Lock] = {}
+        self._last_relay: dict[str, float] = {}  # per lane, when its last merged relay went
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -338,6 +340,9 @@ class WeComStaff:
                 ids = await self._post_card(head, ticket)
             elif head.kind == CARD_EDIT and ticket is not None:
                 ids = await self._edit_card(head, ticket)
+            elif head.kind == RELAY and head.payload.get("merge") and ticket is not None:
+                covered, ids = await self._relay(head, ticket, refresh)
+                return Outcome(Delivery.SENT, covered, message_ids=ids)
             else:
                 ids = await self._to_people(head, ticket)
         except WeComUnavailable as exc:
@@ -511,6 +516,43 @@ class WeComStaff:
                 ids.append((await self._send(rest, _text(line))).msgid)
         return ids
 
+    async def _relay(
+        self, head: Outgoing, ticket: Ticket, refresh: Refresh
+    ) -> tuple[list[int], list[str]]:
+        """A customer's text for the people on the ticket. A ticket's texts go at most once a
+        pace; those that waited meanwhile go as one message (up to 2048 bytes) that says how
+        many it holds, so a flood cannot use up a member's minute."""
+        lane = head.lane
+        wait = self._last_relay.get(lane, float("-inf")) + RELAY_PACE - self.pace.clock()
+        if wait > 0:
+            await self.pace.sleep(wait)
+        self._last_relay[lane] = self.pace.clock()
+        if len(self._last_relay) > 4096:  # tickets gone quiet
+            since = self.pace.clock() - RELAY_PACE
+            self._last_relay = {k: v for k, v in self._last_relay.items() if v > since}
+        fresh = await refresh()
+        batch = [fresh[0]] if fresh and fresh[0].id == head.id else [head]
+        header, body = batch[0].payload["merge"]
+        bodies = [plain_text(body)]
+        for row in fresh[1:]:
+            merge = row.payload.get("merge") if row.kind == RELAY else None
+            if not merge or row.say.attachments:
+                break
+            text = plain_text(merge[1])
+            size = len(plain_text(header).encode()) + 80 + sum(len(b.encode()) + 1 for b in bodies)
+            if size + len(text.encode()) > TEXT_BYTES:
+                break
+            batch.append(row)
+            bodies.append(text)
+        if len(batch) == 1:
+            say = batch[0].say
+        else:
+            lang = self.desk.staff_language
+            count = self.desk.render(lang, "staff/merged_count.txt", count=len(batch))
+            say = Say(f"{header} {count}\n" + "\n".join(common.escape(b) for b in bodies))
+        ids = await self._to_people(batch[0], ticket, say)
+        return [r.id for r in batch], ids
+
     async def _recipients(self, head: Outgoing, ticket: Ticket | None) -> list[str]:
         to = head.payload.get("to")
         if to:
@@ -525,9 +567,11 @@ class WeComStaff:
             return got or self.members
         return self.members
 
-    async def _to_people(self, head: Outgoing, ticket: Ticket | None) -> list[str]:
+    async def _to_people(
+        self, head: Outgoing, ticket: Ticket | None, say: Say | None = None
+    ) -> list[str]:
         people = await self._recipients(head, ticket)
-        say = head.say
+        say = say or head.say
         ids: list[str] = []
         text = plain_text(say.text)
         if ticket is not None and text and ticket.reference not in text:
