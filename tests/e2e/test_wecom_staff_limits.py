@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.standin.wecom import WeComStandIn
 from tests.e2e.test_wechat import menu_id
-from tests.e2e.test_wecom_staff import card_of, key_of, start_all_wecom, told
+from tests.e2e.test_wecom_staff import card_of, complaint_filed, key_of, start_all_wecom, told
 
 
 class SharedTime:
@@ -119,3 +119,25 @@ async def test_a_customers_flood_reaches_the_member_merged(
     assert all("T-000001" in m.text for m in relays())
     assert any("合并成一条" in m.text for m in relays())
     assert zhang.dropped == 0
+
+
+async def test_an_untrusted_address_is_said_once_and_the_cards_wait_for_it(
+    wecom: WeComStandIn, start_bot: Any, caplog: Any
+) -> None:
+    """While WeCom answers 60020 the desk logs one line naming the address to add to the
+    app's 企业可信IP, not one per try, and keeps the card; once added, the card arrives."""
+    zhang = wecom.staff("zhangsan", "张三")
+    wecom.staff("lisi", "李四"), wecom.staff("boss")
+    bot = await start_all_wecom(start_bot, wecom)
+    bot.app.sender.retry_first, bot.app.sender.retry_most = 0.05, 0.1
+    wecom.trusted_ips = True
+    await complaint_filed(wecom)
+    await wecom.wait_calls("message/send", 5)
+    lines = [r for r in caplog.records if "企业可信IP" in r.getMessage()]
+    assert len(lines) == 1
+    assert wecom.outgoing_ip in lines[0].getMessage() and lines[0].exc_info is None
+    assert not zhang.received()
+    wecom.trusted_ips = False
+    await card_of(wecom, zhang)
+    await bot.settled()
+    assert sum(1 for r in caplog.records if "企业可信IP" in r.getMessage()) == 1

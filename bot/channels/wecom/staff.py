@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.base import Delivery, Outcome, Passing, Refresh
-from bot.channels.wecom.app_client import AppClient, SendResult
+from bot.channels.wecom.app_client import AppClient, SendResult, WeComIpNotTrusted
 from bot.channels.wecom.client import WeComError, WeComUnavailable
 from bot.channels.wecom.crypto import CryptoError, WeComCrypto
 from bot.channels.wecom.pace import MemberPace
@@ -46,12 +47,15 @@ PASSING_ERRORS = {-1, 45009, 45033}
 WHICH = "w:"  # the app's own key: "this message is for that ticket"
 CARD_RESERVE = 2  # places in a member's minute a card leaves for its digest and for relays
 DIGEST_MOST = 25  # tickets one digest lists
+IP_WARN_EVERY = 60.0  # seconds between two log lines about the trusted IPs (60020)
 RELAY_PACE = 4.0  # a ticket's customer texts go at most this often; what comes meanwhile merges
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
 
 
 def _passing(exc: BaseException) -> bool:
+    if isinstance(exc, WeComIpNotTrusted):  # waits until the shop adds the address
+        return True
     if isinstance(exc, WeComError):
         return exc.errcode in PASSING_ERRORS
     return isinstance(exc, WeComUnavailable | Passing) or passing(exc)
@@ -88,6 +92,7 @@ class WeComStaff:
         self._cards_waiting: dict[str, int] = {}  # per member: cards waiting for a place
         self._digest_locks: dict[str, asyncio.Lock] = {}
         self._last_relay: dict[str, float] = {}  # per lane, when its last merged relay went
+        self._ip_warned: float | None = None  # when the 60020 line was last logged
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -347,12 +352,30 @@ class WeComStaff:
                 ids = await self._to_people(head, ticket)
         except WeComUnavailable as exc:
             raise Passing(str(exc)) from exc
+        except WeComIpNotTrusted as exc:
+            self._ip_not_trusted(exc)
+            raise Passing("WeCom 60020: not a trusted IP, waiting") from None
         except WeComError as exc:
             if exc.errcode in PASSING_ERRORS:
                 raise Passing(f"WeCom {exc.errcode}") from exc
             logger.warning("WeCom app refused row %s: %s", head.id, exc)
             return Outcome(Delivery.FAILED, [head.id], detail=f"wecom {exc.errcode}")
         return Outcome(Delivery.SENT, [head.id], message_ids=ids)
+
+    def _ip_not_trusted(self, exc: WeComIpNotTrusted) -> None:
+        """One clear line, at most once a minute, while WeCom refuses this server's address:
+        what staff are sent waits meanwhile, and goes once the address is added."""
+        now = time.monotonic()
+        if self._ip_warned is not None and now - self._ip_warned < IP_WARN_EVERY:
+            return
+        self._ip_warned = now
+        where = exc.ip or "this server's outgoing address (WeCom did not say which)"
+        logger.error(
+            "WeCom refuses the app's calls from this server (60020): add %s to the app's "
+            "企业可信IP (WeCom admin console: 应用管理, the app, 企业可信IP); messages to staff "
+            "wait until then",
+            where,
+        )
 
     def _card_body(self, say: Say, task_id: str, manager: bool, note: str = "") -> dict[str, Any]:
         summary = say.summary
@@ -470,6 +493,10 @@ class WeComStaff:
             )
             try:
                 result = await self.client.send([member], _text(cut_bytes(text, TEXT_BYTES)))
+            except WeComIpNotTrusted as exc:  # the cards wait, and say it
+                self.pace.unused([member])
+                self._ip_not_trusted(exc)
+                return
             except (WeComError, WeComUnavailable) as exc:  # the cards themselves still follow
                 self.pace.sent([member])
                 logger.error("Digest of %s tickets to %s not sent: %s", len(tickets), member, exc)
@@ -499,6 +526,8 @@ class WeComStaff:
                     await self.client.update_card(code, userids, card=body)
                 else:
                     await self.client.update_card(code, userids, replace_name=note or "—")
+            except WeComIpNotTrusted:
+                raise
             except WeComError as exc:  # the code was used or is past 72 hours
                 logger.info("Card of %s not updated for %s: %s", ticket.reference, userids, exc)
                 continue
