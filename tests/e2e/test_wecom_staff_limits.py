@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from bot.standin.wecom import WeComStandIn
-from tests.e2e.test_wechat import menu_id
+from tests.e2e.test_wechat import menu_id, said_to
 from tests.e2e.test_wecom_staff import card_of, complaint_filed, key_of, start_all_wecom, told
 
 
@@ -141,3 +141,24 @@ async def test_an_untrusted_address_is_said_once_and_the_cards_wait_for_it(
     await card_of(wecom, zhang)
     await bot.settled()
     assert sum(1 for r in caplog.records if "企业可信IP" in r.getMessage()) == 1
+
+
+async def test_the_customer_reads_the_members_name_not_the_userid(
+    wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """A member's answer reaches the customer signed with the name WeCom knows them by (张三),
+    and the others' cards say 张三 has the ticket."""
+    zhang, li = wecom.staff("zhangsan", "张三"), wecom.staff("lisi", "李四")
+    wecom.staff("boss", "陈店长")
+    bot = await start_all_wecom(start_bot, wecom)
+    await complaint_filed(wecom)
+    card, other = await card_of(wecom, zhang), await card_of(wecom, li)
+    mark = len(wecom.app_sent)
+    zhang.tap(card, key_of(card, "🙋"))
+    await told(wecom, zhang, "由你跟进", mark)
+    mark_customer = len(wecom.sent)
+    zhang.say("您好,非常抱歉,我们马上为您处理")
+    answer = await said_to(wecom, "马上为您处理", mark_customer)
+    assert "张三" in answer.text and "zhangsan" not in answer.text
+    await bot.settled()
+    assert li.card(other.task_id or "").replaced_name == "张三 跟进中"

@@ -119,6 +119,21 @@ class WeComStaff:
             return None
         return Actor(known, known, "manager" if known in self.managers else "staff")
 
+    async def named(self, actor: Actor | None) -> Actor | None:
+        """The member with the name WeCom knows them by (user/get), so that a customer reads
+        "张三", not "zhangsan"; the userid when WeCom does not answer."""
+        if actor is None:
+            return None
+        try:
+            name = await self.client.user_name(actor.id)
+        except WeComIpNotTrusted as exc:
+            self._ip_not_trusted(exc)
+            name = None
+        except (WeComError, WeComUnavailable) as exc:
+            logger.info("No name for %s from WeCom: %s", actor.id, exc)
+            name = None
+        return Actor(actor.id, name, actor.role) if name else actor
+
     async def fetch_media(self, attachment: Attachment) -> bytes:
         """A photo a member sent, for the customer."""
         return await self.client.get_media(attachment.ref)
@@ -232,7 +247,7 @@ class WeComStaff:
 
     async def handle(self, uow: UnitOfWork, fields: dict[str, str]) -> None:
         now = self.clock()
-        actor = self.actor(fields.get("FromUserName", ""))
+        actor = await self.named(self.actor(fields.get("FromUserName", "")))
         if actor is None:
             logger.warning("A member the desk does not know wrote: %s", fields.get("FromUserName"))
             return
