@@ -511,6 +511,7 @@ class WeComStandIn:
             ("GET", "media/get", self._media_get, ANY, False),
             ("POST", "message/send", self._message_send, APP, True),
             ("POST", "message/update_template_card", self._update_template_card, APP, True),
+            ("GET", "user/get", self._user_get, APP, False),
             ("POST", "webhook/send", self._webhook_send, None, True),
         ]
         for method, path, handler, auth, has_json in routes:
@@ -1105,6 +1106,16 @@ class WeComStandIn:
             target.updates += 1
         await self._wake()
         return {"invaliduser": invalid}
+
+    async def _user_get(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """user/get (90196): a member the app can see, by userid: its name (scripted staff's
+        `name`); 60111 for anyone else."""
+        member = self.staff_members.get(str(query.get("userid") or "").lower())
+        if member is None:
+            raise Refusal(60111, "userid not found")
+        return {"userid": member.userid, "name": member.name, "status": 1}
 
     async def _pic(self, request: web.Request) -> web.Response:
         media = self._media_of(request.match_info["media_id"])

@@ -95,8 +95,8 @@ async def test_an_all_wecom_shop_settles_a_wechat_complaint(
     zhang.tap(cards["zhangsan"], key_of(cards["zhangsan"], "🙋"))
     await told(wecom, zhang, "由你跟进", mark)
     await bot.settled()
-    assert li.card(cards["lisi"].task_id or "").replaced_name == "zhangsan 跟进中"
-    assert "zhangsan 跟进中" in str(boss.card(cards["boss"].task_id or "").card)
+    assert li.card(cards["lisi"].task_id or "").replaced_name == "张三 跟进中"
+    assert "张三 跟进中" in str(boss.card(cards["boss"].task_id or "").card)
 
     mark_customer = len(wecom.sent)
     zhang.say("您好,非常抱歉,我们马上为您处理")

@@ -52,6 +52,7 @@ class AppClient:
     def __init__(self, api_url: str, corp_id: str, agent_id: int, app_secret: str) -> None:
         self.agent_id = agent_id
         self._api = KfClient(api_url, corp_id, app_secret)
+        self._names: dict[str, str] = {}  # userid -> name, as user/get gave it
 
     async def close(self) -> None:
         await self._api.close()
@@ -100,6 +101,18 @@ class AppClient:
             body["button"] = {"replace_name": replace_name}
         data = await self._call(self._api.call("message/update_template_card", body))
         return _userids(data.get("invaliduser"))
+
+    async def user_name(self, userid: str) -> str | None:
+        """A member's name (user/get, 90196), asked once and kept; None when WeCom does not
+        say (the caller falls back to the userid, and asks again next time)."""
+        if userid in self._names:
+            return self._names[userid]
+        data = await self._call(self._api.call("user/get", params={"userid": userid}))
+        name = str(data.get("name") or "").strip()
+        if not name:
+            return None
+        self._names[userid] = name
+        return name
 
     async def upload_media(self, kind: str, data: bytes, name: str) -> str:
         """Upload a file ("image", "voice", "video", "file") for 3 days; its media_id."""

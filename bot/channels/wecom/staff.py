@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,21 +22,22 @@ from typing import Any
 from aiohttp import web
 
 from bot.channels.base import Delivery, Outcome, Passing, Refresh
-from bot.channels.wecom.app_client import AppClient
+from bot.channels.wecom.app_client import AppClient, SendResult, WeComIpNotTrusted
 from bot.channels.wecom.client import WeComError, WeComUnavailable
 from bot.channels.wecom.crypto import CryptoError, WeComCrypto
-from bot.channels.wecom.text import cut_bytes, plain_text, split_bytes
+from bot.channels.wecom.pace import MemberPace
+from bot.channels.wecom.text import TEXT_BYTES, cut_bytes, plain_text, split_bytes
 from bot.config import Settings
 from bot.domain.messages import Attachment, Choice, Outgoing, Say, StaffSaid, Urgency
 from bot.domain.tickets import Actor, Ticket
 from bot.durable import until_done
 from bot.labels import label
 from bot.lanes import Job, Lanes
+from handlers import common, staff
 from handlers import manager as manager_cases
-from handlers import staff
 from handlers.context import Desk
 from storage.db import passing
-from storage.outbox import CARD, CARD_EDIT, CLEAR
+from storage.outbox import CARD, CARD_EDIT, CLEAR, RELAY
 from storage.uow import NewUnitOfWork, UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -45,11 +47,17 @@ MOST_BUTTONS = 6
 PASSING_ERRORS = {-1, 45009, 45033}
 WHICH = "w:"  # the app's own key: "this message (w:<ticket>:<MsgId>) is for that ticket"
 ORDERS_FILE_WITHIN = timedelta(hours=1)  # /orders imports the file a manager sent this recently
+CARD_RESERVE = 2  # places in a member's minute a card leaves for its digest and for relays
+DIGEST_MOST = 25  # tickets one digest lists
+IP_WARN_EVERY = 60.0  # seconds between two log lines about the trusted IPs (60020)
+RELAY_PACE = 4.0  # a ticket's customer texts go at most this often; what comes meanwhile merges
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
 
 
 def _passing(exc: BaseException) -> bool:
+    if isinstance(exc, WeComIpNotTrusted):  # waits until the shop adds the address
+        return True
     if isinstance(exc, WeComError):
         return exc.errcode in PASSING_ERRORS
     return isinstance(exc, WeComUnavailable | Passing) or passing(exc)
@@ -80,6 +88,13 @@ class WeComStaff:
         self.members = [*self.staff, *self.managers]
         self._lower = {u.lower(): u for u in self.members}
         self._told_taken: set[tuple[int, str]] = set()
+        self.pace = MemberPace()  # WeCom's 30 a minute and 1000 an hour, member by member
+        self._announced: dict[str, dict[int, Ticket]] = {}  # per member: cards to announce
+        self._listed: dict[str, set[int]] = {}  # per member: announced, the card to follow
+        self._cards_waiting: dict[str, int] = {}  # per member: cards waiting for a place
+        self._digest_locks: dict[str, asyncio.Lock] = {}
+        self._last_relay: dict[str, float] = {}  # per lane, when its last merged relay went
+        self._ip_warned: float | None = None  # when the 60020 line was last logged
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -105,6 +120,21 @@ class WeComStaff:
         if known is None:
             return None
         return Actor(known, known, "manager" if known in self.managers else "staff")
+
+    async def named(self, actor: Actor | None) -> Actor | None:
+        """The member with the name WeCom knows them by (user/get), so that a customer reads
+        "张三", not "zhangsan"; the userid when WeCom does not answer."""
+        if actor is None:
+            return None
+        try:
+            name = await self.client.user_name(actor.id)
+        except WeComIpNotTrusted as exc:
+            self._ip_not_trusted(exc)
+            name = None
+        except (WeComError, WeComUnavailable) as exc:
+            logger.info("No name for %s from WeCom: %s", actor.id, exc)
+            name = None
+        return Actor(actor.id, name, actor.role) if name else actor
 
     async def fetch_media(self, attachment: Attachment) -> bytes:
         """A photo a member sent, for the customer."""
@@ -287,7 +317,7 @@ class WeComStaff:
 
     async def handle(self, uow: UnitOfWork, fields: dict[str, str]) -> None:
         now = self.clock()
-        actor = self.actor(fields.get("FromUserName", ""))
+        actor = await self.named(self.actor(fields.get("FromUserName", "")))
         if actor is None:
             logger.warning("A member the desk does not know wrote: %s", fields.get("FromUserName"))
             return
@@ -448,16 +478,37 @@ class WeComStaff:
                 ids = await self._post_card(head, ticket)
             elif head.kind == CARD_EDIT and ticket is not None:
                 ids = await self._edit_card(head, ticket)
+            elif head.kind == RELAY and head.payload.get("merge") and ticket is not None:
+                covered, ids = await self._relay(head, ticket, refresh)
+                return Outcome(Delivery.SENT, covered, message_ids=ids)
             else:
                 ids = await self._to_people(head, ticket)
         except WeComUnavailable as exc:
             raise Passing(str(exc)) from exc
+        except WeComIpNotTrusted as exc:
+            self._ip_not_trusted(exc)
+            raise Passing("WeCom 60020: not a trusted IP, waiting") from None
         except WeComError as exc:
             if exc.errcode in PASSING_ERRORS:
                 raise Passing(f"WeCom {exc.errcode}") from exc
             logger.warning("WeCom app refused row %s: %s", head.id, exc)
             return Outcome(Delivery.FAILED, [head.id], detail=f"wecom {exc.errcode}")
         return Outcome(Delivery.SENT, [head.id], message_ids=ids)
+
+    def _ip_not_trusted(self, exc: WeComIpNotTrusted) -> None:
+        """One clear line, at most once a minute, while WeCom refuses this server's address:
+        what staff are sent waits meanwhile, and goes once the address is added."""
+        now = time.monotonic()
+        if self._ip_warned is not None and now - self._ip_warned < IP_WARN_EVERY:
+            return
+        self._ip_warned = now
+        where = exc.ip or "this server's outgoing address (WeCom did not say which)"
+        logger.error(
+            "WeCom refuses the app's calls from this server (60020): add %s to the app's "
+            "企业可信IP (WeCom admin console: 应用管理, the app, 企业可信IP); messages to staff "
+            "wait until then",
+            where,
+        )
 
     def _card_body(self, say: Say, task_id: str, manager: bool, note: str = "") -> dict[str, Any]:
         summary = say.summary
@@ -485,15 +536,26 @@ class WeComStaff:
         assert ticket.id is not None
         say = head.say
         ids: list[str] = []
+        async with self.new_uow(read_only=True) as uow:  # a retried row: what already went
+            done = {c.task_id for c in await uow.staff_app.cards(ticket.id)}
         for group, manager in ((self.staff, False), (self.managers, True)):
             if not group:
                 continue
             task_id = f"t{ticket.id}-{'m' if manager else 's'}-{head.id}"
             body = self._card_body(say, task_id, manager)
-            if not body["button_list"]:
+            if not body["button_list"] or task_id in done:
                 continue
-            result = await self.client.send(group, {"msgtype": "template_card",
-                                                    "template_card": body})  # fmt: skip
+            await self._card_turn(group, ticket)
+            for member in group:
+                self._cards_waiting[member] = self._cards_waiting.get(member, 0) + 1
+            try:
+                card = {"msgtype": "template_card", "template_card": body}
+                result = await self._send(group, card, CARD_RESERVE)
+            finally:
+                for member in group:
+                    self._cards_waiting[member] -= 1
+            for member in group:
+                self._listed.get(member, set()).discard(ticket.id)
             ids.append(result.msgid)
             async with self.new_uow() as uow:  # each member's card, as it returns
                 for member in group:
@@ -504,8 +566,76 @@ class WeComStaff:
                     )
                 await uow.commit()
         for piece in split_bytes(plain_text(say.text)):
-            ids.append((await self.client.send(self.members, _text(piece))).msgid)
+            ids.append((await self._send(self.members, _text(piece))).msgid)
         return ids
+
+    async def _send(self, people: list[str], body: dict[str, Any], reserve: int = 0) -> SendResult:
+        """message/send within each member's 30 a minute and 1000 an hour."""
+        await self.pace.take(people, reserve)
+        try:
+            result = await self.client.send(people, body)
+        except WeComError:  # WeCom answered: nothing went
+            self.pace.unused(people)
+            raise
+        except BaseException:  # it may have arrived: counted
+            self.pace.sent(people)
+            raise
+        self.pace.sent(people)
+        return result
+
+    async def _card_turn(self, group: list[str], ticket: Ticket) -> None:
+        """A card is about to go. A member whose minute is full (or who has cards waiting
+        already) is told of it at once, in one digest with the others waiting; the card
+        follows as the minute allows."""
+        assert ticket.id is not None
+        busy = [
+            m
+            for m in group
+            if ticket.id not in self._listed.get(m, set())
+            and self.pace.free(m) - self._cards_waiting.get(m, 0) <= CARD_RESERVE
+        ]
+        for member in busy:
+            self._announced.setdefault(member, {})[ticket.id] = ticket
+        for member in busy:
+            await self._digest(member, ticket.id)
+
+    async def _digest(self, member: str, ticket_id: int) -> None:
+        lock = self._digest_locks.setdefault(member, asyncio.Lock())
+        async with lock:
+            if ticket_id not in self._announced.get(member, {}):
+                return  # another card's digest listed it meanwhile
+            await self.pace.take([member])  # the place a card leaves free: what came
+            waiting = self._announced[member]  # meanwhile is listed too
+            tickets = list(waiting.values())[:DIGEST_MOST]
+            for ticket in tickets:
+                waiting.pop(ticket.id or 0, None)
+                self._listed.setdefault(member, set()).add(ticket.id or 0)
+            lang = self.desk.staff_language
+            lines = [
+                {
+                    "ticket": t,
+                    "category": common.category_label(self.desk, t, lang),
+                    "severity": common.severity_label(self.desk, t, lang),
+                }
+                for t in tickets
+            ]
+            text = plain_text(
+                self.desk.render(
+                    lang, "staff/app_digest.txt", lines=lines, per_minute=self.pace.per_minute
+                )  # fmt: skip
+            )
+            try:
+                result = await self.client.send([member], _text(cut_bytes(text, TEXT_BYTES)))
+            except WeComIpNotTrusted as exc:  # the cards wait, and say it
+                self.pace.unused([member])
+                self._ip_not_trusted(exc)
+                return
+            except (WeComError, WeComUnavailable) as exc:  # the cards themselves still follow
+                self.pace.sent([member])
+                logger.error("Digest of %s tickets to %s not sent: %s", len(tickets), member, exc)
+                return
+            self.pace.sent([member])
+            logger.info("Digest of %s tickets to %s: %s", len(tickets), member, result.msgid)
 
     async def _edit_card(self, head: Outgoing, ticket: Ticket) -> list[str]:
         assert ticket.id is not None
@@ -529,6 +659,8 @@ class WeComStaff:
                     await self.client.update_card(code, userids, card=body)
                 else:
                     await self.client.update_card(code, userids, replace_name=note or "—")
+            except WeComIpNotTrusted:
+                raise
             except WeComError as exc:  # the code was used or is past 72 hours
                 logger.info("Card of %s not updated for %s: %s", ticket.reference, userids, exc)
                 continue
@@ -543,8 +675,45 @@ class WeComStaff:
             rest = [c.userid for c in cards if c.userid not in updated]
             if rest:  # a card that can no longer change: said with a plain message
                 line = f"{ticket.reference} · {note}"
-                ids.append((await self.client.send(rest, _text(line))).msgid)
+                ids.append((await self._send(rest, _text(line))).msgid)
         return ids
+
+    async def _relay(
+        self, head: Outgoing, ticket: Ticket, refresh: Refresh
+    ) -> tuple[list[int], list[str]]:
+        """A customer's text for the people on the ticket. A ticket's texts go at most once a
+        pace; those that waited meanwhile go as one message (up to 2048 bytes) that says how
+        many it holds, so a flood cannot use up a member's minute."""
+        lane = head.lane
+        wait = self._last_relay.get(lane, float("-inf")) + RELAY_PACE - self.pace.clock()
+        if wait > 0:
+            await self.pace.sleep(wait)
+        self._last_relay[lane] = self.pace.clock()
+        if len(self._last_relay) > 4096:  # tickets gone quiet
+            since = self.pace.clock() - RELAY_PACE
+            self._last_relay = {k: v for k, v in self._last_relay.items() if v > since}
+        fresh = await refresh()
+        batch = [fresh[0]] if fresh and fresh[0].id == head.id else [head]
+        header, body = batch[0].payload["merge"]
+        bodies = [plain_text(body)]
+        for row in fresh[1:]:
+            merge = row.payload.get("merge") if row.kind == RELAY else None
+            if not merge or row.say.attachments:
+                break
+            text = plain_text(merge[1])
+            size = len(plain_text(header).encode()) + 80 + sum(len(b.encode()) + 1 for b in bodies)
+            if size + len(text.encode()) > TEXT_BYTES:
+                break
+            batch.append(row)
+            bodies.append(text)
+        if len(batch) == 1:
+            say = batch[0].say
+        else:
+            lang = self.desk.staff_language
+            count = self.desk.render(lang, "staff/merged_count.txt", count=len(batch))
+            say = Say(f"{header} {count}\n" + "\n".join(common.escape(b) for b in bodies))
+        ids = await self._to_people(batch[0], ticket, say)
+        return [r.id for r in batch], ids
 
     async def _recipients(self, head: Outgoing, ticket: Ticket | None) -> list[str]:
         to = head.payload.get("to")
@@ -560,22 +729,24 @@ class WeComStaff:
             return got or self.members
         return self.members
 
-    async def _to_people(self, head: Outgoing, ticket: Ticket | None) -> list[str]:
+    async def _to_people(
+        self, head: Outgoing, ticket: Ticket | None, say: Say | None = None
+    ) -> list[str]:
         people = await self._recipients(head, ticket)
-        say = head.say
+        say = say or head.say
         ids: list[str] = []
         text = plain_text(say.text)
         if ticket is not None and text and ticket.reference not in text:
             text = f"【{ticket.reference}】{text}"
         for piece in split_bytes(text) if text else []:
-            ids.append((await self.client.send(people, _text(piece))).msgid)
+            ids.append((await self._send(people, _text(piece))).msgid)
         for attachment in say.attachments:
             kind = "image" if attachment.kind == "photo" else "file"
             data = await self.fetch(attachment)
             name = "photo.jpg" if kind == "image" else (attachment.name or "file.bin")
             media_id = await self.client.upload_media(kind, data, name)
             body = {"msgtype": kind, kind: {"media_id": media_id}}
-            ids.append((await self.client.send(people, body)).msgid)
+            ids.append((await self._send(people, body)).msgid)
         taps = [c for row in say.choices for c in row if c.kind == "tap" and c.key]
         if taps:
             for group, manager in ((people, False),):
@@ -592,7 +763,7 @@ class WeComStaff:
                         for c in usable[:MOST_BUTTONS]
                     ],
                 }
-                result = await self.client.send(group, {"msgtype": "template_card",
+                result = await self._send(group, {"msgtype": "template_card",
                                                         "template_card": body})  # fmt: skip
                 ids.append(result.msgid)
         return ids
