@@ -123,9 +123,9 @@ def test_the_demo_runs_an_all_wecom_shop_without_telegram(tmp_path: Path) -> Non
         "▌T-000001 · 中等 · 花材质量",
         "[补偿方案:中等]",  # on the manager's card
         "小王 点了 [🙋 我来跟进] (企业微信应用)",
-        "按钮已变灰: xiaowang 跟进中",
+        "按钮已变灰: 小王 跟进中",  # the member as WeCom names them
         "✅ 已发给 T-000001 的客户",
-        "xiaowang(花语花店)",  # the answer from the app, as the customer sees it
+        "小王(花语花店)",  # the answer from the app, as the customer sees it
         "陈店长 点了 [补偿方案:中等]",
         "[今天下午重做并送达]",
         "小王 点了 [✅ 已办妥,结案]",
@@ -141,7 +141,7 @@ def test_the_all_wecom_demo_speaks_english_and_needs_a_wechat_customer(tmp_path:
     that an all-WeCom shop's customer is on WeChat."""
     code, output = run_bot(["demo", "--staff", "wecom", "--lang", "en"], {}, tmp_path)
     assert code == 0, output
-    for line in ("Sam taps [🙋 I'll handle it]", "xiaowang has it", "is resolved", "End of"):
+    for line in ("Sam taps [🙋 I'll handle it]", "Sam has it", "is resolved", "End of"):
         assert line in output
     code, output = run_bot(["demo", "--staff", "wecom", "--channel", "telegram"], {}, tmp_path)
     assert code == 2 and "customer is on WeChat" in output
