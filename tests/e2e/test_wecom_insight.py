@@ -180,23 +180,9 @@ async def test_a_members_photo_reaches_the_telegram_customer(
     """Telegram customers, WeCom staff: a photo sent to the app reaches the customer's chat
     as a photo."""
     from tests.e2e.people import file_complaint, said
-    from tests.e2e.test_wecom_staff import MANAGER_IDS, STAFF_IDS
+    from tests.e2e.test_wecom_staff import start_telegram_with_wecom_staff
 
-    bot = await start_bot(
-        staff_chat_id="",
-        manager_ids="",
-        staff_room="wecom",
-        wecom_corp_id=wecom.corp_id,
-        wecom_api_url=wecom.base_url,
-        wecom_callback_port="0",
-        wecom_agent_id=str(wecom.agent_id),
-        wecom_app_secret=wecom.app_secret,
-        wecom_app_token=wecom.app_token,
-        wecom_app_aes_key=wecom.app_aes_key,
-        wecom_staff_ids=STAFF_IDS,
-        wecom_manager_ids=MANAGER_IDS,
-    )
-    wecom.set_app_callback(f"http://127.0.0.1:{bot.app.callback_port()}/wecom/app")
+    await start_telegram_with_wecom_staff(start_bot, wecom)
     zhang = wecom.staff("zhangsan", "张三")
     wecom.staff("lisi", "李四"), wecom.staff("boss", "陈店长")
     customer = api.person(7602, "小明", "zh")

@@ -36,6 +36,26 @@ async def start_all_wecom(start_bot: Any, wecom: WeComStandIn) -> Any:
     return bot
 
 
+async def start_telegram_with_wecom_staff(start_bot: Any, wecom: WeComStandIn) -> Any:
+    """Customers on Telegram, the staff room in the WeCom app (no Telegram group)."""
+    bot = await start_bot(
+        staff_chat_id="",
+        manager_ids="",
+        staff_room="wecom",
+        wecom_corp_id=wecom.corp_id,
+        wecom_api_url=wecom.base_url,
+        wecom_callback_port="0",
+        wecom_agent_id=str(wecom.agent_id),
+        wecom_app_secret=wecom.app_secret,
+        wecom_app_token=wecom.app_token,
+        wecom_app_aes_key=wecom.app_aes_key,
+        wecom_staff_ids=STAFF_IDS,
+        wecom_manager_ids=MANAGER_IDS,
+    )
+    wecom.set_app_callback(f"http://127.0.0.1:{bot.app.callback_port()}/wecom/app")
+    return bot
+
+
 async def complaint_filed(wecom: WeComStandIn) -> None:
     """A WeChat customer files T-000001, with no photo."""
     customer = wecom.customer(CUSTOMER, "小李")
@@ -191,21 +211,7 @@ async def test_a_telegram_customer_is_served_by_wecom_staff(
     reaches the WeCom members, and a member's answer from the app reaches the Telegram chat."""
     from tests.e2e.people import file_complaint, said
 
-    bot = await start_bot(
-        staff_chat_id="",
-        manager_ids="",
-        staff_room="wecom",
-        wecom_corp_id=wecom.corp_id,
-        wecom_api_url=wecom.base_url,
-        wecom_callback_port="0",
-        wecom_agent_id=str(wecom.agent_id),
-        wecom_app_secret=wecom.app_secret,
-        wecom_app_token=wecom.app_token,
-        wecom_app_aes_key=wecom.app_aes_key,
-        wecom_staff_ids=STAFF_IDS,
-        wecom_manager_ids=MANAGER_IDS,
-    )
-    wecom.set_app_callback(f"http://127.0.0.1:{bot.app.callback_port()}/wecom/app")
+    await start_telegram_with_wecom_staff(start_bot, wecom)
     zhangsan = wecom.staff("zhangsan", "张三")
     wecom.staff("lisi", "李四")
     wecom.staff("boss", "陈店长")
