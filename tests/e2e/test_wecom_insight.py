@@ -249,3 +249,34 @@ async def test_a_callback_that_keeps_failing_is_told_to_the_member(
     assert not any("没能处理" in m.text for m in zhang.received())
     async with bot.app.new_uow(read_only=True) as uow:
         assert await uow.staff_app.pending() == []
+
+
+async def test_a_manager_imports_orders_from_a_link(wecom: WeComStandIn, start_bot: Any) -> None:
+    """WeCom's apps receive no files: `/orders <link>` downloads the shop's export and
+    imports it; a link that does not answer is said so, without the link's key."""
+    from aiohttp import web
+
+    async def export(request: web.Request) -> web.Response:
+        if request.query.get("key") != "k-2231":
+            return web.Response(status=403)
+        return web.Response(body=("\ufeff" + ORDERS).encode())
+
+    app = web.Application()
+    app.router.add_get("/export/orders.csv", export)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    try:
+        boss = wecom.staff("boss")
+        wecom.staff("zhangsan"), wecom.staff("lisi")
+        await start_all_wecom(start_bot, wecom)
+        boss.say(f"/orders http://127.0.0.1:{port}/export/orders.csv?key=wrong")
+        refused = await told(wecom, boss, "链接打不开")
+        assert "HTTP 403" in refused.text and "wrong" not in refused.text
+        boss.say(f"/orders http://127.0.0.1:{port}/export/orders.csv?key=k-2231")
+        imported = await told(wecom, boss, "已导入")
+        assert "2 个订单" in imported.text
+    finally:
+        await runner.cleanup()

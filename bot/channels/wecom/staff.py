@@ -276,7 +276,11 @@ class WeComStaff:
             return manager_cases.refused(self.desk, actor, command)
         now = self.clock()
         if command == "/orders":
-            name, data = await self._orders_file(actor, now)
+            link = next((w for w in args.split() if w.startswith(("https://", "http://"))), "")
+            try:
+                name, data = await _download(link) if link else await self._orders_file(actor, now)
+            except OrdersUnreachable as exc:
+                return self._said(actor, "staff/orders_unreachable.txt", why=str(exc))
             if data is None:
                 return self._said(actor, "staff/orders_send_file.txt")
             return await manager_cases.orders_received(
@@ -299,6 +303,8 @@ class WeComStaff:
             if fields.get("MsgType") == "file" and fields.get("MediaId"):
                 data = await self.client.get_media(fields["MediaId"])
                 return fields.get("FileName") or "orders.csv", data
+            if fields.get("MsgType") == "link" and fields.get("Url"):  # a shared link
+                return await _download(fields["Url"])
         return "", None
 
     def _said(self, actor: Actor, template: str, **context: object) -> manager_cases.Finish:
@@ -771,3 +777,31 @@ class WeComStaff:
 
 def _text(content: str) -> dict[str, Any]:
     return {"msgtype": "text", "text": {"content": content}}
+
+
+ORDERS_MOST = 30 * 1024 * 1024  # an orders file larger than this is refused
+
+
+class OrdersUnreachable(Exception):
+    """The orders file's link could not be read (what went wrong, never the link itself: its
+    query may hold a key)."""
+
+
+async def _download(url: str) -> tuple[str, bytes | None]:
+    """An orders file from a link (WeCom's apps receive no files: a shop's system can export
+    one to a link). The file's name is the link's last part."""
+    import aiohttp
+
+    from bot.http_failure import http_failure
+
+    name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or "orders.csv"
+    try:
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as answer:
+            answer.raise_for_status()
+            data = await answer.content.read(ORDERS_MOST + 1)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise OrdersUnreachable(http_failure(exc)) from None
+    if len(data) > ORDERS_MOST:
+        raise OrdersUnreachable("over 30 MB")
+    return name, data
