@@ -87,7 +87,8 @@ def summary(desk: Desk, ticket: Ticket) -> CardSummary:
         (label(lang, "row_taken"), taken),
     )
     how = desk.render(lang, "staff/card_how.txt", ticket=ticket)
-    return CardSummary(title.strip(), rows, how.strip())
+    state = desk.render(lang, "staff/card_state.txt", ticket=ticket, taken=ticket.taken_by)
+    return CardSummary(title.strip(), rows, how.strip(), state)
 
 
 def post_card(uow: UnitOfWork, desk: Desk, ticket: Ticket) -> None:

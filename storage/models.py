@@ -319,6 +319,7 @@ class StaffCardRow(Base):
     response_code: Mapped[str | None] = mapped_column(String(256))
     code_at: Mapped[datetime | None]
     sent_at: Mapped[datetime]
+    told: Mapped[str | None] = mapped_column(String(512))  # the state it last showed or said
 
 
 class StaffFocusRow(Base):

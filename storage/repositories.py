@@ -770,6 +770,7 @@ class StaffCard:
     userid: str
     task_id: str
     response_code: str | None
+    told: str | None = None  # the state it last showed, or was said in a plain message
 
 
 class StaffAppRepository:
@@ -819,11 +820,22 @@ class StaffAppRepository:
     async def cards(self, ticket_id: int) -> list[StaffCard]:
         """Each member's card of the ticket: (userid, task_id, response_code or None)."""
         rows = await self.session.execute(
-            select(StaffCardRow.userid, StaffCardRow.task_id, StaffCardRow.response_code).where(
-                StaffCardRow.ticket_id == ticket_id
-            )
+            select(
+                StaffCardRow.userid,
+                StaffCardRow.task_id,
+                StaffCardRow.response_code,
+                StaffCardRow.told,
+            ).where(StaffCardRow.ticket_id == ticket_id)
         )
-        return [StaffCard(u, t, c) for u, t, c in rows]
+        return [StaffCard(u, t, c, told) for u, t, c, told in rows]
+
+    async def told(self, ticket_id: int, userids: list[str], state: str) -> None:
+        """These members' cards show (or they were told) this state of the ticket."""
+        await self.session.execute(
+            update(StaffCardRow)
+            .where(StaffCardRow.ticket_id == ticket_id, StaffCardRow.userid.in_(userids))
+            .values(told=state)
+        )
 
     async def card_sent(
         self, ticket_id: int, userid: str, task_id: str, code: str | None, at: datetime

@@ -86,14 +86,25 @@ class CardSummary:
     title: str
     rows: tuple[tuple[str, str], ...] = ()
     how: str = ""
+    state: str = ""  # where the ticket stands, in a line (said plainly where a card cannot change)
 
     def to_json(self) -> dict[str, Any]:
-        return {"title": self.title, "rows": [list(r) for r in self.rows], "how": self.how}
+        return {
+            "title": self.title,
+            "rows": [list(r) for r in self.rows],
+            "how": self.how,
+            "state": self.state,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CardSummary:
         rows = tuple((str(k), str(v)) for k, v in data.get("rows", []))
-        return cls(str(data.get("title", "")), rows, str(data.get("how", "")))
+        return cls(
+            str(data.get("title", "")),
+            rows,
+            str(data.get("how", "")),
+            str(data.get("state", "")),
+        )
 
 
 @dataclass(frozen=True)

@@ -227,3 +227,32 @@ async def test_a_telegram_customer_is_served_by_wecom_staff(
     zhangsan.say("您好,我是张三,马上为您处理")
     answer = await said(api, customer, "马上为您处理")
     assert "张三" in answer.text or "zhangsan" in answer.text
+
+
+async def test_a_card_that_can_no_longer_change_says_where_the_ticket_stands(
+    wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """Three days after the take, no card can be updated by its old code: when the manager
+    offers a remedy, the others hear where the ticket stands in one plain message, once."""
+    zhang, li, boss = wecom.staff("zhangsan"), wecom.staff("lisi"), wecom.staff("boss")
+    bot = await start_all_wecom(start_bot, wecom)
+    await complaint_filed(wecom)
+    cards = {m.userid: await card_of(wecom, m) for m in (zhang, li, boss)}
+    mark = len(wecom.app_sent)
+    zhang.tap(cards["zhangsan"], key_of(cards["zhangsan"], "🙋"))
+    await told(wecom, zhang, "由你跟进", mark)
+    await bot.settled()
+
+    wecom.travel(73 * 3600)  # past the 72 hours WeCom allows an update in
+    mark = len(wecom.app_sent)
+    manager_card = boss.card(cards["boss"].task_id or "")
+    boss.tap(manager_card, key_of(manager_card, "补偿方案:中等"))  # a fresh code: his only
+    said = await told(wecom, li, "等客户选方案", mark)
+    assert "T-000001" in said.text and "张三" in said.text
+    await bot.settled()
+    plain = [
+        m
+        for m in wecom.app_sent[mark:]
+        if m.msgtype == "text" and "等客户选方案" in m.text and m.touser in ("zhangsan", "lisi")
+    ]
+    assert sorted(m.touser for m in plain) == ["lisi", "zhangsan"]  # once each

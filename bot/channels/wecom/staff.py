@@ -87,7 +87,6 @@ class WeComStaff:
         self.staff = [u for u in dict.fromkeys(settings.wecom_staff_ids) if u not in self.managers]
         self.members = [*self.staff, *self.managers]
         self._lower = {u.lower(): u for u in self.members}
-        self._told_taken: set[tuple[int, str]] = set()
         self.pace = MemberPace()  # WeCom's 30 a minute and 1000 an hour, member by member
         self._announced: dict[str, dict[int, Ticket]] = {}  # per member: cards to announce
         self._listed: dict[str, set[int]] = {}  # per member: announced, the card to follow
@@ -570,6 +569,8 @@ class WeComStaff:
                     await uow.staff_app.card_sent(
                         ticket.id, member, task_id, result.response_code, self.clock()
                     )
+                if say.summary is not None:  # what the card shows
+                    await uow.staff_app.told(ticket.id, group, say.summary.state)
                 await uow.commit()
         for piece in split_bytes(plain_text(say.text)):
             ids.append((await self._send(self.members, _text(piece))).msgid)
@@ -649,6 +650,7 @@ class WeComStaff:
             cards = await uow.staff_app.cards(ticket.id)
         taker = ticket.taken_by
         note = label(self.desk.staff_language, "taking", name=taker.name) if taker else ""
+        state = head.say.summary.state if head.say.summary is not None else ""
         by_code: dict[str, list[str]] = {}
         for card in cards:
             if card.response_code:
@@ -674,14 +676,17 @@ class WeComStaff:
             async with self.new_uow() as uow:
                 for userid in userids:
                     await uow.staff_app.code_used(ticket.id, userid)
+                await uow.staff_app.told(ticket.id, userids, state)
                 await uow.commit()
         ids: list[str] = []
-        if taker is not None and (ticket.id, taker.id) not in self._told_taken:
-            self._told_taken.add((ticket.id, taker.id))
-            rest = [c.userid for c in cards if c.userid not in updated]
-            if rest:  # a card that can no longer change: said with a plain message
-                line = f"{ticket.reference} · {note}"
-                ids.append((await self._send(rest, _text(line))).msgid)
+        # a card that can no longer change (no fresh code: WeCom allows an update within 72
+        # hours of a tap): where the ticket stands, said in a plain message, once a change
+        behind = [c.userid for c in cards if c.userid not in updated and state and c.told != state]
+        if behind:
+            ids.append((await self._send(behind, _text(state))).msgid)
+            async with self.new_uow() as uow:
+                await uow.staff_app.told(ticket.id, behind, state)
+                await uow.commit()
         return ids
 
     async def _relay(
