@@ -256,3 +256,25 @@ async def test_a_card_that_can_no_longer_change_says_where_the_ticket_stands(
         if m.msgtype == "text" and "等客户选方案" in m.text and m.touser in ("zhangsan", "lisi")
     ]
     assert sorted(m.touser for m in plain) == ["lisi", "zhangsan"]  # once each
+
+
+async def test_the_never_say_guard_holds_in_the_app(wecom: WeComStandIn, start_bot: Any) -> None:
+    """A member's answer with a phrase staff must never say is held back: the customer gets
+    nothing of it and only that member hears why; a clean answer then goes through."""
+    zhang = wecom.staff("zhangsan")
+    wecom.staff("lisi"), wecom.staff("boss")
+    bot = await start_all_wecom(start_bot, wecom)
+    await complaint_filed(wecom)
+    card = await card_of(wecom, zhang)
+    mark = len(wecom.app_sent)
+    zhang.tap(card, key_of(card, "🙋"))
+    await told(wecom, zhang, "由你跟进", mark)
+    mark, mark_customer = len(wecom.app_sent), len(wecom.sent)
+    zhang.say("不好意思,公司的规定就是这样的")
+    held = await told(wecom, zhang, "公司的规定就是这样的", mark)
+    assert "没有发给客户" in held.text and "可以这样说" in held.text
+    await bot.settled()
+    assert not any("公司的规定" in str(s.text) for s in wecom.sent[mark_customer:])
+    assert not any("公司的规定" in m.text for m in wecom.app_sent[mark:] if m.touser == "lisi")
+    zhang.say("非常抱歉,我们马上为您重做一束")
+    await said_to(wecom, "马上为您重做", mark_customer)
