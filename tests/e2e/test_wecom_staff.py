@@ -222,8 +222,9 @@ async def test_a_telegram_customer_is_served_by_wecom_staff(
     card = await card_of(wecom, zhangsan)
     assert "Telegram" in str(card.card)
 
+    mark = len(wecom.app_sent)
     zhangsan.tap(card.task_id, key_of(card, "🙋"))
-    await told(wecom, zhangsan, "跟进")
+    await told(wecom, zhangsan, "由你跟进", mark)
     zhangsan.say("您好,我是张三,马上为您处理")
     answer = await said(api, customer, "马上为您处理")
     assert "张三" in answer.text or "zhangsan" in answer.text

@@ -114,6 +114,10 @@ class AppClient:
         self._names[userid] = name
         return name
 
+    def known_name(self, userid: str) -> str | None:
+        """A member's name if it was learnt already (no call to WeCom)."""
+        return self._names.get(userid)
+
     async def upload_media(self, kind: str, data: bytes, name: str) -> str:
         """Upload a file ("image", "voice", "video", "file") for 3 days; its media_id."""
         return await self._call(self._api.upload_media(kind, data, name))

@@ -111,8 +111,9 @@ class WeComStaff:
         self.clock = clock
 
     def people(self) -> list[Actor]:
-        """The managers, as the desk mentions them."""
-        return [Actor(u, u, "manager") for u in self.managers]
+        """The managers, as the desk mentions them: by the names learnt at start (no call to
+        WeCom here: the desk asks this inside its units of work)."""
+        return [Actor(u, self.client.known_name(u) or u, "manager") for u in self.managers]
 
     def actor(self, userid: str) -> Actor | None:
         known = self._lower.get(userid.lower())
@@ -158,6 +159,12 @@ class WeComStaff:
             sockets = site._server.sockets if site._server else []  # noqa: SLF001
             self.port = sockets[0].getsockname()[1] if sockets else None
         logger.info("WeCom app callbacks at %s", self.settings.wecom_app_callback_path)
+        try:  # the managers' names for the first mentions; a slow answer holds nothing up
+            await asyncio.wait_for(
+                asyncio.gather(*(self.named(self.actor(u)) for u in self.managers)), timeout=10
+            )
+        except TimeoutError:
+            logger.warning("WeCom did not say the managers' names in time; asking again later")
         await self.recover()
 
     async def stop(self) -> None:
