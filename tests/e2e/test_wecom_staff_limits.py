@@ -76,14 +76,17 @@ async def test_forty_complaints_at_once_stay_within_each_members_minute(
     )
     await bot.settled()
     references = {f"T-{i:06d}" for i in range(1, 41)}
+    digested = 0
     for member in members:
         assert member.dropped == 0
         received = member.received()
         carded = {r for r in references for m in received if m.card and r in m.title}
         assert carded == references, member.userid
-        digests = [m for m in received if "同时进来" in m.text]
-        assert digests, member.userid
+        digested += sum("同时进来" in m.text for m in received)
         assert all(r in " ".join(m.text for m in received) for r in references)
+    # 80 messages a member at once fill a minute: someone's cards were announced in a digest
+    # first (which members, depends on how the intakes interleave on a busy machine)
+    assert digested
 
 
 async def test_a_customers_flood_reaches_the_member_merged(
