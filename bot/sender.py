@@ -251,6 +251,10 @@ class Sender:
             )
         elif outcome.delivery is Delivery.FAILED:
             await customer.refused(uow, self.desk, head.ticket_id, outcome.detail, now)
+        elif outcome.delivery is Delivery.UNSURE:
+            answer_by = _answer_by(rows)
+            if answer_by and head.ticket_id is not None:  # its writer hears of the doubt
+                await staff.answer_unsure(uow, self.desk, head.ticket_id, Actor(*answer_by))
         elif label == "sent":
             if head.lane in self._blocked:
                 self._blocked.discard(head.lane)

@@ -90,6 +90,17 @@ async def answer_delivered(
         common.refresh_card(uow, desk, ticket)
 
 
+async def answer_unsure(uow: UnitOfWork, desk: Desk, ticket_id: int, actor: Actor) -> None:
+    """A staff answer went out but the messenger never said it arrived: it is not sent again
+    (it may be there), and its writer hears so, to look or to say it once more."""
+    ticket = await uow.tickets.get(ticket_id)
+    if ticket is None:
+        return
+    common.tell_thread(
+        uow, desk, ticket, "staff/answer_unsure.html", actor=actor, to=actor, urgency=Urgency.RELAY
+    )
+
+
 async def card_tapped(
     uow: UnitOfWork, desk: Desk, actor: Actor, key: str, message_ref: str | None, now: datetime
 ) -> Answer:

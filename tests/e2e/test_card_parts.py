@@ -59,3 +59,24 @@ async def test_a_card_whose_answer_never_came_is_not_posted_again(
     await file_complaint(api, api.person(7403, "小韩", "zh"), photos=())
     await bot.settled()
     assert len(cards(api)) == 1
+
+
+async def test_a_staff_answer_whose_answer_never_came_is_not_sent_twice(
+    api: BotApiStandIn, start_bot: Any
+) -> None:
+    """Telegram takes a staff member's answer to the customer but answers too late: the
+    customer has it once, and its writer hears it may not have arrived."""
+    from tests.e2e.people import in_group, said
+
+    bot = await start_bot()
+    customer = api.person(7404, "小赵", "zh")
+    card = await file_complaint(api, customer, photos=())
+    staff = api.person(7504, "小王", "zh")
+    api.slow_answer("sendMessage", 8.0, chat_id=customer.id)  # past the bot's read timeout
+    mark = len(api.sent)
+    staff.say_in_group(STAFF_CHAT, "您好,我们马上为您重做", reply_to=card.message_id)
+    await said(api, customer, "马上为您重做", mark)
+    doubt = await in_group(api, "没等到消息平台的回音", mark, timeout=30)
+    assert "小王" in doubt.text and "T-000001" in doubt.text
+    await bot.settled()
+    assert sum("马上为您重做" in s.text for s in api.sent_to(customer.id)) == 1
