@@ -18,6 +18,7 @@ from bot.standin.wecom import WeComStandIn
 from storage.db import create_engine
 from storage.models import OutboxRow
 from tests.e2e.people import file_complaint
+from tests.serving import serving
 
 ROBOT_KEY = "robot-key-e2e-6d1f"
 ENDPOINT_KEY = "endpoint-key-e2e-38aa"
@@ -35,16 +36,11 @@ async def shop_down() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/api/orders/{number}", fail)
-    runner = web.AppRunner(app, access_log=None)  # its own log is not the desk's
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-    yield (
-        f"http://desk:{ENDPOINT_PASSWORD}@127.0.0.1:{port}/api/orders/{{order_number}}"
-        f"?key={ENDPOINT_KEY}"
-    )
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield (
+            url.replace("http://", f"http://desk:{ENDPOINT_PASSWORD}@")
+            + f"/api/orders/{{order_number}}?key={ENDPOINT_KEY}"
+        )
 
 
 async def mirror_rows(database_url: str) -> list[Any]:

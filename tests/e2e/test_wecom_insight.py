@@ -19,6 +19,7 @@ from storage.models import DeadlineRow
 from tests.e2e.test_insight import ORDERS
 from tests.e2e.test_wechat import CUSTOMER, said_to
 from tests.e2e.test_wecom_staff import card_of, complaint_filed, key_of, start_all_wecom, told
+from tests.serving import serving
 
 
 async def callback_answered(wecom: WeComStandIn, kind: str) -> None:
@@ -263,20 +264,13 @@ async def test_a_manager_imports_orders_from_a_link(wecom: WeComStandIn, start_b
 
     app = web.Application()
     app.router.add_get("/export/orders.csv", export)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-    try:
+    async with serving(app) as url:
         boss = wecom.staff("boss")
         wecom.staff("zhangsan"), wecom.staff("lisi")
         await start_all_wecom(start_bot, wecom)
-        boss.say(f"/orders http://127.0.0.1:{port}/export/orders.csv?key=wrong")
+        boss.say(f"/orders {url}/export/orders.csv?key=wrong")
         refused = await told(wecom, boss, "链接打不开")
         assert "HTTP 403" in refused.text and "wrong" not in refused.text
-        boss.say(f"/orders http://127.0.0.1:{port}/export/orders.csv?key=k-2231")
+        boss.say(f"/orders {url}/export/orders.csv?key=k-2231")
         imported = await told(wecom, boss, "已导入")
         assert "2 个订单" in imported.text
-    finally:
-        await runner.cleanup()

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.orders import OrdersFileError, fetch_order, read_orders
 from bot.policy import OrderColumnsIn
+from tests.serving import serving
 
 
 def workbook(rows: list[list[object]]) -> bytes:
@@ -65,13 +66,8 @@ async def shop() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/api/orders/{number}", order)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-    yield f"http://127.0.0.1:{port}/api/orders/{{order_number}}"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield f"{url}/api/orders/{{order_number}}"
 
 
 async def test_the_shops_endpoint_answers_one_order(shop: str) -> None:

@@ -17,6 +17,7 @@ from bot.channels.wecom.robot import GroupRobot
 from bot.domain.messages import Outgoing, Say, Urgency
 from bot.orders import fetch_order
 from bot.standin.wecom import WeComStandIn
+from tests.serving import serving
 
 ROBOT_KEY = "robot-key-5f3a9c"
 ENDPOINT_KEY = "endpoint-key-77e1"
@@ -45,13 +46,8 @@ def no_secret_in(text: str) -> bool:
 
 async def serve(app: web.Application) -> AsyncIterator[str]:
     """Serve `app` on a free local port; yields its base URL."""
-    runner = web.AppRunner(app, access_log=None)  # its own log is not the desk's
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from bot.channels.wecom.crypto import CryptoError, WeComCrypto, encrypted_of, parse_xml
 from bot.standin.wecom import WeComStandIn
+from tests.serving import serving
 
 
 @pytest.fixture
@@ -107,25 +109,18 @@ class Desk:
     retried: asyncio.Event = field(default_factory=asyncio.Event)
     posts: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     messages: list[Element] = field(default_factory=list)
-    runner: web.AppRunner | None = None
+    server: AsyncExitStack = field(default_factory=AsyncExitStack)
     url: str = ""
 
     async def start(self) -> str:
         app = web.Application()
         app.router.add_get("/wecom/app", self.verify)
         app.router.add_post("/wecom/app", self.callback)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        assert site._server is not None and site._server.sockets
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/wecom/app"
+        self.url = await self.server.enter_async_context(serving(app)) + "/wecom/app"
         return self.url
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+        await self.server.aclose()
 
     async def verify(self, request: web.Request) -> web.Response:
         q = request.query

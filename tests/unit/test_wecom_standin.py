@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from bot.channels.wecom.crypto import CryptoError, WeComCrypto
 from bot.standin import WeComStandIn
+from tests.serving import serving
 
 
 @pytest.fixture
@@ -69,25 +71,18 @@ class Bot:
     retried: asyncio.Event = field(default_factory=asyncio.Event)
     posts: list[tuple[dict[str, str], str]] = field(default_factory=list)
     events: list[ET.Element] = field(default_factory=list)
-    runner: web.AppRunner | None = None
+    server: AsyncExitStack = field(default_factory=AsyncExitStack)
     url: str = ""
 
     async def start(self) -> str:
         app = web.Application()
         app.router.add_get("/wecom", self.verify)
         app.router.add_post("/wecom", self.callback)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        assert site._server is not None and site._server.sockets
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/wecom"
+        self.url = await self.server.enter_async_context(serving(app)) + "/wecom"
         return self.url
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+        await self.server.aclose()
 
     async def verify(self, request: web.Request) -> web.Response:
         q = request.query
