@@ -115,25 +115,16 @@ async def main(customers: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         database = f"sqlite+aiosqlite:///{folder}/bench.db"
         await asyncio.to_thread(migrate, database)
+        await wecom.start()
         settings = load_settings(
             bot_token=None,
-            staff_room="wecom",
             database_url=database,
             default_language="zh",
             log_level="WARNING",
-            wecom_corp_id=wecom.corp_id,
-            wecom_secret=wecom.secret,
-            wecom_token=wecom.token,
-            wecom_aes_key=wecom.aes_key,
-            wecom_open_kfid=wecom.open_kfid,
-            wecom_api_url=await wecom.start(),
-            wecom_callback_port="0",
-            wecom_agent_id=str(wecom.agent_id),
-            wecom_app_secret=wecom.app_secret,
-            wecom_app_token=wecom.app_token,
-            wecom_app_aes_key=wecom.app_aes_key,
-            wecom_staff_ids=",".join(STAFF_IDS),
-            wecom_manager_ids=MANAGER_ID,
+            **{
+                **wecom.customer_service_settings(),
+                **wecom.app_settings(list(STAFF_IDS), [MANAGER_ID]),
+            },
             _env_file=None,
         )
         app = build(settings, load_policy(settings.shop_policy))

@@ -149,15 +149,8 @@ async def run_demo(lang: str = "zh", channel: str = "telegram") -> int:
             from bot.standin.wecom import WeComStandIn
 
             wecom = WeComStandIn()
-            extra = {
-                "wecom_corp_id": wecom.corp_id,
-                "wecom_secret": wecom.secret,
-                "wecom_token": wecom.token,
-                "wecom_aes_key": wecom.aes_key,
-                "wecom_open_kfid": wecom.open_kfid,
-                "wecom_api_url": await wecom.start(),
-                "wecom_callback_port": "0",
-            }
+            await wecom.start()
+            extra = wecom.customer_service_settings()
         database = f"sqlite+aiosqlite:///{folder / 'demo.db'}"
         await asyncio.to_thread(migrate, database)
         settings = load_settings(
@@ -448,24 +441,15 @@ async def run_all_wecom(lang: str = "zh") -> int:
     try:
         database = f"sqlite+aiosqlite:///{folder / 'demo.db'}"
         await asyncio.to_thread(migrate, database)
+        await wecom.start()
         settings = load_settings(
             bot_token=None,  # no Telegram, whatever the environment says
-            staff_room="wecom",
             database_url=database,
             default_language=lang,
-            wecom_corp_id=wecom.corp_id,
-            wecom_secret=wecom.secret,
-            wecom_token=wecom.token,
-            wecom_aes_key=wecom.aes_key,
-            wecom_open_kfid=wecom.open_kfid,
-            wecom_api_url=await wecom.start(),
-            wecom_callback_port="0",
-            wecom_agent_id=str(wecom.agent_id),
-            wecom_app_secret=wecom.app_secret,
-            wecom_app_token=wecom.app_token,
-            wecom_app_aes_key=wecom.app_aes_key,
-            wecom_staff_ids=",".join(STAFF_USERIDS),
-            wecom_manager_ids=MANAGER_USERID,
+            **{
+                **wecom.customer_service_settings(),
+                **wecom.app_settings(list(STAFF_USERIDS), [MANAGER_USERID]),
+            },
             _env_file=None,
         )
         policy = load_policy(settings.shop_policy)

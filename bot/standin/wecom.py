@@ -1292,6 +1292,36 @@ class WeComStandIn:
         self._wake_soon()
         return message
 
+    # -- the desk's settings -----------------------------------------------------------------
+
+    def customer_service_settings(self) -> dict[str, str]:
+        """The settings that put a desk's WeChat customers on this stand-in (once started);
+        its callback server takes a free port."""
+        return {
+            "wecom_corp_id": self.corp_id,
+            "wecom_secret": self.secret,
+            "wecom_token": self.token,
+            "wecom_aes_key": self.aes_key,
+            "wecom_open_kfid": self.open_kfid,
+            "wecom_api_url": self.base_url,
+            "wecom_callback_port": "0",
+        }
+
+    def app_settings(self, staff: list[str], managers: list[str]) -> dict[str, str]:
+        """The settings that make this stand-in's self-built app a desk's staff room."""
+        return {
+            "staff_room": "wecom",
+            "wecom_corp_id": self.corp_id,
+            "wecom_api_url": self.base_url,
+            "wecom_callback_port": "0",
+            "wecom_agent_id": str(self.agent_id),
+            "wecom_app_secret": self.app_secret,
+            "wecom_app_token": self.app_token,
+            "wecom_app_aes_key": self.app_aes_key,
+            "wecom_staff_ids": ",".join(staff),
+            "wecom_manager_ids": ",".join(managers),
+        }
+
     # -- callbacks -------------------------------------------------------------------------
 
     def set_callback(self, url: str | None) -> None:

@@ -74,16 +74,7 @@ async def file_complaint(
 async def start_wechat_desk(start_bot: Any, wecom: WeComStandIn, **settings: str) -> Any:
     """The desk with WeChat customers on (through the WeCom stand-in); the stand-in calls it
     back once told its callback URL (`wecom.set_callback(callback_url(bot))`)."""
-    return await start_bot(
-        **settings,
-        wecom_corp_id=wecom.corp_id,
-        wecom_secret=wecom.secret,
-        wecom_token=wecom.token,
-        wecom_aes_key=wecom.aes_key,
-        wecom_open_kfid=wecom.open_kfid,
-        wecom_api_url=wecom.base_url,
-        wecom_callback_port="0",
-    )
+    return await start_bot(**{**wecom.customer_service_settings(), **settings})
 
 
 def callback_url(bot: Any) -> str:

@@ -21,13 +21,7 @@ async def start_all_wecom(start_bot: Any, wecom: WeComStandIn) -> Any:
         bot_token="",
         staff_chat_id="",
         manager_ids="",
-        staff_room="wecom",
-        wecom_agent_id=str(wecom.agent_id),
-        wecom_app_secret=wecom.app_secret,
-        wecom_app_token=wecom.app_token,
-        wecom_app_aes_key=wecom.app_aes_key,
-        wecom_staff_ids=STAFF_IDS,
-        wecom_manager_ids=MANAGER_IDS,
+        **wecom.app_settings(STAFF_IDS.split(","), MANAGER_IDS.split(",")),
     )
     assert bot.app.telegram is None
     port = bot.app.callback_port()
@@ -41,16 +35,7 @@ async def start_telegram_with_wecom_staff(start_bot: Any, wecom: WeComStandIn) -
     bot = await start_bot(
         staff_chat_id="",
         manager_ids="",
-        staff_room="wecom",
-        wecom_corp_id=wecom.corp_id,
-        wecom_api_url=wecom.base_url,
-        wecom_callback_port="0",
-        wecom_agent_id=str(wecom.agent_id),
-        wecom_app_secret=wecom.app_secret,
-        wecom_app_token=wecom.app_token,
-        wecom_app_aes_key=wecom.app_aes_key,
-        wecom_staff_ids=STAFF_IDS,
-        wecom_manager_ids=MANAGER_IDS,
+        **wecom.app_settings(STAFF_IDS.split(","), MANAGER_IDS.split(",")),
     )
     wecom.set_app_callback(f"http://127.0.0.1:{bot.app.callback_port()}/wecom/app")
     return bot
