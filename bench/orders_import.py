@@ -32,19 +32,9 @@ from typing import Any
 from harness import STAFF, WIDE_OPEN
 
 from bot.standin import BotApiStandIn, Sent
+from bot.standin.orders import orders_file
 
 MANAGER = 900001
-HEADERS = "订单编号,商品名称,批次号,送达时间,门店,区域,备注"
-
-
-def orders_file(rows: int) -> bytes:
-    lines = [HEADERS]
-    lines += [
-        f"FS{2026112301 + i},红玫瑰花束 {i % 50} 支,B2026{i % 300:04d},"
-        f"2026-11-23 10:00,静安店,上海,第 {i} 单"
-        for i in range(rows)
-    ]
-    return ("\n".join(lines) + "\n").encode()
 
 
 async def start_desk(api: BotApiStandIn, url: str) -> tuple[Any, asyncio.Task[None]]:

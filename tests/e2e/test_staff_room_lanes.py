@@ -8,22 +8,11 @@ import asyncio
 from typing import Any
 
 from bot.standin import BotApiStandIn, Person
+from bot.standin.orders import orders_file
 from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group, said
 
 ROWS = 200_000  # the most one file may hold: seconds to read and write on two cores
-HEADERS = "订单编号,商品名称,批次号,送达时间,门店,区域,备注"
-
-
-def orders_file(rows: int) -> bytes:
-    """A shop's orders export with `rows` orders (the first one is FS2026112301)."""
-    lines = [HEADERS]
-    lines += [
-        f"FS{2026112301 + i},红玫瑰花束 {i % 50} 支,B2026{i % 300:04d},"
-        f"2026-11-23 10:00,静安店,上海,第 {i} 单"
-        for i in range(rows)
-    ]
-    return ("\n".join(lines) + "\n").encode()
 
 
 def heard(api: BotApiStandIn, person: Person, words: str) -> int | None:

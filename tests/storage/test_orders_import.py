@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,20 +10,11 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.domain.orders import Order
-from storage.db import create_engine, session_factory
-from storage.migrate import migrate
+from storage.db import session_factory
 from storage.models import OrderRow
 from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrate, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ at once never decide from a stale copy of it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,8 +20,7 @@ from bot.scheduler import MAX_FAILURES, MAX_SLEEP, Act, Scheduler, Submit
 from handlers import choices, customer, staff
 from handlers import clock as clock_cases
 from handlers.context import Desk
-from storage.db import create_engine, session_factory
-from storage.migrate import migrate
+from storage.db import session_factory
 from storage.outbox import CARD_EDIT
 from storage.uow import UnitOfWork
 from tests.unit import fakes
@@ -31,14 +30,6 @@ NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
 RACES = 40
 FIRST = DeadlineKind.FIRST_RESPONSE.value
 ESCALATED = EventKind.ESCALATED
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrate, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
