@@ -281,6 +281,21 @@ class Outbox:
         )
         return found is not None
 
+    async def thread_in_flight(self) -> bool:
+        """Whether a message of some ticket's thread is being sent to the staff room (its
+        link to the ticket is recorded once it has gone)."""
+        found = await self.session.scalar(
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.channel == STAFF,
+                OutboxRow.ticket_id.is_not(None),
+                OutboxRow.sent_at.is_(None),
+                OutboxRow.kind.in_((THREAD, RELAY, ROOM, CARD)),
+            )
+            .limit(1)
+        )
+        return found is not None
+
     async def sent_since(self, lane: str, since: datetime) -> int:
         """How many rows went out in this lane since then."""
         return int(

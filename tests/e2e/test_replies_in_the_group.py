@@ -64,3 +64,20 @@ async def test_a_reply_to_a_batch_alert_reaches_no_customer(
     assert "小王" in hint.text
     await bot.settled()
     assert not any(heard(api, c, "仓库那批花") for c in customers)
+
+
+async def test_a_reply_to_an_alert_the_bot_has_not_heard_back_about_reaches_the_customer(
+    api: BotApiStandIn, start_bot: Any
+) -> None:
+    """Staff answer an early alert (a safety word during the intake) the moment it appears,
+    before Telegram's answer reaches the bot: the reply still reaches that customer."""
+    await start_bot()
+    api.slow_answer("sendMessage", 2.0, chat_id=STAFF_CHAT)  # the alert's answer comes late
+    customer = api.person(7021, "张女士", "zh")
+    customer.send("你好,孩子碰了你们的花以后过敏了")
+    alert = await in_group(api, "重大投诉预警")
+    staff = api.person(7121, "小王", "zh")
+    mark = len(api.sent)
+    staff.say_in_group(STAFF_CHAT, "张女士您好,店长马上联系您", reply_to=alert.message_id)
+    await said(api, customer, "店长马上联系您", mark, timeout=30)
+    assert not any(HINT in s.text for s in api.sent_to(STAFF_CHAT)[-3:])

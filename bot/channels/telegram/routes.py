@@ -14,6 +14,7 @@ from telegram import Bot, CallbackQuery, ChatMemberUpdated, Message, Update, Use
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from bot.channels.base import Passing
 from bot.domain.messages import FILE_KINDS, Answer, Attachment, Said, Say, StaffSaid, Tap, Urgency
 from bot.domain.tickets import Actor, CustomerRef, Ticket
 from bot.render import language_of
@@ -28,6 +29,11 @@ CHANNEL = "telegram"
 KINDS = ("text", *FILE_KINDS, "contact", "location")
 DEEP_LINK = re.compile(r"^/start(@\w+)?\s+(T-\d{6,})$")
 AfterCommit = Callable[[], Awaitable[None]]
+LINK_GRACE = 30.0  # seconds a reply to a fresh, unlinked message of the desk's waits for its link
+
+
+class LinkPending(Passing):
+    """A reply to a message of the desk's whose link to a ticket is not recorded yet."""
 
 
 def kind_of(message: Message) -> str:
@@ -439,7 +445,14 @@ class Router:
         # buttons name the ticket. Nothing else of the bot's (a digest, a /ticket printout, a
         # batch alert) is a ticket's thread, whatever references its text holds.
         ticket_id = _card_of(replied)
-        ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+        if ticket_id is None:
+            # a message of a ticket's thread answered the moment it appeared may not be linked
+            # yet (the sender records it as Telegram answers): asked again in a moment
+            sent = replied.date.timestamp() if replied.date else 0.0
+            if time.time() - sent < LINK_GRACE and await uow.outbox.thread_in_flight():
+                raise LinkPending(f"message {replied.message_id} not linked yet")
+            return None
+        ticket = await uow.tickets.get(ticket_id)
         if ticket is not None and ticket.card_message_id is None:
             ticket.card_message_id = replied.message_id  # this message is the card
         return ticket
