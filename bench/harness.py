@@ -30,6 +30,7 @@ def bot_env(api: BotApiStandIn, folder: str, **settings: str) -> dict[str, str]:
     return {
         **os.environ,
         "BOT_TOKEN": api.token,
+        "HTTP_PORT": "0",
         "STAFF_CHAT_ID": str(STAFF),
         "DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench.db",
         "TELEGRAM_API_URL": api.base_url,

@@ -51,6 +51,7 @@ async def start_desk(api: BotApiStandIn, url: str) -> tuple[Any, asyncio.Task[No
         manager_ids=str(MANAGER),
         database_url=url,
         telegram_api_url=api.base_url,
+        http_port=0,
         **{k.lower(): v for k, v in WIDE_OPEN.items()},
         _env_file=None,
     )

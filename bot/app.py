@@ -26,6 +26,7 @@ from bot.policy import Policy
 from bot.render import make_renderer
 from bot.scheduler import Scheduler
 from bot.sender import Sender
+from bot.web import HttpServer
 from handlers import clock as clock_cases
 from handlers import manager as manager_cases
 from handlers.context import Desk, no_link, no_managers
@@ -61,6 +62,7 @@ class App:
     wecom: WeCom | None = None  # WeChat customers, when the WeCom settings are given
     mirror: GroupRobot | None = None  # a WeCom group that sees new cards and alerts too
     wecom_staff: WeComStaff | None = None  # the staff room in WeCom (STAFF_ROOM=wecom)
+    http: HttpServer | None = None  # the instance's server: webhook, callbacks, health, metrics
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # no poller: `serve` waits
     started: asyncio.Event = field(default_factory=asyncio.Event)  # recovered, callbacks served
 
@@ -75,10 +77,9 @@ class App:
         self.stopping.set()
 
     def callback_port(self) -> int | None:
-        """Where WeCom's callbacks come (the customer service's and the app's)."""
-        if self.wecom is not None:
-            return self.wecom.port
-        return self.wecom_staff.port if self.wecom_staff is not None else None
+        """Where WeCom's callbacks come (the customer service's and the app's): the instance's
+        HTTP server."""
+        return self.http.port if self.http is not None else None
 
 
 def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = utc_now) -> App:
@@ -194,6 +195,11 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
 
     scheduler = Scheduler(new_uow, clock, act, lanes.submit, lane_of)
     wake.extend([sender.poke, scheduler.poke])
+    http = HttpServer(settings.http_host, settings.http_port)
+    if wecom is not None:
+        http.add_routes(wecom.add_routes)
+    if wecom_staff is not None:
+        http.add_routes(wecom_staff.add_routes)
     return App(
         settings,
         policy,
@@ -208,6 +214,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         wecom,
         mirror,
         wecom_staff,
+        http,
     )
 
 
@@ -290,11 +297,12 @@ async def start(app: App) -> None:
             await asyncio.wait_for(ask_about_managers(app), timeout=10)
         except TimeoutError:
             logger.warning("Telegram did not say who the managers are in time; asking again later")
-    staff = app.wecom_staff
-    if app.wecom is not None:  # one callback server: the customer service's and the app's
-        await app.wecom.start(staff.add_routes if staff is not None else None)
-    if staff is not None:
-        await staff.start(serve=app.wecom is None)
+    if app.http is not None:
+        await app.http.start()
+    if app.wecom is not None:
+        await app.wecom.start()
+    if app.wecom_staff is not None:
+        await app.wecom_staff.start()
 
 
 async def serve(app: App, signals: bool = True) -> None:
@@ -307,6 +315,8 @@ async def serve(app: App, signals: bool = True) -> None:
     try:
         await start(app)
     except BaseException:
+        if app.http is not None:
+            await app.http.stop()
         if app.wecom_staff is not None:
             await app.wecom_staff.stop()
         if app.wecom is not None:
@@ -340,6 +350,8 @@ async def serve(app: App, signals: bool = True) -> None:
         await sending
         if app.mirror is not None:
             await app.mirror.close()
+        if app.http is not None:
+            await app.http.stop()
         if app.wecom_staff is not None:
             await app.wecom_staff.stop()
         if app.wecom is not None:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain.clock import SlaPolicy
@@ -90,6 +102,18 @@ class Settings(BaseSettings):
     album_window: Duration = timedelta(seconds=1)
     log_level: str = "INFO"
 
+    # the instance's one HTTP server: the Telegram webhook, WeCom's callbacks, /healthz, /metrics
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(  # WECOM_CALLBACK_PORT: its old name, still read
+        8080, validation_alias=AliasChoices("http_port", "wecom_callback_port")
+    )
+    # set: Telegram calls this public HTTPS address (its path is served here); empty: long polling
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None  # sent in setWebhook, checked on every call
+    # set: several instances share the rate windows and the short locks here (redis://host:6379/0)
+    redis_url: SecretStr | None = None
+    instance_name: str = ""  # empty: this host's name and the process id
+
     # WeChat customers through WeCom customer service (微信客服); all five, or none
     wecom_corp_id: str | None = None
     wecom_secret: SecretStr | None = None
@@ -97,7 +121,6 @@ class Settings(BaseSettings):
     wecom_aes_key: SecretStr | None = None
     wecom_open_kfid: str | None = None
     wecom_api_url: str = WECOM_PUBLIC_API_URL
-    wecom_callback_port: int = 8080
     wecom_callback_path: str = "/wecom/callback"
     wecom_group_webhook: SecretStr | None = None  # a WeCom group robot's URL (optional)
 
@@ -114,6 +137,16 @@ class Settings(BaseSettings):
     def wecom(self) -> bool:
         """Whether WeChat customers are served (the customer-service settings are present)."""
         return self.wecom_open_kfid is not None
+
+    @property
+    def instance(self) -> str:
+        """Which instance this is (the metrics' label, the holder of claimed work)."""
+        return self.instance_name or f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
+    def webhook_path(self) -> str | None:
+        """Where Telegram's webhook calls arrive on this instance's server (webhook mode)."""
+        return (urlsplit(self.webhook_url).path or "/") if self.webhook_url else None
 
     @property
     def telegram(self) -> bool:
@@ -167,6 +200,39 @@ class Settings(BaseSettings):
             raise ValueError("a URL starting with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme == "https" and parts.hostname:
+            return value.strip()
+        if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
+            return value.strip()  # the tests' stand-in calls a local address
+        raise ValueError(
+            "the public https:// address Telegram calls, e.g. https://desk.example.com/telegram "
+            "(plain http:// only on 127.0.0.1, for tests)"
+        )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("1-256 letters, digits, _ or - (Telegram's rule for a secret token)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(
+            r"^(redis|rediss|unix)://", value.get_secret_value()
+        ):
+            raise ValueError("a URL like redis://127.0.0.1:6379/0")
+        return value
+
     @field_validator("wecom_aes_key", "wecom_app_aes_key")
     @classmethod
     def _aes_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -188,6 +254,17 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"WeChat needs all five WeCom settings; missing {', '.join(missing)}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> Settings:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError(
+                "WEBHOOK_URL needs WEBHOOK_SECRET: a random string Telegram sends with every call "
+                "(e.g. the output of `openssl rand -hex 32`), so no one else can post updates"
+            )
+        if self.webhook_url is not None and self.bot_token is None:
+            raise ValueError("WEBHOOK_URL is Telegram's: it needs BOT_TOKEN")
         return self
 
     @model_validator(mode="after")
@@ -218,6 +295,15 @@ BOT_TOKEN_MISSING = (
     "BOT_TOKEN is not set: create a bot with @BotFather in Telegram (/newbot) and put its token "
     "in .env as BOT_TOKEN=...; to try the desk without a token run `python -m bot demo`"
 )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(Exception):

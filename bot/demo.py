@@ -162,7 +162,7 @@ async def run_demo(lang: str = "zh", channel: str = "telegram") -> int:
             default_language=lang,
             album_window="1s",
             _env_file=None,
-            **extra,
+            **{"http_port": 0, **extra},  # any free port: the demo runs beside whatever else
         )
         policy = load_policy(settings.shop_policy)
         app = build(settings, policy)
@@ -172,7 +172,7 @@ async def run_demo(lang: str = "zh", channel: str = "telegram") -> int:
         try:
             if wecom is not None:
                 await api.wait_calls("getUpdates", 1, timeout=60)  # started: its port is known
-                wecom.set_callback(f"http://127.0.0.1:{app.wecom.port}/wecom/callback")
+                wecom.set_callback(f"http://127.0.0.1:{app.callback_port()}/wecom/callback")
                 await _wechat_script(api, wecom, lang, policy)
             else:
                 await _script(api, lang, policy)

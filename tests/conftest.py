@@ -105,6 +105,7 @@ def bot_settings(api: BotApiStandIn, database_url: str, **settings: str) -> dict
         "RATE_PER_CHAT": "20",
         "RATE_CHAT_BURST": "20",
         "RATE_GROUP_PER_MINUTE": "120",
+        "HTTP_PORT": "0",  # tests run side by side: each desk on a free port
         **{k.upper(): v for k, v in settings.items()},
     }
 

@@ -1304,7 +1304,7 @@ class WeComStandIn:
             "wecom_aes_key": self.aes_key,
             "wecom_open_kfid": self.open_kfid,
             "wecom_api_url": self.base_url,
-            "wecom_callback_port": "0",
+            "http_port": "0",
         }
 
     def app_settings(self, staff: list[str], managers: list[str]) -> dict[str, str]:
@@ -1313,7 +1313,7 @@ class WeComStandIn:
             "staff_room": "wecom",
             "wecom_corp_id": self.corp_id,
             "wecom_api_url": self.base_url,
-            "wecom_callback_port": "0",
+            "http_port": "0",
             "wecom_agent_id": str(self.agent_id),
             "wecom_app_secret": self.app_secret,
             "wecom_app_token": self.app_token,

@@ -78,4 +78,4 @@ async def start_wechat_desk(start_bot: Any, wecom: WeComStandIn, **settings: str
 
 
 def callback_url(bot: Any) -> str:
-    return f"http://127.0.0.1:{bot.app.wecom.port}/wecom/callback"
+    return f"http://127.0.0.1:{bot.app.callback_port()}/wecom/callback"

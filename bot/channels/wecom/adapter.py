@@ -299,12 +299,10 @@ class WeCom:
         )
         self.windows = Windows()
         self.customers = WeComCustomers(self.client, self.open_kfid, self.windows, fetch_telegram)
-        self._runner: web.AppRunner | None = None
         self._pulling: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._tokens: dict[str, str] = {}  # each account's newest callback token
         self._names = Nicknames()  # customers' WeChat nicknames, once looked up
-        self.port: int | None = None
 
     def connect(
         self,
@@ -324,22 +322,13 @@ class WeCom:
 
     # -- the callback server ---------------------------------------------------------------
 
-    async def start(self, more_routes: Callable[[web.Application], None] | None = None) -> None:
-        """`more_routes`: another callback on the same server (the staff room's app)."""
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get(self.settings.wecom_callback_path, self._verify)
         app.router.add_post(self.settings.wecom_callback_path, self._callback)
-        if more_routes is not None:
-            more_routes(app)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "0.0.0.0", self.settings.wecom_callback_port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # noqa: SLF001 - the bound port
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.wecom_callback_port
-        logger.info(
-            "WeCom callbacks on port %s at %s", self.port, self.settings.wecom_callback_path
-        )
+
+    async def start(self) -> None:
+        """Recover what a stop left (the callbacks are served by the instance's server)."""
+        logger.info("WeCom callbacks at %s", self.settings.wecom_callback_path)
         await self.recover()
 
     async def stop(self) -> None:
@@ -347,8 +336,6 @@ class WeCom:
         for task in list(self._pulling.values()):
             task.cancel()
         await asyncio.gather(*self._pulling.values(), return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
         await self.client.close()
 
     async def _verify(self, request: web.Request) -> web.StreamResponse:

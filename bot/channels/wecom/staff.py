@@ -95,8 +95,6 @@ class WeComStaff:
         self._last_relay: dict[str, float] = {}  # per lane, when its last merged relay went
         self._ip_warned: float | None = None  # when the 60020 line was last logged
         self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
 
     def connect(
         self,
@@ -147,17 +145,9 @@ class WeComStaff:
         app.router.add_get(path, self._verify)
         app.router.add_post(path, self._callback)
 
-    async def start(self, serve: bool) -> None:
-        """`serve`: run a callback server of its own (no customer-service callback to share)."""
-        if serve:
-            app = web.Application()
-            self.add_routes(app)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "0.0.0.0", self.settings.wecom_callback_port)
-            await site.start()
-            sockets = site._server.sockets if site._server else []  # noqa: SLF001
-            self.port = sockets[0].getsockname()[1] if sockets else None
+    async def start(self) -> None:
+        """Learn the managers' names and recover what a stop left (the callbacks are served by
+        the instance's server)."""
         logger.info("WeCom app callbacks at %s", self.settings.wecom_app_callback_path)
         try:  # the managers' names for the first mentions; a slow answer holds nothing up
             await asyncio.wait_for(
@@ -169,8 +159,6 @@ class WeComStaff:
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
         await self.client.close()
 
     async def recover(self) -> None:
