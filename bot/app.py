@@ -196,6 +196,8 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     scheduler = Scheduler(new_uow, clock, act, lanes.submit, lane_of)
     wake.extend([sender.poke, scheduler.poke])
     http = HttpServer(settings.http_host, settings.http_port)
+    if telegram is not None and telegram.webhook is not None:
+        http.add_routes(telegram.webhook.add_routes)
     if wecom is not None:
         http.add_routes(wecom.add_routes)
     if wecom_staff is not None:
@@ -258,6 +260,7 @@ async def weekly_reports(app: App, stopped: asyncio.Event) -> None:
             pass
 
 
+STOP_HANDLING = 5.0  # on stopping, the updates in hand are finished within this (SIGTERM: 10 s)
 MANAGERS_EVERY = 240.0  # the managers' names and the group's administrators, asked again
 
 
@@ -286,6 +289,9 @@ async def keep_managers_fresh(app: App, stopped: asyncio.Event) -> None:
 async def start(app: App) -> None:
     """Catch up on what a stop left, connect the messengers and recover their inboxes (the
     poller is `serve`'s)."""
+    alone = only_one(app.settings)
+    if alone:
+        logger.warning(alone)
     async with app.new_uow() as uow:
         caught = await clock_cases.catch_up(uow, app.desk)
         await uow.commit()
@@ -303,6 +309,20 @@ async def start(app: App) -> None:
         await app.wecom.start()
     if app.wecom_staff is not None:
         await app.wecom_staff.start()
+
+
+def only_one(settings: Settings) -> str | None:
+    """Why this instance must be the only one, in webhook mode (None: several may run)."""
+    if settings.webhook_url is None:
+        return None  # long polling: Telegram gives the updates to one poller anyway
+    lacking = []
+    if settings.database_url.startswith("sqlite"):
+        lacking.append("it runs on SQLite (several instances need PostgreSQL)")
+    if settings.redis_url is None:
+        lacking.append("REDIS_URL is not set (several instances share their limits there)")
+    if not lacking:
+        return None
+    return "This instance must be the only one behind WEBHOOK_URL: " + "; ".join(lacking)
 
 
 async def serve(app: App, signals: bool = True) -> None:
@@ -343,7 +363,7 @@ async def serve(app: App, signals: bool = True) -> None:
         await reporting
         await asking
         try:  # what is left is handled at the next start (it is in the inbox)
-            await asyncio.wait_for(app.lanes.idle(), timeout=30)
+            await asyncio.wait_for(app.lanes.idle(), timeout=STOP_HANDLING)
         except TimeoutError:
             logger.warning("Stopped with updates still being handled")
         await app.sender.stop()

@@ -43,6 +43,10 @@ class Lanes:
             else:  # submitted while we were finishing
                 self._workers[key] = asyncio.create_task(self._drain(key))
 
+    def has(self, key: Hashable) -> bool:
+        """Whether the lane has work queued or running."""
+        return key in self._workers
+
     @property
     def busy(self) -> int:
         return len(self._workers)

@@ -562,6 +562,27 @@ class InboxRepository:
         )
         return list(rows)
 
+    async def unhandled_in_lane(self, key: str, limit: int = 100) -> list[InboxRow]:
+        """A lane's updates not handled yet, oldest first (an indexed look-up)."""
+        rows = await self.session.scalars(
+            select(InboxRow)
+            .where(InboxRow.chat_key == key, InboxRow.handled_at.is_(None))
+            .order_by(InboxRow.update_id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def waiting_lanes(self, received_before: datetime, limit: int = 100) -> list[str]:
+        """Lanes with an update stored before then and still not handled: an instance that
+        stored it died, or is slow (its lane's lock tells which)."""
+        rows = await self.session.scalars(
+            select(InboxRow.chat_key)
+            .where(InboxRow.handled_at.is_(None), InboxRow.received_at < received_before)
+            .distinct()
+            .limit(limit)
+        )
+        return list(rows)
+
     async def known_chats(self, keys: list[str]) -> set[str]:
         """Those of these chats that wrote before (an indexed look-up)."""
         if not keys:
@@ -580,12 +601,15 @@ class InboxRepository:
     async def get(self, update_id: int) -> InboxRow | None:
         return await self.session.get(InboxRow, update_id)
 
-    async def mark_handled(self, update_id: int, at: datetime, error: str | None = None) -> None:
-        await self.session.execute(
+    async def mark_handled(self, update_id: int, at: datetime, error: str | None = None) -> bool:
+        """Mark it handled, unless it was already (another instance, a repeat): False then, and
+        the caller does not commit what it did for it."""
+        result = await self.session.execute(
             update(InboxRow)
-            .where(InboxRow.update_id == update_id)
+            .where(InboxRow.update_id == update_id, InboxRow.handled_at.is_(None))
             .values(handled_at=at, error=error)
         )
+        return bool(getattr(result, "rowcount", 0))
 
     async def last_update_id(self) -> int | None:
         return await self.session.scalar(
@@ -650,23 +674,30 @@ class WeComInboxRepository:
         )
         return list(rows)
 
-    async def mark_handled(self, msgid: str, at: datetime, error: str | None = None) -> None:
-        await self.session.execute(
+    async def mark_handled(self, msgid: str, at: datetime, error: str | None = None) -> bool:
+        """Mark it handled, unless it was already (another instance, a repeat): False then, and
+        the caller does not commit what it did for it."""
+        result = await self.session.execute(
             update(WeComInboxRow)
-            .where(WeComInboxRow.msgid == msgid)
+            .where(WeComInboxRow.msgid == msgid, WeComInboxRow.handled_at.is_(None))
             .values(handled_at=at, error=error)
         )
+        return bool(getattr(result, "rowcount", 0))
 
     async def count(self) -> int:
         return len(list(await self.session.scalars(select(WeComInboxRow.msgid))))
 
-    async def last_words(self, since: datetime) -> dict[str, datetime]:
-        """Each customer's last message (not an event) received since `since`."""
-        rows = await self.session.execute(
+    async def last_words(self, since: datetime, user: str | None = None) -> dict[str, datetime]:
+        """Each customer's last message (not an event) received since `since` (only `user`'s,
+        when given)."""
+        query = (
             select(WeComInboxRow.external_userid, WeComInboxRow.received_at, WeComInboxRow.payload)
             .where(WeComInboxRow.received_at >= since)
             .order_by(WeComInboxRow.received_at)
         )
+        if user is not None:
+            query = query.where(WeComInboxRow.external_userid == user)
+        rows = await self.session.execute(query)
         last: dict[str, datetime] = {}
         for user, at, payload in rows:
             if json.loads(payload).get("origin") == 3:
@@ -810,12 +841,15 @@ class StaffAppRepository:
         )
         return list(rows)
 
-    async def mark_handled(self, key: str, at: datetime, error: str | None = None) -> None:
-        await self.session.execute(
+    async def mark_handled(self, key: str, at: datetime, error: str | None = None) -> bool:
+        """Mark it handled, unless it was already (another instance, a repeat): False then, and
+        the caller does not commit what it did for it."""
+        result = await self.session.execute(
             update(StaffAppInboxRow)
-            .where(StaffAppInboxRow.key == key)
+            .where(StaffAppInboxRow.key == key, StaffAppInboxRow.handled_at.is_(None))
             .values(handled_at=at, error=error)
         )
+        return bool(getattr(result, "rowcount", 0))
 
     async def cards(self, ticket_id: int) -> list[StaffCard]:
         """Each member's card of the ticket: (userid, task_id, response_code or None)."""

@@ -33,6 +33,19 @@ def _postgres_running() -> bool:
         return False
 
 
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_UP = _listening(REDIS_HOST, REDIS_PORT)
+needs_redis = pytest.mark.skipif(
+    not REDIS_UP, reason=f"Redis is not running on {REDIS_HOST}:{REDIS_PORT}"
+)
 POSTGRES_UP = _postgres_running()
 needs_postgres = pytest.mark.skipif(
     not POSTGRES_UP, reason=f"PostgreSQL is not running on {PG_HOST}:{PG_PORT}"
@@ -66,6 +79,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
+def redis_url() -> str:
+    """The Redis at 127.0.0.1:6379 (tests that use it are marked `needs_redis`); each desk keeps
+    its keys under its own bot's name, so tests side by side do not meet."""
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'desk.db'}"
 
@@ -84,7 +104,8 @@ async def wecom() -> AsyncIterator[Any]:
 @pytest.fixture
 async def api() -> AsyncIterator[BotApiStandIn]:
     """The Bot API stand-in with the shop's staff group in it."""
-    standin = BotApiStandIn()
+    # a bot of its own for each test: what a desk keeps in a shared Redis is under its bot's id
+    standin = BotApiStandIn(token=f"{uuid.uuid4().int % 10**10}:TEST-token")
     await standin.start()
     standin.add_group(STAFF_CHAT, "花店售后群")
     yield standin
@@ -148,7 +169,7 @@ class InProcessBot:
         )
         polls = _polls(self.api)
         self.task = asyncio.create_task(serve(self.app, signals=False))
-        if self.app.telegram is None:  # no Telegram: ready once WeCom can call back
+        if self.app.telegram is None or settings.webhook_url:  # ready once it can be called
             waiting = asyncio.create_task(self.app.started.wait())
         else:
             waiting = asyncio.create_task(self.api.wait_calls("getUpdates", polls + 1))

@@ -14,7 +14,7 @@ from telegram.error import TelegramError
 from telegram.request import HTTPXRequest
 
 from bot.channels.telegram.limiter import Limiter
-from bot.channels.telegram.poller import DurablePoller
+from bot.channels.telegram.poller import ALLOWED_UPDATES, DurablePoller, Lock
 from bot.channels.telegram.routes import Managers, Router
 from bot.channels.telegram.sender import Api, CustomerChats, Digest, StaffGroup
 from bot.config import Settings
@@ -77,8 +77,10 @@ class Telegram:
         lanes: Lanes,
         clock: Callable[[], datetime],
         staff_group: bool = True,
+        lock: Lock | None = None,
     ) -> None:
-        """`staff_group`: False where staff work elsewhere (WeCom): Telegram serves customers."""
+        """`staff_group`: False where staff work elsewhere (WeCom): Telegram serves customers.
+        `lock`: the instances' shared locks (webhook mode, several instances)."""
         settings = self.settings
         self.staff_group = staff_group
         self.managers.include_admins = desk.policy.managers_include_group_admins
@@ -107,7 +109,28 @@ class Telegram:
             new_topics=self.staff_room.topics,
             staff_elsewhere=not staff_group,
         )
-        self.poller = DurablePoller(self.bot, self.router, new_uow, lanes, desk, clock, language)
+        self.poller = DurablePoller(
+            self.bot,
+            self.router,
+            new_uow,
+            lanes,
+            desk,
+            clock,
+            language,
+            webhook=settings.webhook_url is not None,
+            lock=lock,
+        )
+        self.webhook = None
+        if settings.webhook_url is not None and settings.webhook_secret is not None:
+            from bot.channels.telegram.webhook import Webhook
+
+            poller = self.poller
+            self.webhook = Webhook(
+                settings.webhook_path or "/",
+                settings.webhook_secret.get_secret_value(),
+                poller,
+                accepting=lambda: not poller.stopping,
+            )
 
     async def start(self) -> None:
         """Connect to the Bot API, look at the staff group, and recover the inbox."""
@@ -128,11 +151,28 @@ class Telegram:
                 "Desk started as @%s; staff group %s", me.username, self.settings.staff_chat_id
             )
             await self.staff_room.detect_forum()
-        with contextlib.suppress(TelegramError):
-            await bot.delete_webhook(drop_pending_updates=False)
+        if self.webhook is not None:
+            await self._set_webhook()
+        else:  # long polling: a webhook left from before would keep the updates from us
+            with contextlib.suppress(TelegramError):
+                await bot.delete_webhook(drop_pending_updates=False)
         with contextlib.suppress(TelegramError):
             await bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
         await self.poller.recover()
+
+    async def _set_webhook(self) -> None:
+        """Each instance says the same URL and secret at start (the updates stored meanwhile
+        are kept by Telegram); none ever deletes it on stopping: that would cut off the
+        others."""
+        settings = self.settings
+        assert settings.webhook_url is not None and settings.webhook_secret is not None
+        await self.bot.set_webhook(
+            settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+            max_connections=40,
+        )
+        logger.info("Telegram posts updates to %s", settings.webhook_url)
 
     async def _no_webhook(self) -> None:
         with contextlib.suppress(TelegramError):

@@ -16,10 +16,12 @@ handlers start on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Bot, Update
@@ -50,6 +52,33 @@ logger = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 BATCH = 100  # getUpdates' most
 MAX_HELD = 1000  # updates taken in before the handlers get them, in a burst
+# webhook mode: an update stored this long ago and not handled is looked at by any instance
+# (the one that stored it died, or it waits behind its lane's lock), looked for this often
+ORPHAN_AFTER = timedelta(seconds=10)
+SWEEP_EVERY = 5.0
+LANE_LOCK_TTL = 30.0  # renewed while held: a dead holder's lane is free after at most this
+
+Lock = Callable[[str], AbstractAsyncContextManager[None]]
+
+
+class LocalLocks:
+    """One lock per name in this process (one instance: no Redis)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str):  # type: ignore[no-untyped-def]
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        self._users[name] = self._users.get(name, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[name] -= 1
+            if not self._users[name]:  # nobody waits: forgotten, memory does not grow
+                del self._users[name], self._locks[name]
 
 
 class DurablePoller:
@@ -63,8 +92,15 @@ class DurablePoller:
         clock: Callable[[], datetime],
         default_language: str,
         polling_timeout: int = 25,
+        webhook: bool = False,
+        lock: Lock | None = None,
     ) -> None:
+        """`webhook`: Telegram posts updates to this instance's server (`take`), perhaps to
+        several instances; each lane then runs under `lock` (shared by the instances: Redis),
+        handling its stored updates in order, whoever stored them."""
         self.bot = bot
+        self.webhook = webhook
+        self.lock: Lock = lock or LocalLocks().lock
         self.router = router
         self.new_uow = new_uow
         self.lanes = lanes
@@ -77,6 +113,10 @@ class DurablePoller:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def _job(self, update_id: int, raw: dict[str, Any], greeted: bool) -> Job:
         async def job() -> None:
@@ -98,7 +138,8 @@ class DurablePoller:
                         await prepared[0](uow)
                     else:
                         then = await self.router.handle(uow, update, greeted)
-                    await uow.inbox.mark_handled(update_id, self.clock())
+                    if not await uow.inbox.mark_handled(update_id, self.clock()):
+                        return  # another instance handled it meanwhile: this is undone
                     await uow.commit()
                 after.append(then)
 
@@ -130,7 +171,8 @@ class DurablePoller:
             said = Said(customer_of(user), user.full_name, self.default_language, "tap", None)
         try:
             async with self.new_uow() as uow:
-                await uow.inbox.mark_handled(update_id, self.clock(), repr(exc)[:2000])
+                if not await uow.inbox.mark_handled(update_id, self.clock(), repr(exc)[:2000]):
+                    return  # handled elsewhere after all
                 if in_group and user is not None and not user.is_bot:  # they hear it went nowhere
                     text = (message.text or message.caption or "") if message else ""
                     staff.not_handled(uow, self.desk, user.first_name or user.full_name, text)
@@ -146,15 +188,74 @@ class DurablePoller:
             rows = [
                 (r.update_id, r.chat_key, r.payload, r.greeted) for r in await uow.inbox.pending()
             ]
+        if self.webhook:  # each lane's stored updates, in order, under its lock
+            for key in dict.fromkeys(key for _, key, _, _ in rows):
+                self.lanes.submit(key, self._drain(key))
+            return len(rows)
         for update_id, key, payload, greeted in rows:
             self.lanes.submit(key, self._job(update_id, json.loads(payload), greeted))
         if rows:
             logger.info("Handling %s updates left from before the restart", len(rows))
         return len(rows)
 
+    # -- webhook mode ----------------------------------------------------------------------
+
+    async def take(self, raw: dict[str, Any]) -> None:
+        """An update Telegram posted: stored (with a newcomer's first answer) before this
+        returns, then handled in its lane. Raises if it could not be stored: the caller answers
+        an error and Telegram sends it again. Stored before: nothing more happens."""
+        update = Update.de_json(raw, self.bot)
+        if update is None:
+            raise ValueError("not an update")
+        chat = update.effective_chat
+        user = update.effective_user
+        whose = chat.id if chat is not None else (user.id if user is not None else 0)
+        # one chat's updates are stored one at a time across instances: a newcomer who writes
+        # twice at once is greeted once
+        async with self.lock(f"telegram:store:{whose}"):
+            jobs = await self._store([update])
+        for key in dict.fromkeys(key for key, _ in jobs):
+            self.lanes.submit(key, self._drain(key))
+
+    def _drain(self, key: str) -> Job:
+        """Handle the lane's stored updates, oldest first, under the lane's lock: whichever
+        instance stored them, a chat's updates are handled in order and by one at a time."""
+
+        async def job() -> None:
+            async with self.lock(f"telegram:lane:{key}"):
+                done: set[int] = set()
+                while not self._stop.is_set():
+                    async with self.new_uow(read_only=True) as uow:
+                        rows = [
+                            (r.update_id, r.payload, r.greeted)
+                            for r in await uow.inbox.unhandled_in_lane(key)
+                            if r.update_id not in done
+                        ]
+                    if not rows:
+                        return
+                    for update_id, payload, greeted in rows:
+                        done.add(update_id)  # set aside or handled: not again in this drain
+                        await self._job(update_id, json.loads(payload), greeted)()
+
+        return job
+
+    async def _sweep(self) -> None:
+        """Webhook mode: lanes with updates stored a while ago and still not handled (their
+        instance died between storing and handling) are taken over."""
+        while not self._stop.is_set():
+            try:
+                async with self.new_uow(read_only=True) as uow:
+                    keys = await uow.inbox.waiting_lanes(self.clock() - ORPHAN_AFTER)
+                for key in keys:
+                    if not self.lanes.has(key):
+                        self.lanes.submit(key, self._drain(key))
+            except Exception as exc:
+                logger.warning("Looking for updates left unhandled failed: %r", exc)
+            await self._sleep(SWEEP_EVERY)
+
     async def run(self) -> None:
-        """Poll until stop() is called."""
-        loop = asyncio.create_task(self._loop())
+        """Poll (or, in webhook mode, look after what other instances left) until stop()."""
+        loop = asyncio.create_task(self._sweep() if self.webhook else self._loop())
         stopped = asyncio.create_task(self._stop.wait())
         await asyncio.wait({loop, stopped}, return_when=asyncio.FIRST_COMPLETED)
         for task in (loop, stopped):

@@ -175,6 +175,9 @@ class WeComCustomers:
         self.open_kfid = open_kfid
         self.windows = windows
         self.fetch = fetch
+        # the customer's window as the database has it: another instance may have pulled their
+        # last message, or sent in their window (set by `WeCom.connect`)
+        self.look_up: Callable[[str], Awaitable[None]] | None = None
 
     async def deliver(self, rows: list[Outgoing], refresh: Refresh) -> Outcome:
         head = rows[0]
@@ -183,6 +186,9 @@ class WeComCustomers:
         who = head.recipient
         window = self.windows.get(who)
         on_event = window.welcome_valid(time.time())
+        if not on_event and window.left(time.time()) <= 0 and self.look_up is not None:
+            await self.look_up(who)  # not known here: maybe another instance's
+            window = self.windows.get(who)
         if not on_event and window.left(time.time()) <= 0:
             last = window.last_customer_at
             reason = "late" if last is None or time.time() - last > WINDOW else "budget"
@@ -315,6 +321,7 @@ class WeCom:
         self.new_uow = new_uow
         self.lanes = lanes
         self.clock = clock
+        self.customers.look_up = self._window_of
 
     async def fetch(self, attachment: Attachment) -> bytes:
         """A file a WeChat customer sent, for the staff room."""
@@ -441,6 +448,20 @@ class WeCom:
             self._submit(msgid, message)
         return len(rows)
 
+    async def _window_of(self, user: str) -> None:
+        """A customer's window as the database knows it: their last message (whoever pulled
+        it) and what went out since (whoever sent it)."""
+        since = self.clock() - timedelta(seconds=WINDOW)
+        async with self.new_uow(read_only=True) as uow:
+            at = (await uow.wecom.last_words(since, user)).get(user)
+            if at is None:
+                return
+            sent = await uow.outbox.sent_since(f"{CHANNEL}:{user}", at)
+        window = self.windows.get(user)
+        if window.last_customer_at is None or window.last_customer_at < at.timestamp():
+            self.windows.customer_wrote(user, at.timestamp())
+            self.windows.of(user).sent = sent
+
     def _submit(self, msgid: str, message: dict[str, Any]) -> None:
         user = str(message.get("external_userid") or _event(message).get("external_userid") or "")
         if message.get("origin") == 3:
@@ -475,8 +496,8 @@ class WeCom:
             async def attempt() -> None:
                 async with self.new_uow() as uow:
                     await self.handle(uow, message)
-                    await uow.wecom.mark_handled(msgid, self.clock())
-                    await uow.commit()
+                    if await uow.wecom.mark_handled(msgid, self.clock()):
+                        await uow.commit()  # else another instance handled it: undone
 
             async def set_aside(exc: Exception) -> None:
                 await self._set_aside(msgid, message, exc)

@@ -224,8 +224,8 @@ class WeComStaff:
                         await prepared[0](uow)
                     else:
                         await self.handle(uow, fields)
-                    await uow.staff_app.mark_handled(key, self.clock())
-                    await uow.commit()
+                    if await uow.staff_app.mark_handled(key, self.clock()):
+                        await uow.commit()  # else another instance handled it: undone
 
             async def set_aside(exc: Exception) -> None:
                 async with self.new_uow() as uow:
