@@ -2,7 +2,8 @@
 # PostgreSQL and Redis; alone, on SQLite in a volume:
 #   docker build -t complaint-desk .
 #   docker run -d --env-file .env -v desk-data:/data -p 127.0.0.1:8080:8080 complaint-desk
-FROM python:3.12-slim
+# 3.11: the Python the tests run on
+FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
