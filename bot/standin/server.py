@@ -6,6 +6,9 @@ limits), records everything the bot sends, and lets scripted people act: write, 
 and albums, share a contact, tap buttons by their labels, reply in the staff group, block the
 bot. Faults can be injected (429 with retry_after, 5xx) to see that the bot recovers, and
 Telegram's flood limits switched on (`limits = TelegramLimits()`), answering 429 past them.
+
+With `setWebhook` it delivers the updates as Telegram does to a webhook instead: POSTed one chat
+at a time, in order, retried with back-off until a 2xx comes back (getUpdates answers 409 then).
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
+from bot.standin import webhook as hooks
 from bot.standin.limits import TelegramLimits
 from bot.standin.waiting import until
+from bot.standin.webhook import Webhook, WebhookRefused
 
 BOT_USER = {"id": 777000111, "is_bot": True, "first_name": "Desk", "username": "desk_bot"}
 TEXT_LIMIT = 4096
@@ -69,6 +75,8 @@ STRING_FIELDS = {
     "icon_custom_emoji_id",
     "phone_number",
     "first_name",
+    "secret_token",
+    "ip_address",
 }
 
 
@@ -396,6 +404,17 @@ class BotApiStandIn:
         self.base_url = ""
         self.files: dict[str, bytes] = {}  # what a file_id holds (getFile)
         self.uploads: list[tuple[str, bytes]] = []  # files the bot uploaded (name, bytes)
+        self.last_update_id = first_update_id - 1
+        # the webhook, while one is set (setWebhook): updates are POSTed to it, not polled
+        self.webhook: Webhook | None = None
+        self.deliveries: list[tuple[int, int | None]] = []  # (update_id, status; None: no answer)
+        self.webhook_backoff = 0.2  # seconds before a failed delivery is tried again, doubling
+        self.webhook_backoff_max = 2.0
+        self.webhook_timeout = 10.0  # seconds a delivery waits for its answer
+        self._delivered: dict[int, dict[str, Any]] = {}  # what was delivered, for deliver_again
+        self._lanes: dict[object, asyncio.Task[None]] = {}  # one per chat with updates to send
+        self._connections = asyncio.Semaphore(40)
+        self._client: aiohttp.ClientSession | None = None
 
     # -- the server ------------------------------------------------------------------------
 
@@ -415,6 +434,9 @@ class BotApiStandIn:
 
     async def stop(self) -> None:
         self._closing = True
+        await self._stop_lanes()
+        if self._client is not None:
+            await self._client.close()
         async with self._changed:
             self._changed.notify_all()
         if self._runner is not None:
@@ -681,9 +703,11 @@ class BotApiStandIn:
         return query_id
 
     def _push(self, update: dict[str, Any]) -> None:
-        update["update_id"] = next(self._update_ids)
+        update["update_id"] = self.last_update_id = next(self._update_ids)
         self.updates.append(update)
         asyncio.get_running_loop().create_task(self._wake())
+        if self.webhook is not None:
+            self._open_lane(hooks.chat_of(update))
 
     async def _wake(self) -> None:
         async with self._changed:
@@ -692,6 +716,137 @@ class BotApiStandIn:
     def _notify(self, kind: str, payload: Any) -> None:
         for listener in self.listeners:
             listener(kind, payload)
+
+    # -- the webhook -----------------------------------------------------------------------
+
+    async def api_setWebhook(self, params: dict[str, Any]) -> bool:
+        url = str(params.get("url") or "")
+        if not url:  # Telegram: an empty URL removes the webhook
+            return await self.api_deleteWebhook(params)
+        try:
+            url = hooks.checked_url(url)
+            secret = hooks.checked_secret(params.get("secret_token"))
+            connections = hooks.checked_max_connections(params.get("max_connections"))
+            kinds = hooks.allowed_updates(params.get("allowed_updates"))
+        except WebhookRefused as exc:
+            raise ApiError(400, str(exc)) from None
+        previous = self.webhook
+        if kinds is None and previous is not None:
+            kinds = previous.allowed_updates  # "if not specified, the previous setting is used"
+        self.webhook = Webhook(url, secret, connections, kinds)
+        if previous is not None and previous.url == url:  # the same webhook, set once more
+            self.webhook.last_error_date = previous.last_error_date
+            self.webhook.last_error_message = previous.last_error_message
+        if previous is None or previous.max_connections != connections:
+            self._connections = asyncio.Semaphore(connections)
+        if _flag(params.get("drop_pending_updates")):
+            self.updates.clear()
+        for update in self.updates:
+            self._open_lane(hooks.chat_of(update))
+        await self._wake()  # a long poll under way ends with 409
+        return True
+
+    async def api_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = None
+        await self._stop_lanes()  # what was not delivered stays for getUpdates
+        if _flag(params.get("drop_pending_updates")):
+            self.updates.clear()
+        await self._wake()
+        return True
+
+    async def api_getWebhookInfo(self, params: dict[str, Any]) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "url": "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self.updates),
+        }
+        hook = self.webhook
+        if hook is None:
+            return info
+        info.update(url=hook.url, max_connections=hook.max_connections, ip_address="127.0.0.1")
+        if hook.allowed_updates:
+            info["allowed_updates"] = hook.allowed_updates
+        if hook.last_error_date is not None:
+            info["last_error_date"] = hook.last_error_date
+            info["last_error_message"] = hook.last_error_message
+        return info
+
+    async def wait_delivered(self, up_to: int | None = None, timeout: float = 10) -> None:
+        """Until every update queued so far (or up to update id `up_to`) has been answered
+        2xx by the webhook: its barrier, as `wait_confirmed` is getUpdates'."""
+        target = self.last_update_id if up_to is None else up_to
+
+        def delivered() -> bool:
+            return not any(u["update_id"] <= target for u in self.updates)
+
+        def pending() -> str:
+            hook = self.webhook
+            error = hook.last_error_message if hook else "no webhook is set"
+            return f"{len(self.updates)} updates not delivered (last error: {error})"
+
+        await until(self._changed, delivered, timeout, pending)
+
+    async def deliver_again(self, update_id: int) -> int | None:
+        """Send a delivered update once more, as Telegram does when it did not see the answer
+        (at least once); the status it got (None: no answer)."""
+        hook = self.webhook
+        if hook is None:
+            raise LookupError("no webhook is set")
+        update = self._delivered[update_id]
+        async with self._connections:
+            status, error = await hooks.post(self._http(), hook, update, self.webhook_timeout)
+        self.deliveries.append((update_id, status))
+        if error is not None:
+            hook.failed(error)
+        await self._wake()
+        return status
+
+    def _open_lane(self, chat: object) -> None:
+        """Start sending this chat's updates, unless they are under way already."""
+        if chat not in self._lanes and not self._closing:
+            self._lanes[chat] = asyncio.get_running_loop().create_task(self._lane(chat))
+
+    async def _lane(self, chat: object) -> None:
+        """One chat's updates, one at a time and in order: the next only after a 2xx for the
+        one before; a failure is tried again after a back-off that doubles."""
+        backoff = self.webhook_backoff
+        try:
+            while (hook := self.webhook) is not None:
+                update = next((u for u in self.updates if hooks.chat_of(u) == chat), None)
+                if update is None:
+                    return
+                if hook.takes(update):
+                    async with self._connections:
+                        status, error = await hooks.post(
+                            self._http(), hook, update, self.webhook_timeout
+                        )
+                    self.deliveries.append((update["update_id"], status))
+                    if error is not None:
+                        hook.failed(error)
+                        await self._wake()
+                        await asyncio.sleep(backoff)  # Telegram's retry timer, shortened
+                        backoff = min(backoff * 2, self.webhook_backoff_max)
+                        continue
+                    self._delivered[update["update_id"]] = update
+                backoff = self.webhook_backoff
+                self.updates = [u for u in self.updates if u is not update]
+                await self._wake()
+        finally:
+            if self._lanes.get(chat) is asyncio.current_task():
+                del self._lanes[chat]
+
+    async def _stop_lanes(self) -> None:
+        lanes = list(self._lanes.values())
+        self._lanes.clear()
+        for lane in lanes:
+            lane.cancel()
+        if lanes:
+            await asyncio.gather(*lanes, return_exceptions=True)
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._client is None or self._client.closed:
+            self._client = aiohttp.ClientSession()
+        return self._client
 
     # -- what tests look at ----------------------------------------------------------------
 
@@ -749,7 +904,11 @@ class BotApiStandIn:
         return self.callback_answers[query_id]
 
     async def wait_confirmed(self, update_count: int | None = None, timeout: float = 10) -> None:
-        """Until getUpdates has confirmed every update pushed so far (each call wakes it)."""
+        """Until getUpdates has confirmed every update pushed so far (each call wakes it); with
+        a webhook set, until each has been delivered (`wait_delivered`)."""
+        if self.webhook is not None:
+            await self.wait_delivered(update_count, timeout)
+            return
         target = update_count if update_count is not None else len(self.updates)
         await until(
             self._changed,
@@ -769,6 +928,12 @@ class BotApiStandIn:
         }
 
     async def api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook is not None:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
         limit = int(params.get("limit") or 100)
@@ -778,6 +943,8 @@ class BotApiStandIn:
         deadline = time.monotonic() + timeout
         async with self._changed:
             while not self.updates and time.monotonic() < deadline and not self._closing:
+                if self.webhook is not None:  # as Telegram ends a long poll it no longer serves
+                    raise ApiError(409, "Conflict: terminated by setWebhook request")
                 try:
                     await asyncio.wait_for(
                         self._changed.wait(), timeout=deadline - time.monotonic()
@@ -1062,6 +1229,11 @@ class BotApiStandIn:
         self._notify("sent", sent)
         await self._wake()
         return message
+
+
+def _flag(value: object) -> bool:
+    """A Bot API boolean, as JSON or as a form field."""
+    return value is True or str(value).lower() in ("true", "1")
 
 
 _KINDS = ("photo", "video", "document", "voice", "audio", "animation", "sticker", "video_note")
