@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-IN_FLIGHT_FOR = 30.0  # a send not answered by then (its instance died) no longer holds a place
+# a send with no answer by then (its instance died) counts as though answered then: it holds its
+# place for this long and its period on top (it may have arrived), then frees it
+IN_FLIGHT_FOR = 20.0
 PENALTY_KEPT = 3600.0  # a window lowered by a 429 stays lowered this long after the last one
 
 
@@ -227,7 +229,8 @@ def build_shared(settings: Settings) -> Shared:
 
 # -- the windows in Redis -------------------------------------------------------------------
 # Each window is three keys: `sent` (a sorted set: send -> when it stops counting, its answer's
-# time + the period), `flight` (send -> when its lease ends, if never answered) and `state` (a
+# time + the period), `flight` (send -> when it stops counting if never answered: its lease and
+# the period) and `state` (a
 # hash: `until`, closed by a 429 until then; `cap`, the limit lowered by 429s).
 
 _NOW = """
@@ -268,8 +271,9 @@ for i = 1, n do
   end
 end
 for i = 1, n do
-  redis.call('ZADD', KEYS[3 * i - 1], now + lease, token)
-  redis.call('PEXPIRE', KEYS[3 * i - 1], math.ceil(lease * 1000))
+  local held = lease + tonumber(ARGV[4 + 2 * i])
+  redis.call('ZADD', KEYS[3 * i - 1], now + held, token)
+  redis.call('PEXPIRE', KEYS[3 * i - 1], math.ceil(held * 1000))
 end
 return {0}
 """
