@@ -32,11 +32,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.asyncio import Redis
-from redis.asyncio.lock import Lock
-from redis.exceptions import LockError
+if TYPE_CHECKING:  # redis is imported only where REDIS_URL is set
+    from redis.asyncio import Redis
+    from redis.asyncio.lock import Lock
 
-if TYPE_CHECKING:
     from bot.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -170,6 +169,8 @@ class RedisShared:
         prefix: str = "desk:",
         clock: Callable[[], float] | None = None,
     ) -> None:
+        from redis.asyncio import Redis
+
         self.redis: Redis = Redis.from_url(url)
         self.prefix = prefix
         self.windows = RedisWindows(self.redis, f"{prefix}w:", clock)
@@ -178,6 +179,9 @@ class RedisShared:
     async def lock(
         self, name: str, ttl: float = 30.0, wait: float | None = None
     ) -> AsyncIterator[None]:
+        from redis.asyncio.lock import Lock
+        from redis.exceptions import LockError
+
         lock = Lock(
             self.redis,
             f"{self.prefix}lock:{name}",
@@ -203,6 +207,8 @@ class RedisShared:
     @staticmethod
     async def _renew(lock: Lock, name: str, ttl: float) -> None:
         """Keep the lock while its holder works (long work outlives `ttl`)."""
+        from redis.exceptions import LockError
+
         while True:
             await asyncio.sleep(ttl / 3)
             try:
