@@ -26,6 +26,7 @@ from bot.policy import Policy
 from bot.render import make_renderer
 from bot.scheduler import Scheduler
 from bot.sender import Sender
+from bot.shared import Shared, build_shared
 from bot.web import HttpServer
 from handlers import clock as clock_cases
 from handlers import manager as manager_cases
@@ -65,6 +66,7 @@ class App:
     http: HttpServer | None = None  # the instance's server: webhook, callbacks, health, metrics
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # no poller: `serve` waits
     started: asyncio.Event = field(default_factory=asyncio.Event)  # recovered, callbacks served
+    shared: Shared | None = None  # what the instances share (Redis, where REDIS_URL is set)
 
     @property
     def poller(self) -> Any:
@@ -83,7 +85,8 @@ class App:
 
 
 def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = utc_now) -> App:
-    telegram = Telegram(settings) if settings.telegram else None
+    shared = build_shared(settings)
+    telegram = Telegram(settings, shared) if settings.telegram else None
     engine = create_engine(settings.database_url, settings.database_busy_timeout.total_seconds())
     factory = session_factory(engine)
     sla = settings.sla()
@@ -100,7 +103,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     if settings.staff_room == "wecom":  # imported only then
         from bot.channels.wecom.staff import WeComStaff
 
-        wecom_staff = WeComStaff(settings, fetch)
+        wecom_staff = WeComStaff(settings, fetch, shared)
     managers = wecom_staff.people if wecom_staff is not None else no_managers
     if telegram is not None and wecom_staff is None:
         managers = telegram.managers.people
@@ -217,6 +220,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         mirror,
         wecom_staff,
         http,
+        shared=shared,
     )
 
 
@@ -343,6 +347,8 @@ async def serve(app: App, signals: bool = True) -> None:
             await app.wecom.stop()
         if app.telegram is not None:
             await app.telegram.shutdown()
+        if app.shared is not None:
+            await app.shared.close()
         await app.engine.dispose()
         raise
     app.started.set()
@@ -379,6 +385,8 @@ async def serve(app: App, signals: bool = True) -> None:
         if app.telegram is not None:
             await app.telegram.stop()
             await app.telegram.shutdown()
+        if app.shared is not None:
+            await app.shared.close()
         await app.engine.dispose()
         for sig in (signal.SIGINT, signal.SIGTERM) if signals else ():
             with contextlib.suppress(NotImplementedError, RuntimeError):

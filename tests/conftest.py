@@ -52,6 +52,43 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+
+def _redis_running() -> bool:
+    try:
+        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+async def redis_shared() -> AsyncIterator[Callable[..., Any]]:
+    """Makes `RedisShared` objects, as the instances of one desk would have (one Redis, one
+    key prefix of this test's own); the keys are removed afterwards."""
+    if not _redis_running():
+        pytest.skip(f"Redis is not running on {REDIS_HOST}:{REDIS_PORT}")
+    from bot.shared import RedisShared
+
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+    prefix = f"desk-test-{uuid.uuid4().hex[:12]}:"
+    made: list[RedisShared] = []
+
+    def make(clock: Callable[[], float] | None = None) -> RedisShared:
+        shared = RedisShared(url, prefix=prefix, clock=clock)
+        made.append(shared)
+        return shared
+
+    yield make
+    cleaner = make()
+    keys = [key async for key in cleaner.redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await cleaner.redis.delete(*keys)
+    for shared in made:
+        await shared.close()
+
+
 async def _pg_admin(sql: str) -> None:
     import asyncpg
 

@@ -19,6 +19,7 @@ from bot.channels.telegram.routes import Managers, Router
 from bot.channels.telegram.sender import Api, CustomerChats, Digest, StaffGroup
 from bot.config import Settings
 from bot.lanes import Lanes
+from bot.shared import Shared
 from handlers import common
 from handlers.context import Desk
 from storage.uow import NewUnitOfWork
@@ -48,7 +49,8 @@ class Telegram:
     """Built in two steps: `Telegram(settings)` (what the desk needs to know: the managers, the
     group's limit), then `connect(...)` once the desk exists."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, shared: Shared | None = None) -> None:
+        """`shared`: what several instances share (their rate windows), where there are."""
         self.settings = settings
         self.bot = telegram_bot(settings)
         self.limiter = Limiter(
@@ -56,6 +58,7 @@ class Telegram:
             private_rate=settings.rate_per_chat,
             private_burst=settings.rate_chat_burst,
             group_per_minute=settings.rate_group_per_minute,
+            windows=shared.windows if shared is not None else None,
         )
         self.api = Api(self.bot, self.limiter)
         self.managers = Managers(
@@ -186,6 +189,7 @@ class Telegram:
         if self._commands is not None:
             await asyncio.gather(self._commands, return_exceptions=True)
         await self.digest.stop()
+        await self.limiter.settle()
 
     async def shutdown(self) -> None:
         await self.bot.shutdown()

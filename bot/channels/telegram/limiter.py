@@ -8,18 +8,29 @@ without waiting); `bot.channels.telegram.sender` routes every send of the bot th
 
 Waiters queue by lane: a private chat is one lane; the staff group has one lane per ticket, so
 tickets take turns for the group's places instead of queueing behind each other.
+
+Several instances (`windows`: the shared windows of `bot.shared`, in Redis): the priorities and
+the lanes stay in-process, and a send granted here also takes its places in the shared windows
+(the bot's and its chat's) before it goes; refused there, it waits (its chat, or everyone when
+the bot's window is full) while the next in order may go. Its answer and a 429 update them too,
+so the limits hold for all the instances together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.domain.messages import Urgency
+from bot.shared import Place, Refused, Windows
+
+logger = logging.getLogger(__name__)
 
 Priority = Urgency  # who waits least: first replies, relays, cards, reports
 
@@ -102,14 +113,20 @@ class Limiter:
         group_per_minute: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        windows: Windows | None = None,
     ) -> None:
         self.clock = clock
         self.sleep = sleep
         self.global_window = Window(max(1, round(global_rate)), 1.0)
+        self.windows = windows
+        self._tokens: dict[int, deque[str]] = {}  # each chat's shared places, granted here
+        self._after: dict[int | None, float] = {}  # refused by a shared window until (None: all)
+        self._updates: set[asyncio.Task[None]] = set()  # answers and 429s on their way to Redis
         burst = max(1, round(private_burst))
         self._private = (burst, burst / private_rate)
         self._group = (max(1, round(group_per_minute)), 60.0)
         self.group_per_minute = self._group[0]
+        self._global_limit = self.global_window.limit
         self._windows: dict[Hashable, Window] = {}
         self._sweep_at = 1024
         self._queues: dict[Hashable, deque[_Waiter]] = {}
@@ -141,7 +158,7 @@ class Limiter:
         """Wait until a message to this chat may be sent; call `done` once Telegram answered.
         Waiters of one lane (default: the chat) go in order."""
         lane = chat_id if lane is None else lane
-        if not self._queues:  # nobody waiting: no queue to keep, go now if the windows allow
+        if not self._queues and self.windows is None:  # nobody waiting: go now if allowed
             now = self.clock()
             window = self.window(chat_id)
             if max(self.global_window.ready_at(now), window.ready_at(now)) <= now:
@@ -160,9 +177,7 @@ class Limiter:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():  # granted, then given up
-                self.global_window.release()
-                self.window(chat_id).release()
-                self._wake.set()
+                self.release(chat_id)
             raise
 
     def would_wait(self, chat_id: int) -> bool:
@@ -177,6 +192,16 @@ class Limiter:
         now = self.clock()
         self.global_window.done(now)
         self.window(chat_id).done(now)
+        if self.windows is not None:
+            self._update(self.windows.done(self._token(chat_id), self._places(chat_id)))
+        self._wake.set()
+
+    def release(self, chat_id: int) -> None:
+        """A granted message that was never sent: its places are free again."""
+        self.global_window.release()
+        self.window(chat_id).release()
+        if self.windows is not None:
+            self._update(self.windows.release(self._token(chat_id), self._places(chat_id)))
         self._wake.set()
 
     def penalize(self, chat_id: int | None, retry_after: float) -> None:
@@ -184,7 +209,70 @@ class Limiter:
         now = self.clock()
         window = self.global_window if chat_id is None else self.window(chat_id)
         window.penalize(now, retry_after)
+        if self.windows is not None:
+            places = self._places(chat_id if chat_id is not None else 0)
+            self._update(self.windows.block(places[0 if chat_id is None else 1], retry_after))
         self._wake.set()
+
+    # -- the shared windows (several instances) ---------------------------------------------
+
+    def _places(self, chat_id: int) -> list[Place]:
+        """A message's windows across instances: the bot's, its chat's (at their set limits;
+        the shared windows lower their own on a 429)."""
+        limit, period = self._group if chat_id < 0 else self._private
+        return [Place("tg:bot", self._global_limit, 1.0), Place(f"tg:{chat_id}", limit, period)]
+
+    def _token(self, chat_id: int) -> str:
+        tokens = self._tokens[chat_id]
+        token = tokens.popleft()  # any of the chat's places: they count alike
+        if not tokens:
+            del self._tokens[chat_id]
+        return token
+
+    def _update(self, update: Coroutine[Any, Any, None]) -> None:
+        """Tell the shared windows without holding up the sender (an answer dated a moment
+        late is on the safe side)."""
+        task = asyncio.ensure_future(update)
+        self._updates.add(task)
+        task.add_done_callback(self._updated)
+
+    def _updated(self, task: asyncio.Task[None]) -> None:
+        self._updates.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("Shared rate window not updated: %s", task.exception())
+        self._wake.set()
+
+    async def settle(self) -> None:
+        """Wait until the shared windows have heard of every answer given here."""
+        while self._updates:
+            await asyncio.gather(*self._updates, return_exceptions=True)
+
+    def _shared_after(self, chat_id: int | None, now: float) -> float:
+        at = self._after.get(chat_id, 0.0)
+        if at and at <= now:
+            del self._after[chat_id]
+        return at
+
+    async def _reserve(self, chat_id: int) -> str | None:
+        """This chat's places in the shared windows, or None (refused: it, or everyone when
+        the bot's window refused, waits as long as the windows say)."""
+        assert self.windows is not None
+        try:
+            got = await self.windows.try_take(self._places(chat_id))
+        except Exception as exc:  # Redis away: nobody sends until it is back
+            logger.warning("Shared rate windows unreachable (%s): sends wait", exc)
+            self._after[None] = self.clock() + 1.0
+            return None
+        if isinstance(got, Refused):
+            now = self.clock()
+            if len(self._after) >= 1024:  # chats long gone
+                self._after = {k: at for k, at in self._after.items() if at > now}
+            wait = got.wait if got.wait is not None else self.windows_poll
+            self._after[None if got.place == 0 else chat_id] = now + wait
+            return None
+        return got
+
+    windows_poll = 0.02  # refused until an answer elsewhere frees a place: ask again this soon
 
     def free(self, chat_id: int) -> int:
         """How many messages this chat may still get now, not counting those waiting."""
@@ -202,26 +290,41 @@ class Limiter:
         while self._queues:
             self._wake.clear()
             now = self.clock()
-            best: tuple[_Waiter, int] | None = None
+            best: tuple[_Waiter, Hashable] | None = None
             soonest = float("inf")
             global_at = self.global_window.ready_at(now)
+            if self._after:
+                global_at = max(global_at, self._shared_after(None, now))
             for lane, queue in self._queues.items():
                 head = queue[0]
-                at = max(global_at, self.window(self._chat_of[lane]).ready_at(now))
+                chat_id = self._chat_of[lane]
+                at = max(global_at, self.window(chat_id).ready_at(now))
+                if self._after:
+                    at = max(at, self._shared_after(chat_id, now))
                 if at <= now and (best is None or head < best[0]):
                     best = (head, lane)
                 soonest = min(soonest, at)
             if best is not None:
                 head, lane = best
                 chat_id = self._chat_of[lane]
-                self._queues[lane].popleft()
+                token = None
+                if self.windows is not None and not head.future.done():
+                    token = await self._reserve(chat_id)
+                    if token is None:
+                        continue  # refused: the next in order, or wait
+                self._queues[lane].popleft()  # only this task takes from the queues
                 if not self._queues[lane]:
                     del self._queues[lane]
                     del self._chat_of[lane]
                 if head.future.done():  # its sender gave up waiting
+                    if token is not None:
+                        assert self.windows is not None
+                        self._update(self.windows.release(token, self._places(chat_id)))
                     continue
                 self.global_window.take()
                 self.window(chat_id).take()
+                if token is not None:
+                    self._tokens.setdefault(chat_id, deque()).append(token)
                 head.future.set_result(None)
                 await asyncio.sleep(0)  # let the granted send start
                 continue

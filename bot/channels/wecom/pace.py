@@ -5,14 +5,25 @@ counts for itself, member by member, and never sends past them.
 A send takes a place in the window of each member it goes to before it is made; the place is
 dated by WeCom's answer (later than WeCom's own count, so on the safe side) and freed again if
 nothing was sent. A place can be taken only while more than `reserve` are free: cards keep a
-few for the digest that announces them and for what staff must hear at once."""
+few for the digest that announces them and for what staff must hear at once.
+
+Several instances (`windows`: the shared windows of `bot.shared`, in Redis): a send takes its
+places in the members' shared windows, all at once, and those decide when it may go, so the
+limits hold for the desk as a whole; the count kept here still answers `free` for this
+instance."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
+
+from bot.shared import Place, Windows
+
+logger = logging.getLogger(__name__)
 
 PER_MINUTE = 30
 PER_HOUR = 1000
@@ -29,7 +40,10 @@ class MemberPace:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        windows: Windows | None = None,
     ) -> None:
+        self.windows = windows
+        self._tokens: dict[tuple[str, ...], deque[str]] = {}  # shared places, by who they were for
         self.per_minute = per_minute
         self.per_hour = per_hour
         self.clock = clock
@@ -37,6 +51,7 @@ class MemberPace:
         self._sent: dict[str, deque[float]] = {}  # when WeCom answered, this last hour
         self._in_flight: dict[str, int] = {}  # places taken by sends not yet answered
         self._answered = asyncio.Event()  # set (and replaced) whenever a send is answered
+        self._updates: set[asyncio.Task[None]] = set()  # answers on their way to Redis
 
     def _window(self, userid: str) -> deque[float]:
         times = self._sent.setdefault(userid, deque())
@@ -78,6 +93,12 @@ class MemberPace:
     async def take(self, userids: Iterable[str], reserve: int = 0) -> None:
         """Wait until each member has more than `reserve` places free, then take one each."""
         people = list(dict.fromkeys(userids))
+        if self.windows is not None:
+            token = await self.windows.take(self._places(people), reserve, self.sleep)
+            self._tokens.setdefault(tuple(people), deque()).append(token)
+            for userid in people:
+                self._in_flight[userid] = self._in_flight.get(userid, 0) + 1
+            return
         while True:
             waits = [self._wait(u, reserve) for u in people]
             if all(w == 0.0 for w in waits):
@@ -94,16 +115,58 @@ class MemberPace:
     def sent(self, userids: Iterable[str]) -> None:
         """WeCom answered the send that took these places: they count from now."""
         now = self.clock()
-        for userid in dict.fromkeys(userids):
+        people = list(dict.fromkeys(userids))
+        for userid in people:
             self._give_back(userid)
             self._window(userid).append(now)
+        if self.windows is not None:
+            self._update(self.windows.done(self._token(people), self._places(people)))
         self._wake()
 
     def unused(self, userids: Iterable[str]) -> None:
         """The send failed: its places are free again."""
-        for userid in dict.fromkeys(userids):
+        people = list(dict.fromkeys(userids))
+        for userid in people:
             self._give_back(userid)
+        if self.windows is not None:
+            self._update(self.windows.release(self._token(people), self._places(people)))
         self._wake()
+
+    # -- the shared windows (several instances) ---------------------------------------------
+
+    def _places(self, people: list[str]) -> list[Place]:
+        """Each member's minute and hour, across instances (WeCom's userids ignore case)."""
+        return [
+            place
+            for userid in people
+            for place in (
+                Place(f"wecom:{userid.lower()}:m", self.per_minute, MINUTE),
+                Place(f"wecom:{userid.lower()}:h", self.per_hour, HOUR),
+            )
+        ]
+
+    def _token(self, people: list[str]) -> str:
+        tokens = self._tokens[tuple(people)]
+        token = tokens.popleft()
+        if not tokens:
+            del self._tokens[tuple(people)]
+        return token
+
+    def _update(self, update: Coroutine[Any, Any, None]) -> None:
+        """Tell the shared windows without holding up the sender."""
+        task = asyncio.ensure_future(update)
+        self._updates.add(task)
+        task.add_done_callback(self._updated)
+
+    def _updated(self, task: asyncio.Task[None]) -> None:
+        self._updates.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("Shared member window not updated: %s", task.exception())
+
+    async def settle(self) -> None:
+        """Wait until the shared windows have heard of every answer given here."""
+        while self._updates:
+            await asyncio.gather(*self._updates, return_exceptions=True)
 
     def _give_back(self, userid: str) -> None:
         left = self._in_flight.get(userid, 0) - 1

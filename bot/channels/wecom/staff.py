@@ -33,6 +33,7 @@ from bot.domain.tickets import Actor, Ticket
 from bot.durable import until_done
 from bot.labels import label
 from bot.lanes import Job, Lanes
+from bot.shared import Shared
 from handlers import common, staff
 from handlers import manager as manager_cases
 from handlers.context import Desk
@@ -66,7 +67,8 @@ def _passing(exc: BaseException) -> bool:
 class WeComStaff:
     """The `StaffRoom` on WeCom, and the app's callback."""
 
-    def __init__(self, settings: Settings, fetch: Fetch) -> None:
+    def __init__(self, settings: Settings, fetch: Fetch, shared: Shared | None = None) -> None:
+        """`shared`: what several instances share (the members' windows), where there are."""
         assert settings.wecom_corp_id and settings.wecom_agent_id is not None
         assert settings.wecom_app_secret and settings.wecom_app_token
         assert settings.wecom_app_aes_key
@@ -87,7 +89,8 @@ class WeComStaff:
         self.staff = [u for u in dict.fromkeys(settings.wecom_staff_ids) if u not in self.managers]
         self.members = [*self.staff, *self.managers]
         self._lower = {u.lower(): u for u in self.members}
-        self.pace = MemberPace()  # WeCom's 30 a minute and 1000 an hour, member by member
+        # WeCom's 30 a minute and 1000 an hour, member by member (for all the instances)
+        self.pace = MemberPace(windows=shared.windows if shared is not None else None)
         self._announced: dict[str, dict[int, Ticket]] = {}  # per member: cards to announce
         self._listed: dict[str, set[int]] = {}  # per member: announced, the card to follow
         self._cards_waiting: dict[str, int] = {}  # per member: cards waiting for a place
@@ -159,6 +162,7 @@ class WeComStaff:
 
     async def stop(self) -> None:
         self._stopping.set()
+        await self.pace.settle()
         await self.client.close()
 
     async def recover(self) -> None:
