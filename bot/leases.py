@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from storage.uow import NewUnitOfWork
+from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Claims:
         return self.ttl / 3
 
 
-async def claim(new_uow: NewUnitOfWork, claims: Claims, name: str) -> bool:
+async def claim(new_uow: Callable[[], UnitOfWork], claims: Claims, name: str) -> bool:
     """Claim (or renew) `name` in a transaction of its own."""
     async with new_uow() as uow:
         won = await uow.leases.claim(name, claims.holder, wall_clock(), claims.ttl)
@@ -52,7 +52,7 @@ async def claim(new_uow: NewUnitOfWork, claims: Claims, name: str) -> bool:
     return won
 
 
-async def release(new_uow: NewUnitOfWork, claims: Claims, name: str) -> None:
+async def release(new_uow: Callable[[], UnitOfWork], claims: Claims, name: str) -> None:
     async with new_uow() as uow:
         await uow.leases.release(name, claims.holder)
         await uow.commit()
@@ -60,7 +60,7 @@ async def release(new_uow: NewUnitOfWork, claims: Claims, name: str) -> None:
 
 @contextlib.asynccontextmanager
 async def holding(
-    new_uow: NewUnitOfWork,
+    new_uow: Callable[[], UnitOfWork],
     claims: Claims,
     name: str,
 ) -> AsyncIterator[bool]:

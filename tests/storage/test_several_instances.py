@@ -8,13 +8,14 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.base import CustomerChannel, Delivery, Outcome, Refresh, StaffRoom
+from bot.config import load_settings
 from bot.domain.clock import DeadlineKind
-from bot.domain.messages import Outgoing, Say
+from bot.domain.messages import Attachment, Outgoing, Say
 from bot.domain.tickets import CustomerRef, Ticket
 from bot.lanes import Lanes
 from bot.leases import Claims
@@ -255,3 +256,79 @@ async def test_a_deadline_claimed_by_an_instance_that_died_fires_on_the_other(
     await alive.tick()
     await asyncio.wait_for(lanes.idle(), timeout=WAIT)
     assert await first_response(engine, ticket_id) == (fired, 1)
+
+
+# -- WeCom: an account's cursor is pulled by one instance at a time -----------------------------
+
+
+class Submitted:
+    """The lanes of an instance that pulls: what it handed on to be handled, by customer."""
+
+    def __init__(self, handed: list[str]) -> None:
+        self.handed = handed
+
+    def submit(self, key: Hashable, job: Callable[[], Awaitable[None]]) -> None:
+        self.handed.append(str(key))
+
+
+async def test_two_instances_pulling_one_wecom_account_take_turns_and_store_each_message_once(
+    engine: AsyncEngine,
+) -> None:
+    """WeCom calls back both instances at once, again and again, while customers write: the
+    account's sync_msg never runs twice at once, and each message is stored and handled once,
+    whichever instance pulled it."""
+    from bot.channels.wecom.adapter import WeCom
+    from bot.standin.wecom import WeComStandIn
+
+    standin = WeComStandIn()
+    standin.require_token = False  # the test calls the pull as a callback would
+    standin.page_size = 2  # many pages: pulls that overlap, were they let
+    at_once, most = 0, 0
+    sync_msg = standin._sync_msg
+
+    async def watched(*args: Any) -> dict[str, Any]:
+        nonlocal at_once, most
+        at_once += 1
+        most = max(most, at_once)
+        try:
+            await asyncio.sleep(0.005)  # WeCom takes a moment to answer
+            return await sync_msg(*args)
+        finally:
+            at_once -= 1
+
+    standin._sync_msg = watched  # type: ignore[method-assign]
+    await standin.start()
+    kf = standin.customer_service_settings()
+    settings = load_settings(**kf, bot_token="123456:standin", _env_file=None)
+    factory = session_factory(engine)
+
+    def new_uow(*, read_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(factory, read_only=read_only)
+
+    async def no_files(attachment: Attachment) -> bytes:
+        raise LookupError(attachment.ref)
+
+    handed: list[str] = []
+    both = [WeCom(settings, no_files), WeCom(settings, no_files)]
+    for number, adapter in enumerate(both):
+        claims = Claims(f"instance{number}", ttl=15.0, look_every=0.2)
+        lanes = cast(Lanes, Submitted(handed))
+        adapter.connect(fakes.desk(), new_uow, lanes, Clock(NOW), claims=claims)
+    people = [standin.customer(f"wm{n}") for n in range(LANES)]
+    try:
+        for person in people:
+            person.say("花蔫了")
+            person.say("订单号 20261130")
+            for adapter in both:  # the callback reaches both instances
+                adapter.pull(standin.open_kfid, "")
+        pulling = [task for adapter in both for task in adapter._pulling.values()]
+        await asyncio.wait_for(asyncio.gather(*pulling), timeout=WAIT)
+    finally:
+        for adapter in both:
+            await adapter.stop()
+        await standin.stop()
+    async with UnitOfWork(factory, read_only=True) as uow:
+        stored = await uow.wecom.pending()
+    assert len(stored) == 2 * LANES
+    assert sorted(handed) == sorted(f"wecom:wm{n}" for n in range(LANES) for _ in range(2))
+    assert most == 1
