@@ -73,7 +73,6 @@ class Sender:
         self.sent = 0
         self.claims = claims
         self._heartbeat: asyncio.Task[None] | None = None
-        self._others_hold = False  # the last scan found lanes with rows that others hold
 
     def poke(self) -> None:
         """Something was committed: look for new rows."""
@@ -89,9 +88,8 @@ class Sender:
                 await self._scan()
             except Exception:
                 logger.exception("The outbox could not be read")
-            look = MAX_HOLD
-            if self.claims is not None and self._others_hold:  # notice one that died
-                look = self.claims.look_every
+            # among several, look often: rows whose instance died are taken over within 30 s
+            look = MAX_HOLD if self.claims is None else self.claims.look_every
             try:
                 await asyncio.wait_for(self._poked.wait(), timeout=look)
             except TimeoutError:
@@ -137,9 +135,7 @@ class Sender:
             lanes = await uow.outbox.lanes()
             if self.claims is not None:
                 held = await uow.leases.held_by_others(wall_clock(), self.claims.holder, LANE)
-                theirs = {lane for lane in lanes if LANE + lane in held}
-                self._others_hold = bool(theirs)
-                lanes = [lane for lane in lanes if lane not in theirs]
+                lanes = [lane for lane in lanes if LANE + lane not in held]
         for lane in lanes:
             if lane in self._workers:
                 self._again.add(lane)
