@@ -22,6 +22,7 @@ from bot.domain.messages import Attachment
 from bot.domain.orders import Order
 from bot.domain.tickets import Ticket
 from bot.lanes import Lanes
+from bot.leases import Claims
 from bot.policy import Policy
 from bot.render import make_renderer
 from bot.scheduler import Scheduler
@@ -156,12 +157,14 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         telegram.api.fetchers["desk"] = desk_file
         fetchers["telegram"] = telegram.api.download
         customers["telegram"] = telegram.customers
+    # several instances share the outbox and the WeCom pull: each claims what it works on
+    claims = Claims(settings.instance) if settings.redis_url is not None else None
     wecom = None
     if settings.wecom:  # imported only then: aiohttp and cryptography stay out otherwise
         from bot.channels.wecom.adapter import WeCom
 
         wecom = WeCom(settings, fetch_telegram=fetch)
-        wecom.connect(desk, new_uow, lanes, clock)
+        wecom.connect(desk, new_uow, lanes, clock, claims=claims)
         fetchers["wecom"] = wecom.fetch
         if telegram is not None:
             telegram.api.fetchers["wecom"] = wecom.fetch  # a WeChat photo, for the staff room
@@ -185,7 +188,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     else:
         assert telegram is not None
         staff_room = telegram.staff_room
-    sender = Sender(new_uow, desk, staff_room, customers, clock, mirror)
+    sender = Sender(new_uow, desk, staff_room, customers, clock, mirror, claims=claims)
 
     async def act(uow: UnitOfWork, ticket_id: int, kind: DeadlineKind) -> None:
         """A passed deadline, in the unit of work that claimed it."""

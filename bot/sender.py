@@ -4,6 +4,12 @@ Rows of one lane (a customer's chat, a ticket's thread in the staff room) go one
 in order; lanes run at once, and each adapter's limiter decides who goes first. What came back
 is recorded as it returns, in one transaction with its consequences (the card's message id, a
 customer who blocked the bot). A kill -9 can repeat at most the sends in flight, one a lane.
+
+Several instances on one database (`claims`): each lane is sent by one of them at a time. An
+instance claims a lane before it sends (a lease, `bot.leases`), checks the lease is still its
+own before each send, and leaves alone the lanes others hold; its heartbeat renews its leases,
+and a lane whose instance died is taken over once its lease expires. Stopping hands the leases
+back. One instance alone claims nothing and writes nothing more.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from bot.channels.base import CustomerChannel, Delivery, Outcome, StaffRoom, Uns
 from bot.domain.messages import Outgoing
 from bot.domain.tickets import Actor, CustomerRef
 from bot.durable import passing
+from bot.leases import Claims, wall_clock
 from handlers import customer, staff
 from handlers.context import Desk
 from storage.outbox import CARD, MIRROR, STAFF
@@ -28,6 +35,7 @@ RETRY_FIRST = 5.0  # a lane whose send failed for a passing reason tries again a
 RETRY_MOST = 60.0  # doubling up to this, for as long as the messenger is away
 MAX_TRIES = 5  # a row that fails for a reason that will not pass (a bug) is given up after this
 MAX_HOLD = 30.0  # a lane held back (an album's end) looks again at least this often
+LANE = "outbox:"  # a lane's lease is named this and the lane
 
 
 def utc_now() -> datetime:
@@ -43,9 +51,11 @@ class Sender:
         customers: dict[str, CustomerChannel],
         clock: Callable[[], datetime] = utc_now,
         mirror: CustomerChannel | None = None,
+        claims: Claims | None = None,
     ) -> None:
         """`mirror`: a second staff room that gets a copy of each new card and each alert (a
-        WeCom group robot), where the shop has one."""
+        WeCom group robot), where the shop has one. `claims`: several instances share the
+        outbox, and this one claims each lane before it sends (None: it is the only one)."""
         self.new_uow = new_uow
         self.mirror = mirror
         self.desk = desk
@@ -61,6 +71,8 @@ class Sender:
         self.retry_first, self.retry_most = RETRY_FIRST, RETRY_MOST
         self._blocked: set[str] = set()  # lanes of customers found unreachable
         self.sent = 0
+        self.claims = claims
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def poke(self) -> None:
         """Something was committed: look for new rows."""
@@ -68,19 +80,24 @@ class Sender:
 
     async def run(self) -> None:
         """Deliver until `stop()`."""
+        if self.claims is not None and self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._renew(self.claims))
         while not self._stopping:
             self._poked.clear()
             try:
                 await self._scan()
             except Exception:
                 logger.exception("The outbox could not be read")
+            # among several, look often: rows whose instance died are taken over within 30 s
+            look = MAX_HOLD if self.claims is None else self.claims.look_every
             try:
-                await asyncio.wait_for(self._poked.wait(), timeout=MAX_HOLD)
+                await asyncio.wait_for(self._poked.wait(), timeout=look)
             except TimeoutError:
                 pass
 
     async def stop(self, grace: float = 3.0) -> None:
-        """Finish what is in hand (up to `grace` seconds); what is left goes at the next start."""
+        """Finish what is in hand (up to `grace` seconds); what is left goes at the next start,
+        or at once from another instance: this one hands its lanes back."""
         self._stopping = True
         self._stopped.set()
         self._poked.set()
@@ -90,6 +107,16 @@ class Sender:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        if self.claims is not None:
+            try:
+                async with self.new_uow() as uow:
+                    await uow.leases.release_all(self.claims.holder, LANE)
+                    await uow.commit()
+            except Exception as exc:  # they expire by themselves
+                logger.warning("The outbox's lanes were not handed back: %s", exc)
 
     async def idle(self) -> None:
         """Wait until nothing is queued or in flight (tests and the demo)."""
@@ -99,11 +126,16 @@ class Sender:
                 async with self.new_uow(read_only=True) as uow:
                     if not await uow.outbox.pending_count():
                         return
+                if self.claims is not None:  # what is left is another instance's
+                    await self._pause(0.05)
             await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
     async def _scan(self) -> None:
         async with self.new_uow(read_only=True) as uow:
             lanes = await uow.outbox.lanes()
+            if self.claims is not None:
+                held = await uow.leases.held_by_others(wall_clock(), self.claims.holder, LANE)
+                lanes = [lane for lane in lanes if LANE + lane not in held]
         for lane in lanes:
             if lane in self._workers:
                 self._again.add(lane)
@@ -119,8 +151,18 @@ class Sender:
         try:
             while not self._stopping:
                 self._again.discard(lane)
+                if self.claims is not None:  # the lane is this instance's, for each send
+                    mine = await self._claim(self.claims, lane)
+                    if mine is None:
+                        await self._pause(backoff)
+                        backoff = min(backoff * 2, self.retry_most)
+                        continue
+                    if not mine:
+                        return
                 rows = await self._pending(lane)
                 if not rows:
+                    if self.claims is not None and await self._hand_back(self.claims, lane):
+                        continue  # a row came as it was handed back
                     return
                 head = rows[0]
                 now = self.clock()
@@ -161,6 +203,45 @@ class Sender:
             if lane in self._again and not self._stopping:
                 self._again.discard(lane)
                 self._workers[lane] = asyncio.create_task(self._work(lane))
+
+    async def _claim(self, claims: Claims, lane: str) -> bool | None:
+        """Claim the lane, or renew it; None: the database is away for now."""
+        try:
+            async with self.new_uow() as uow:
+                mine = await uow.leases.claim(LANE + lane, claims.holder, wall_clock(), claims.ttl)
+                await uow.commit()
+        except Exception as exc:
+            if not passing(exc):
+                raise
+            logger.warning("Lane %s not claimed: %s", lane, exc)
+            return None
+        if not mine:
+            logger.info("Lane %s is another instance's", lane)
+        return mine
+
+    async def _hand_back(self, claims: Claims, lane: str) -> bool:
+        """The lane is empty: hand it back, so that another instance that queues a row in it
+        may send it. True: a row came meanwhile (which that instance, having found the lane
+        held, left to this one), and the lane goes on here."""
+        try:
+            async with self.new_uow() as uow:
+                await uow.leases.release(LANE + lane, claims.holder)
+                await uow.commit()
+            return bool(await self._pending(lane))
+        except Exception as exc:  # the heartbeat keeps it; the next row here releases it
+            logger.warning("Lane %s not handed back: %s", lane, exc)
+            return False
+
+    async def _renew(self, claims: Claims) -> None:
+        """The heartbeat: this instance's lanes stay its own while it lives."""
+        while True:
+            await asyncio.sleep(claims.renew_every)
+            try:
+                async with self.new_uow() as uow:
+                    await uow.leases.renew_all(claims.holder, wall_clock(), claims.ttl, LANE)
+                    await uow.commit()
+            except Exception as exc:  # renewed at the next beat, or taken over: both fine
+                logger.warning("The outbox's lanes were not renewed: %s", exc)
 
     async def _pause(self, seconds: float) -> None:
         """Wait, unless the sender stops meanwhile."""

@@ -331,3 +331,15 @@ class StaffFocusRow(Base):
     userid: Mapped[str] = mapped_column(String(64), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime]
+
+
+class LeaseRow(Base):
+    """Work one instance has claimed for a while (a lane of the outbox, the pull of a WeCom
+    account): nobody else takes it until `until`, unless its holder hands it back. A holder
+    that dies stops renewing, and its leases pass to whoever claims them next."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    until: Mapped[datetime]

@@ -30,6 +30,7 @@ from storage.models import (
     FileRow,
     GroupMessageRow,
     InboxRow,
+    LeaseRow,
     MessageRow,
     NoticeRow,
     OrderRow,
@@ -919,3 +920,59 @@ class StaffAppRepository:
             .limit(5)
         )
         return list(rows)
+
+
+class LeaseRepository:
+    """Work claimed by one instance for a while (`storage.models.LeaseRow`). Each change is one
+    statement, so two instances claiming at once cannot both win; commit it at once, in a unit
+    of work of its own, for the others to see."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, name: str, holder: str, now: datetime, ttl: float) -> bool:
+        """Hold `name` until `now + ttl`: taken when free or expired, renewed when already
+        held by `holder`; False when another holds it."""
+        insert = _insert_of(self.session)
+        table = LeaseRow.__table__
+        upsert = insert(table).values(name=name, holder=holder, until=now + timedelta(seconds=ttl))
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.name],
+            set_={"holder": upsert.excluded.holder, "until": upsert.excluded.until},
+            where=(table.c.until < now) | (table.c.holder == holder),
+        ).returning(table.c.name)
+        result = await self.session.execute(upsert)
+        return result.scalar() is not None
+
+    async def renew_all(self, holder: str, now: datetime, ttl: float, prefix: str = "") -> int:
+        """Hold everything `holder` holds (whose name starts with `prefix`) until `now + ttl`;
+        how many."""
+        query = update(LeaseRow).where(LeaseRow.holder == holder)
+        if prefix:
+            query = query.where(LeaseRow.name.startswith(prefix, autoescape=True))
+        result = await self.session.execute(
+            query.values(until=now + timedelta(seconds=ttl)).execution_options(
+                synchronize_session=False
+            )
+        )
+        return int(getattr(result, "rowcount", 0))
+
+    async def release(self, name: str, holder: str) -> None:
+        """Hand `name` back, if `holder` still holds it."""
+        await self.session.execute(
+            delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder)
+        )
+
+    async def release_all(self, holder: str, prefix: str = "") -> None:
+        """Hand back everything `holder` holds (whose name starts with `prefix`)."""
+        query = delete(LeaseRow).where(LeaseRow.holder == holder)
+        if prefix:
+            query = query.where(LeaseRow.name.startswith(prefix, autoescape=True))
+        await self.session.execute(query)
+
+    async def held_by_others(self, now: datetime, holder: str, prefix: str = "") -> set[str]:
+        """The names others hold at `now` (that start with `prefix`)."""
+        query = select(LeaseRow.name).where(LeaseRow.holder != holder, LeaseRow.until >= now)
+        if prefix:
+            query = query.where(LeaseRow.name.startswith(prefix, autoescape=True))
+        return set(await self.session.scalars(query))

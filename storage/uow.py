@@ -24,6 +24,7 @@ from storage.repositories import (
     FileRepository,
     GroupLinkRepository,
     InboxRepository,
+    LeaseRepository,
     MessageRepository,
     NoticeRepository,
     OrderRepository,
@@ -72,6 +73,7 @@ class UnitOfWork:
         self.orders = OrderRepository(self.session)
         self.notices = NoticeRepository(self.session)
         self.files = FileRepository(self.session)
+        self.leases = LeaseRepository(self.session)
         return self
 
     async def __aexit__(

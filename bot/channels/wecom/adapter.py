@@ -8,6 +8,11 @@ one account at a time, until `has_more` is 0. Each page is stored in the inbox (
 message pulled twice is stored once) in the same transaction that moves the cursor, then
 handled in the customer's lane like a Telegram update. The callback is answered `success` at
 once: a slow answer makes WeCom call again.
+
+Several instances (`claims`): WeCom calls back whichever instance it reaches, and an account's
+cursor is pulled by one instance at a time, under a lease (`bot.leases`). An instance that finds
+another pulling tries again after a pause, until it may pull itself: the message its callback
+announced may have come after the other's last page.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from bot.domain.messages import Answer, Attachment, Outgoing, Said, Tap
 from bot.domain.tickets import CustomerRef
 from bot.durable import until_done
 from bot.lanes import Job, Lanes
+from bot.leases import Claims, holding, wall_clock
 from handlers import customer
 from handlers.context import Desk
 from storage.db import passing
@@ -50,6 +56,8 @@ BUDGET = 5  # messages the shop may send after each customer message
 WINDOW_ERRORS = {95001: "budget", 95002: "late", 95018: "late", 95013: "ended"}
 PASSING_ERRORS = {-1: "system busy", 45009: "frequency limit", 45033: "too many at once"}
 REPLY = "reply:"  # a menu item that stands for a ready answer (its text comes back)
+PULL = "wecom:sync:"  # an account's pull lease is named this and its open_kfid
+PULL_WAIT = 0.2  # an instance that finds another pulling tries again after this, doubling
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
 
@@ -316,11 +324,15 @@ class WeCom:
         new_uow: Callable[[], UnitOfWork],
         lanes: Lanes,
         clock: Callable[[], datetime],
+        claims: Claims | None = None,
     ) -> None:
+        """`claims`: several instances share the database; this one pulls an account only
+        while it holds the account's lease (None: it is the only one)."""
         self.desk = desk
         self.new_uow = new_uow
         self.lanes = lanes
         self.clock = clock
+        self.claims = claims
         self.customers.look_up = self._window_of
 
     async def fetch(self, attachment: Attachment) -> bytes:
@@ -394,11 +406,20 @@ class WeCom:
         self._pulling[open_kfid] = asyncio.create_task(self._pull(open_kfid))
 
     async def _pull(self, open_kfid: str) -> None:
-        again, backoff = True, 1.0
+        again, backoff, wait = True, 1.0, PULL_WAIT
         while again and not self._stopping.is_set():
             self._again = getattr(self, "_again", set()) - {open_kfid}
             try:
-                await self._pull_once(open_kfid)
+                if await self._pull_held(open_kfid):
+                    wait = PULL_WAIT
+                else:  # another instance pulls: once it is done, pull what came since
+                    self._again = self._again | {open_kfid}
+                    assert self.claims is not None
+                    try:
+                        await asyncio.wait_for(self._stopping.wait(), timeout=wait)
+                    except TimeoutError:
+                        pass
+                    wait = min(wait * 2, self.claims.look_every)
                 backoff = 1.0
             except Exception as exc:
                 if not _passing(exc):
@@ -417,7 +438,17 @@ class WeCom:
                     self._again = self._again | {open_kfid}
             again = open_kfid in getattr(self, "_again", set())
 
-    async def _pull_once(self, open_kfid: str) -> None:
+    async def _pull_held(self, open_kfid: str) -> bool:
+        """Pull under the account's lease, where instances share it; False: another holds it."""
+        if self.claims is None:
+            await self._pull_once(open_kfid)
+            return True
+        async with holding(self.new_uow, self.claims, PULL + open_kfid) as mine:
+            if mine:
+                await self._pull_once(open_kfid, self.claims)
+            return mine
+
+    async def _pull_once(self, open_kfid: str, claims: Claims | None = None) -> None:
         token = self._tokens.get(open_kfid, "")
         while True:
             async with self.new_uow() as uow:
@@ -425,6 +456,11 @@ class WeCom:
             page = await self.client.sync_msg(cursor, token, open_kfid)
             messages = list(page.get("msg_list") or [])
             async with self.new_uow() as uow:
+                if claims is not None and not await uow.leases.claim(
+                    PULL + open_kfid, claims.holder, wall_clock(), claims.ttl
+                ):  # this instance stalled past its lease: the page is the new holder's
+                    logger.warning("The pull of %s passed to another instance", open_kfid)
+                    return
                 fresh = await uow.wecom.put_page(
                     open_kfid, messages, str(page.get("next_cursor") or cursor or ""), self.clock()
                 )
