@@ -22,6 +22,8 @@ from bot.domain.messages import Attachment
 from bot.domain.orders import Order
 from bot.domain.tickets import Ticket
 from bot.lanes import Lanes
+from bot.metrics import Health, Metrics
+from bot.metrics import routes as health_and_metrics
 from bot.policy import Policy
 from bot.render import make_renderer
 from bot.scheduler import Scheduler
@@ -30,7 +32,7 @@ from bot.web import HttpServer
 from handlers import clock as clock_cases
 from handlers import manager as manager_cases
 from handlers.context import Desk, no_link, no_managers
-from storage.db import create_engine, session_factory
+from storage.db import create_engine, ping, session_factory
 from storage.uow import NewUnitOfWork, UnitOfWork
 
 if TYPE_CHECKING:
@@ -65,13 +67,17 @@ class App:
     http: HttpServer | None = None  # the instance's server: webhook, callbacks, health, metrics
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # no poller: `serve` waits
     started: asyncio.Event = field(default_factory=asyncio.Event)  # recovered, callbacks served
+    metrics: Metrics = field(default_factory=Metrics)  # what GET /metrics serves
 
     @property
     def poller(self) -> Any:
         return self.telegram.poller if self.telegram is not None else None
 
     def stop(self) -> None:
-        """Stop `serve`: the poller's end, or (with no Telegram) the stop event."""
+        """Stop `serve`: the poller's end, or (with no Telegram) the stop event. /healthz says
+        503 from now on."""
+        if self.http is not None:
+            self.http.drain()
         if self.telegram is not None:
             self.telegram.poller.stop()
         self.stopping.set()
@@ -83,7 +89,8 @@ class App:
 
 
 def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = utc_now) -> App:
-    telegram = Telegram(settings) if settings.telegram else None
+    metrics = Metrics(settings.instance)
+    telegram = Telegram(settings, metrics) if settings.telegram else None
     engine = create_engine(settings.database_url, settings.database_busy_timeout.total_seconds())
     factory = session_factory(engine)
     sla = settings.sla()
@@ -100,7 +107,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     if settings.staff_room == "wecom":  # imported only then
         from bot.channels.wecom.staff import WeComStaff
 
-        wecom_staff = WeComStaff(settings, fetch)
+        wecom_staff = WeComStaff(settings, fetch, metrics)
     managers = wecom_staff.people if wecom_staff is not None else no_managers
     if telegram is not None and wecom_staff is None:
         managers = telegram.managers.people
@@ -157,7 +164,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     if settings.wecom:  # imported only then: aiohttp and cryptography stay out otherwise
         from bot.channels.wecom.adapter import WeCom
 
-        wecom = WeCom(settings, fetch_telegram=fetch)
+        wecom = WeCom(settings, fetch_telegram=fetch, metrics=metrics)
         wecom.connect(desk, new_uow, lanes, clock)
         fetchers["wecom"] = wecom.fetch
         if telegram is not None:
@@ -182,7 +189,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     else:
         assert telegram is not None
         staff_room = telegram.staff_room
-    sender = Sender(new_uow, desk, staff_room, customers, clock, mirror)
+    sender = Sender(new_uow, desk, staff_room, customers, clock, mirror, metrics)
 
     async def act(uow: UnitOfWork, ticket_id: int, kind: DeadlineKind) -> None:
         """A passed deadline, in the unit of work that claimed it."""
@@ -196,6 +203,17 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     scheduler = Scheduler(new_uow, clock, act, lanes.submit, lane_of)
     wake.extend([sender.poke, scheduler.poke])
     http = HttpServer(settings.http_host, settings.http_port)
+
+    async def database_answers() -> None:
+        await ping(engine)
+
+    health = Health(
+        settings.instance,
+        database_answers,
+        redis=None,  # REDIS_URL set: the shared state's ping
+        stopping=lambda: http.draining,
+    )
+    http.add_routes(health_and_metrics(metrics, health, new_uow))
     if wecom is not None:
         http.add_routes(wecom.add_routes)
     if wecom_staff is not None:
@@ -215,6 +233,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         mirror,
         wecom_staff,
         http,
+        metrics=metrics,
     )
 
 
@@ -337,6 +356,8 @@ async def serve(app: App, signals: bool = True) -> None:
         else:  # no Telegram: WeCom calls back; run until stopped
             await app.stopping.wait()
     finally:
+        if app.http is not None:  # however it ends, a load balancer hears it at once
+            app.http.drain()
         app.scheduler.stop()
         await ticking
         stopped.set()

@@ -38,6 +38,7 @@ from bot.channels.telegram.routes import (
 from bot.domain.messages import Said, Urgency
 from bot.durable import until_done
 from bot.lanes import Job, Lanes
+from bot.metrics import Metrics
 from handlers import customer, staff
 from handlers.context import Desk
 from handlers.manager import Finish
@@ -63,8 +64,10 @@ class DurablePoller:
         clock: Callable[[], datetime],
         default_language: str,
         polling_timeout: int = 25,
+        metrics: Metrics | None = None,
     ) -> None:
         self.bot = bot
+        self.metrics = metrics or Metrics()
         self.router = router
         self.new_uow = new_uow
         self.lanes = lanes
@@ -100,6 +103,7 @@ class DurablePoller:
                         then = await self.router.handle(uow, update, greeted)
                     await uow.inbox.mark_handled(update_id, self.clock())
                     await uow.commit()
+                self.metrics.handled(CHANNEL)
                 after.append(then)
 
             async def set_aside(exc: Exception) -> None:
@@ -137,6 +141,7 @@ class DurablePoller:
                 elif said is not None and self.router.open:
                     await customer.not_handled(uow, self.desk, said)
                 await uow.commit()
+            self.metrics.handled(CHANNEL)
         except Exception:  # left in the inbox: tried again at the next start
             logger.exception("Update %s could not be set aside", update_id)
 

@@ -34,6 +34,7 @@ from bot.domain.messages import Answer, Attachment, Outgoing, Said, Tap
 from bot.domain.tickets import CustomerRef
 from bot.durable import until_done
 from bot.lanes import Job, Lanes
+from bot.metrics import Metrics
 from handlers import customer
 from handlers.context import Desk
 from storage.db import passing
@@ -282,15 +283,19 @@ def _mergeable(rows: list[Outgoing]) -> list[Outgoing]:
 class WeCom:
     """The WeCom side of the desk: the callback server, the pull, and the customer channel."""
 
-    def __init__(self, settings: Settings, fetch_telegram: Fetch) -> None:
+    def __init__(
+        self, settings: Settings, fetch_telegram: Fetch, metrics: Metrics | None = None
+    ) -> None:
         assert settings.wecom_secret and settings.wecom_token and settings.wecom_aes_key
         assert settings.wecom_corp_id and settings.wecom_open_kfid
         self.settings = settings
         self.open_kfid = settings.wecom_open_kfid
+        self.metrics = metrics or Metrics()
         self.client = KfClient(
             settings.wecom_api_url,
             settings.wecom_corp_id,
             settings.wecom_secret.get_secret_value(),
+            self.metrics,
         )
         self.crypto = WeComCrypto(
             settings.wecom_token.get_secret_value(),
@@ -477,6 +482,7 @@ class WeCom:
                     await self.handle(uow, message)
                     await uow.wecom.mark_handled(msgid, self.clock())
                     await uow.commit()
+                self.metrics.handled(CHANNEL)
 
             async def set_aside(exc: Exception) -> None:
                 await self._set_aside(msgid, message, exc)
@@ -504,6 +510,7 @@ class WeCom:
                 if said is not None:
                     await customer.not_handled(uow, self.desk, said)
                 await uow.commit()
+            self.metrics.handled(CHANNEL)
         except Exception:  # left unhandled: tried again at the next start
             logger.exception("WeCom message %s could not be set aside", msgid)
 
