@@ -92,7 +92,7 @@ class Metrics:
         )
         self.first_answer = Histogram(
             "desk_first_answer_seconds",
-            "From a customer's first message arriving to the desk's first answer delivered",
+            "From the message that opens a complaint arriving to the first answer delivered",
             buckets=FIRST_ANSWER_BUCKETS,
             registry=self.registry,
         )
