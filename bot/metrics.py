@@ -145,6 +145,7 @@ class Health:
     database: Ping
     redis: Ping | None = None
     stopping: Callable[[], bool] = lambda: False
+    timeout: float = HEALTH_TIMEOUT
 
     async def check(self) -> tuple[int, dict[str, str]]:
         """The status code and the body."""
@@ -156,20 +157,20 @@ class Health:
                 body[name] = "not used"
                 continue
             try:
-                await asyncio.wait_for(ping(), timeout=HEALTH_TIMEOUT)
+                await asyncio.wait_for(ping(), timeout=self.timeout)
             except Exception as exc:  # whatever it is, the instance cannot work: say so
-                reason = f"{name}: {short_reason(exc)}"
+                reason = f"{name}: {short_reason(exc, self.timeout)}"
                 logger.warning("Health check failed: %s", reason)
                 return 503, {"status": "unavailable", "instance": self.instance, "reason": reason}
             body[name] = "ok"
         return 200, body
 
 
-def short_reason(exc: BaseException) -> str:
+def short_reason(exc: BaseException, timeout: float = HEALTH_TIMEOUT) -> str:
     """The driver's own words (its first line), without SQLAlchemy's wrapping and link; the
     kind of error where there are none. Never the URL: the drivers' messages hold none."""
     if isinstance(exc, TimeoutError):
-        return f"no answer within {HEALTH_TIMEOUT:g} s"
+        return f"no answer within {timeout:g} s"
     original = getattr(exc, "orig", None) or exc  # SQLAlchemy's DBAPIError wraps the driver's
     words = str(original).strip().splitlines()
     text = words[0] if words else ""
