@@ -23,16 +23,18 @@ from bot.domain.orders import Order
 from bot.domain.tickets import Ticket
 from bot.lanes import Lanes
 from bot.leases import Claims
+from bot.metrics import Health, Metrics
+from bot.metrics import routes as health_and_metrics
 from bot.policy import Policy
 from bot.render import make_renderer
 from bot.scheduler import Scheduler
 from bot.sender import Sender
-from bot.shared import Shared, build_shared
+from bot.shared import RedisShared, Shared, build_shared
 from bot.web import HttpServer
 from handlers import clock as clock_cases
 from handlers import manager as manager_cases
 from handlers.context import Desk, no_link, no_managers
-from storage.db import create_engine, session_factory
+from storage.db import create_engine, ping, session_factory
 from storage.uow import NewUnitOfWork, UnitOfWork
 
 if TYPE_CHECKING:
@@ -68,13 +70,17 @@ class App:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # no poller: `serve` waits
     started: asyncio.Event = field(default_factory=asyncio.Event)  # recovered, callbacks served
     shared: Shared | None = None  # what the instances share (Redis, where REDIS_URL is set)
+    metrics: Metrics = field(default_factory=Metrics)  # what GET /metrics serves
 
     @property
     def poller(self) -> Any:
         return self.telegram.poller if self.telegram is not None else None
 
     def stop(self) -> None:
-        """Stop `serve`: the poller's end, or (with no Telegram) the stop event."""
+        """Stop `serve`: the poller's end, or (with no Telegram) the stop event. /healthz says
+        503 from now on."""
+        if self.http is not None:
+            self.http.drain()
         if self.telegram is not None:
             self.telegram.poller.stop()
         self.stopping.set()
@@ -87,7 +93,8 @@ class App:
 
 def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = utc_now) -> App:
     shared = build_shared(settings)
-    telegram = Telegram(settings, shared) if settings.telegram else None
+    metrics = Metrics(settings.instance)
+    telegram = Telegram(settings, shared=shared, metrics=metrics) if settings.telegram else None
     engine = create_engine(settings.database_url, settings.database_busy_timeout.total_seconds())
     factory = session_factory(engine)
     sla = settings.sla()
@@ -104,7 +111,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     if settings.staff_room == "wecom":  # imported only then
         from bot.channels.wecom.staff import WeComStaff
 
-        wecom_staff = WeComStaff(settings, fetch, shared)
+        wecom_staff = WeComStaff(settings, fetch, shared=shared, metrics=metrics)
     managers = wecom_staff.people if wecom_staff is not None else no_managers
     if telegram is not None and wecom_staff is None:
         managers = telegram.managers.people
@@ -153,7 +160,9 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     lanes = Lanes()
     customers: dict[str, CustomerChannel] = {}
     if telegram is not None:
-        telegram.connect(desk, new_uow, lanes, clock, staff_group=wecom_staff is None)
+        telegram.connect(
+            desk, new_uow, lanes, clock, staff_group=wecom_staff is None, lock=shared.lock
+        )
         telegram.api.fetchers["desk"] = desk_file
         fetchers["telegram"] = telegram.api.download
         customers["telegram"] = telegram.customers
@@ -163,7 +172,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     if settings.wecom:  # imported only then: aiohttp and cryptography stay out otherwise
         from bot.channels.wecom.adapter import WeCom
 
-        wecom = WeCom(settings, fetch_telegram=fetch)
+        wecom = WeCom(settings, fetch_telegram=fetch, metrics=metrics)
         wecom.connect(desk, new_uow, lanes, clock, claims=claims)
         fetchers["wecom"] = wecom.fetch
         if telegram is not None:
@@ -188,7 +197,9 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     else:
         assert telegram is not None
         staff_room = telegram.staff_room
-    sender = Sender(new_uow, desk, staff_room, customers, clock, mirror, claims=claims)
+    sender = Sender(
+        new_uow, desk, staff_room, customers, clock, mirror, claims=claims, metrics=metrics
+    )
 
     async def act(uow: UnitOfWork, ticket_id: int, kind: DeadlineKind) -> None:
         """A passed deadline, in the unit of work that claimed it."""
@@ -204,6 +215,17 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     http = HttpServer(settings.http_host, settings.http_port)
     if telegram is not None and telegram.webhook is not None:
         http.add_routes(telegram.webhook.add_routes)
+
+    async def database_answers() -> None:
+        await ping(engine)
+
+    health = Health(
+        settings.instance,
+        database_answers,
+        redis=shared.ping if isinstance(shared, RedisShared) else None,
+        stopping=lambda: http.draining,
+    )
+    http.add_routes(health_and_metrics(metrics, health, new_uow))
     if wecom is not None:
         http.add_routes(wecom.add_routes)
     if wecom_staff is not None:
@@ -224,6 +246,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         wecom_staff,
         http,
         shared=shared,
+        metrics=metrics,
     )
 
 
@@ -366,6 +389,8 @@ async def serve(app: App, signals: bool = True) -> None:
         else:  # no Telegram: WeCom calls back; run until stopped
             await app.stopping.wait()
     finally:
+        if app.http is not None:  # however it ends, a load balancer hears it at once
+            app.http.drain()
         app.scheduler.stop()
         await ticking
         stopped.set()

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bot.channels.base import CustomerChannel, Delivery, Outcome, StaffRoom, Unsure
-from bot.domain.messages import Outgoing
+from bot.domain.messages import Outgoing, Urgency
 from bot.domain.tickets import Actor, CustomerRef
 from bot.durable import passing
 from bot.leases import Claims, wall_clock
+from bot.metrics import Metrics
 from handlers import customer, staff
 from handlers.context import Desk
 from storage.outbox import CARD, MIRROR, STAFF
@@ -52,11 +53,14 @@ class Sender:
         clock: Callable[[], datetime] = utc_now,
         mirror: CustomerChannel | None = None,
         claims: Claims | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`mirror`: a second staff room that gets a copy of each new card and each alert (a
         WeCom group robot), where the shop has one. `claims`: several instances share the
-        outbox, and this one claims each lane before it sends (None: it is the only one)."""
+        outbox, and this one claims each lane before it sends (None: it is the only one).
+        `metrics`: where the time to the first answer is observed."""
         self.new_uow = new_uow
+        self.metrics = metrics or Metrics()
         self.mirror = mirror
         self.desk = desk
         self.staff_room = staff_room
@@ -290,6 +294,18 @@ class Sender:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         self.sent += 1
+        self._first_answers(rows, outcome)
+
+    def _first_answers(self, rows: list[Outgoing], outcome: Outcome) -> None:
+        """A customer's first answer delivered: how long since their message came. The row
+        was queued as it came (a Telegram newcomer's greeting, in the transaction that stored
+        the update) or in the unit of work that handled it; its time is the wall clock's."""
+        if outcome.delivery is not Delivery.SENT or outcome.detail == "dropped":
+            return
+        now = datetime.now(UTC)
+        for row in rows:
+            if row.urgency is Urgency.FIRST_REPLY and row.channel not in (STAFF, MIRROR):
+                self.metrics.answered_first((now - row.created_at).total_seconds())
 
     async def _mark_done(self, rows: list[Outgoing], outcome: Outcome) -> None:
         backoff = 0.05

@@ -230,7 +230,17 @@ def build_shared(settings: Settings) -> Shared:
     """Redis where `REDIS_URL` is set; otherwise this instance alone."""
     if settings.redis_url is None:
         return LocalShared()
-    return RedisShared(settings.redis_url.get_secret_value())
+    return RedisShared(
+        settings.redis_url.get_secret_value(), prefix=f"desk:{namespace(settings)}:"
+    )
+
+
+def namespace(settings: Settings) -> str:
+    """Whose desk: its bot's id (a token's part before the colon, no secret), or its WeCom
+    corp and app. Two shops on one Redis never share a window or a lock."""
+    if settings.bot_token is not None:
+        return "tg" + settings.bot_token.get_secret_value().partition(":")[0]
+    return f"wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id or settings.wecom_open_kfid}"
 
 
 # -- the windows in Redis -------------------------------------------------------------------

@@ -21,6 +21,11 @@ class HttpServer:
         self.app = web.Application(client_max_size=4 * 1024**2)
         self.port: int | None = None  # the bound port (HTTP_PORT=0: the system's choice)
         self._runner: web.AppRunner | None = None
+        self.draining = False  # the instance is stopping: /healthz says 503 from now on
+
+    def drain(self) -> None:
+        """The instance is stopping: a load balancer asking /healthz is told at once."""
+        self.draining = True
 
     def add_routes(self, routes: Routes) -> None:
         routes(self.app)

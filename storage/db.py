@@ -90,5 +90,13 @@ def passing(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and any(w in message for w in _PASSING_SQLITE)
 
 
+async def ping(engine: AsyncEngine) -> None:
+    """The database answers `SELECT 1` (or this raises): the health check. A read-only
+    transaction, so that on SQLite it waits for no writer."""
+    async with engine.connect() as connection:
+        await connection.execution_options(**{READ_ONLY: True})
+        await connection.exec_driver_sql("SELECT 1")
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Deadline, DeadlineKind
@@ -252,6 +252,27 @@ class TicketRepository:
             )
         )
         return list(rows)
+
+    async def count_active(self) -> dict[str, int]:
+        """How many tickets are in each active status (every active status named, 0 or more):
+        the metrics' open tickets."""
+        rows = await self.session.execute(
+            select(TicketRow.status, func.count())
+            .where(TicketRow.status.in_([s.value for s in ACTIVE]))
+            .group_by(TicketRow.status)
+        )
+        counted = {str(status): int(count) for status, count in rows}
+        return {s.value: counted.get(s.value, 0) for s in ACTIVE}
+
+    async def missed_deadlines(self) -> dict[str, int]:
+        """How many promises were missed, by deadline kind (first_response, progress,
+        resolution): the escalations recorded, one for each deadline that passed unmet."""
+        rows = await self.session.execute(
+            select(EventRow.detail, func.count())
+            .where(EventRow.kind == EventKind.ESCALATED.value)
+            .group_by(EventRow.detail)
+        )
+        return {str(kind): int(count) for kind, count in rows}
 
     async def events(self, ticket_id: int) -> list[Event]:
         rows = await self.session.scalars(

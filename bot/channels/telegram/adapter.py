@@ -8,9 +8,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from telegram import Bot, BotCommand
-from telegram.error import TelegramError
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
 
 from bot.channels.telegram.limiter import Limiter
@@ -19,6 +20,7 @@ from bot.channels.telegram.routes import Managers, Router
 from bot.channels.telegram.sender import Api, CustomerChats, Digest, StaffGroup
 from bot.config import Settings
 from bot.lanes import Lanes
+from bot.metrics import Metrics
 from bot.shared import Shared
 from handlers import common
 from handlers.context import Desk
@@ -33,15 +35,39 @@ COMMANDS = [
 ]
 
 
-def telegram_bot(settings: Settings) -> Bot:
+class CountedRequest(HTTPXRequest):
+    """python-telegram-bot's HTTP client, counting every error answer from the Bot API by its
+    HTTP status (429, 400, 403, 5xx...), and the calls that got none ("network", "timeout"):
+    the one place every call passes, whoever makes it and however its error is handled."""
+
+    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        try:
+            code, payload = await super().do_request(*args, **kwargs)
+        except TimedOut:
+            self.metrics.messenger_error("telegram", "timeout")
+            raise
+        except NetworkError:
+            self.metrics.messenger_error("telegram", "network")
+            raise
+        if code >= 400:
+            self.metrics.messenger_error("telegram", code)
+        return code, payload
+
+
+def telegram_bot(settings: Settings, metrics: Metrics | None = None) -> Bot:
     base = settings.telegram_api_url.rstrip("/")
+    metrics = metrics or Metrics()
     return Bot(
         settings.bot_token.get_secret_value() if settings.bot_token else "",
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
         # a few connections serve Telegram's 30 messages a second; many make httpx's pool slow
-        request=HTTPXRequest(connection_pool_size=16, pool_timeout=60.0),
-        get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=45.0),
+        request=CountedRequest(metrics, connection_pool_size=16, pool_timeout=60.0),
+        get_updates_request=CountedRequest(metrics, connection_pool_size=1, read_timeout=45.0),
     )
 
 
@@ -49,10 +75,13 @@ class Telegram:
     """Built in two steps: `Telegram(settings)` (what the desk needs to know: the managers, the
     group's limit), then `connect(...)` once the desk exists."""
 
-    def __init__(self, settings: Settings, shared: Shared | None = None) -> None:
+    def __init__(
+        self, settings: Settings, shared: Shared | None = None, metrics: Metrics | None = None
+    ) -> None:
         """`shared`: what several instances share (their rate windows), where there are."""
         self.settings = settings
-        self.bot = telegram_bot(settings)
+        self.metrics = metrics or Metrics()
+        self.bot = telegram_bot(settings, self.metrics)
         self.limiter = Limiter(
             global_rate=settings.rate_global,
             private_rate=settings.rate_per_chat,
@@ -122,6 +151,7 @@ class Telegram:
             language,
             webhook=settings.webhook_url is not None,
             lock=lock,
+            metrics=self.metrics,
         )
         self.webhook = None
         if settings.webhook_url is not None and settings.webhook_secret is not None:

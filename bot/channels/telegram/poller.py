@@ -16,7 +16,6 @@ handlers start on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -40,6 +39,8 @@ from bot.channels.telegram.routes import (
 from bot.domain.messages import Said, Urgency
 from bot.durable import until_done
 from bot.lanes import Job, Lanes
+from bot.metrics import Metrics
+from bot.shared import LocalShared
 from handlers import customer, staff
 from handlers.context import Desk
 from handlers.manager import Finish
@@ -61,26 +62,6 @@ LANE_LOCK_TTL = 30.0  # renewed while held: a dead holder's lane is free after a
 Lock = Callable[[str], AbstractAsyncContextManager[None]]
 
 
-class LocalLocks:
-    """One lock per name in this process (one instance: no Redis)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
-
-    @contextlib.asynccontextmanager
-    async def lock(self, name: str):  # type: ignore[no-untyped-def]
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        self._users[name] = self._users.get(name, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[name] -= 1
-            if not self._users[name]:  # nobody waits: forgotten, memory does not grow
-                del self._users[name], self._locks[name]
-
-
 class DurablePoller:
     def __init__(
         self,
@@ -94,13 +75,15 @@ class DurablePoller:
         polling_timeout: int = 25,
         webhook: bool = False,
         lock: Lock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`webhook`: Telegram posts updates to this instance's server (`take`), perhaps to
         several instances; each lane then runs under `lock` (shared by the instances: Redis),
         handling its stored updates in order, whoever stored them."""
         self.bot = bot
         self.webhook = webhook
-        self.lock: Lock = lock or LocalLocks().lock
+        self.lock: Lock = lock or LocalShared().lock
+        self.metrics = metrics or Metrics()
         self.router = router
         self.new_uow = new_uow
         self.lanes = lanes
@@ -141,6 +124,7 @@ class DurablePoller:
                     if not await uow.inbox.mark_handled(update_id, self.clock()):
                         return  # another instance handled it meanwhile: this is undone
                     await uow.commit()
+                self.metrics.handled(CHANNEL)
                 after.append(then)
 
             async def set_aside(exc: Exception) -> None:
@@ -179,6 +163,7 @@ class DurablePoller:
                 elif said is not None and self.router.open:
                     await customer.not_handled(uow, self.desk, said)
                 await uow.commit()
+            self.metrics.handled(CHANNEL)
         except Exception:  # left in the inbox: tried again at the next start
             logger.exception("Update %s could not be set aside", update_id)
 

@@ -40,6 +40,7 @@ from bot.domain.tickets import CustomerRef
 from bot.durable import until_done
 from bot.lanes import Job, Lanes
 from bot.leases import Claims, holding, wall_clock
+from bot.metrics import Metrics
 from handlers import customer
 from handlers.context import Desk
 from storage.db import passing
@@ -296,15 +297,19 @@ def _mergeable(rows: list[Outgoing]) -> list[Outgoing]:
 class WeCom:
     """The WeCom side of the desk: the callback server, the pull, and the customer channel."""
 
-    def __init__(self, settings: Settings, fetch_telegram: Fetch) -> None:
+    def __init__(
+        self, settings: Settings, fetch_telegram: Fetch, metrics: Metrics | None = None
+    ) -> None:
         assert settings.wecom_secret and settings.wecom_token and settings.wecom_aes_key
         assert settings.wecom_corp_id and settings.wecom_open_kfid
         self.settings = settings
         self.open_kfid = settings.wecom_open_kfid
+        self.metrics = metrics or Metrics()
         self.client = KfClient(
             settings.wecom_api_url,
             settings.wecom_corp_id,
             settings.wecom_secret.get_secret_value(),
+            self.metrics,
         )
         self.crypto = WeComCrypto(
             settings.wecom_token.get_secret_value(),
@@ -532,8 +537,10 @@ class WeCom:
             async def attempt() -> None:
                 async with self.new_uow() as uow:
                     await self.handle(uow, message)
-                    if await uow.wecom.mark_handled(msgid, self.clock()):
-                        await uow.commit()  # else another instance handled it: undone
+                    if not await uow.wecom.mark_handled(msgid, self.clock()):
+                        return  # another instance handled it: this is undone
+                    await uow.commit()
+                self.metrics.handled(CHANNEL)
 
             async def set_aside(exc: Exception) -> None:
                 await self._set_aside(msgid, message, exc)
@@ -561,6 +568,7 @@ class WeCom:
                 if said is not None:
                     await customer.not_handled(uow, self.desk, said)
                 await uow.commit()
+            self.metrics.handled(CHANNEL)
         except Exception:  # left unhandled: tried again at the next start
             logger.exception("WeCom message %s could not be set aside", msgid)
 

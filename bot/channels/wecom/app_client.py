@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.channels.wecom.client import KfClient, WeComError
+from bot.metrics import Metrics
 
 T = TypeVar("T")
 
@@ -49,9 +50,16 @@ class SendResult:
 
 
 class AppClient:
-    def __init__(self, api_url: str, corp_id: str, agent_id: int, app_secret: str) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        corp_id: str,
+        agent_id: int,
+        app_secret: str,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.agent_id = agent_id
-        self._api = KfClient(api_url, corp_id, app_secret)
+        self._api = KfClient(api_url, corp_id, app_secret, metrics, messenger="wecom_app")
         self._names: dict[str, str] = {}  # userid -> name, as user/get gave it
 
     async def close(self) -> None:

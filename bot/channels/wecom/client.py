@@ -16,6 +16,7 @@ import aiohttp
 
 from bot.channels.base import Passing
 from bot.http_failure import http_failure
+from bot.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,18 @@ class _Answer:
 
 
 class KfClient:
-    def __init__(self, base_url: str, corp_id: str, secret: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        corp_id: str,
+        secret: str,
+        metrics: Metrics | None = None,
+        messenger: str = "wecom",
+    ) -> None:
+        """`metrics`: where WeCom's error answers are counted, under `messenger` (the customer
+        service's "wecom", the staff app's "wecom_app")."""
+        self.metrics = metrics or Metrics()
+        self.messenger = messenger
         self.base_url = base_url.rstrip("/")
         self.corp_id = corp_id
         self.secret = secret
@@ -87,9 +99,22 @@ class KfClient:
         url = f"{self.base_url}/cgi-bin/{path}"
         try:
             async with self.session().request(method, url, params=query, **kwargs) as response:
-                return _Answer(response.status, response.content_type, await response.read())
+                answer = _Answer(response.status, response.content_type, await response.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
+            timeout = isinstance(exc, TimeoutError)
+            self.metrics.messenger_error(self.messenger, "timeout" if timeout else "network")
             raise WeComUnavailable(path, http_failure(exc)) from None
+        if answer.status >= 400:
+            self.metrics.messenger_error(self.messenger, answer.status)
+        return answer
+
+    def _json(self, answer: _Answer, path: str) -> dict[str, Any]:
+        """WeCom's JSON answer; an errcode other than 0 is counted (the caller acts on it)."""
+        data = answer.json(path)
+        code = data.get("errcode")
+        if code not in (None, 0, "0") and answer.status < 400:  # a 4xx/5xx: counted already
+            self.metrics.messenger_error(self.messenger, code)
+        return data
 
     async def token(self, fresh: bool = False) -> str:
         """The access token (7200 s), fetched once and kept until a few minutes before it
@@ -99,7 +124,7 @@ class KfClient:
                 answer = await self._request(
                     "GET", "gettoken", {"corpid": self.corp_id, "corpsecret": self.secret}
                 )
-                data = answer.json("gettoken")
+                data = self._json(answer, "gettoken")
                 _check(data)
                 self._token = str(data["access_token"])
                 self._token_until = time.monotonic() + int(data.get("expires_in", 7200)) - 300
@@ -116,7 +141,7 @@ class KfClient:
                 answer = await self._request("GET", path, query)
             else:
                 answer = await self._request("POST", path, query, json=body)
-            data = answer.json(path)
+            data = self._json(answer, path)
             if data.get("errcode") in EXPIRED_TOKEN_CODES and attempt == 1:
                 logger.info("WeCom access token renewed (%s)", data.get("errcode"))
                 continue
@@ -153,11 +178,12 @@ class KfClient:
             token = await self.token(fresh=attempt == 2)
             form = aiohttp.FormData()
             form.add_field("media", data, filename=filename)
-            answer = (
+            answer = self._json(
                 await self._request(
                     "POST", "media/upload", {"access_token": token, "type": kind}, data=form
-                )
-            ).json("media/upload")
+                ),
+                "media/upload",
+            )
             if answer.get("errcode") in EXPIRED_TOKEN_CODES and attempt == 1:
                 continue
             _check(answer)
@@ -172,7 +198,7 @@ class KfClient:
                 "GET", "media/get", {"access_token": token, "media_id": media_id}
             )
             if answer.content_type in ("application/json", "text/plain"):
-                data = answer.json("media/get")
+                data = self._json(answer, "media/get")
                 if data.get("errcode") in EXPIRED_TOKEN_CODES and attempt == 1:
                     continue
                 _check(data)

@@ -33,6 +33,7 @@ from bot.domain.tickets import Actor, Ticket
 from bot.durable import until_done
 from bot.labels import label
 from bot.lanes import Job, Lanes
+from bot.metrics import Metrics
 from bot.shared import Shared
 from handlers import common, staff
 from handlers import manager as manager_cases
@@ -67,18 +68,26 @@ def _passing(exc: BaseException) -> bool:
 class WeComStaff:
     """The `StaffRoom` on WeCom, and the app's callback."""
 
-    def __init__(self, settings: Settings, fetch: Fetch, shared: Shared | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        fetch: Fetch,
+        shared: Shared | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         """`shared`: what several instances share (the members' windows), where there are."""
         assert settings.wecom_corp_id and settings.wecom_agent_id is not None
         assert settings.wecom_app_secret and settings.wecom_app_token
         assert settings.wecom_app_aes_key
         self.settings = settings
         self.fetch = fetch
+        self.metrics = metrics or Metrics()
         self.client = AppClient(
             settings.wecom_api_url,
             settings.wecom_corp_id,
             settings.wecom_agent_id,
             settings.wecom_app_secret.get_secret_value(),
+            self.metrics,
         )
         self.crypto = WeComCrypto(
             settings.wecom_app_token.get_secret_value(),
@@ -228,8 +237,10 @@ class WeComStaff:
                         await prepared[0](uow)
                     else:
                         await self.handle(uow, fields)
-                    if await uow.staff_app.mark_handled(key, self.clock()):
-                        await uow.commit()  # else another instance handled it: undone
+                    if not await uow.staff_app.mark_handled(key, self.clock()):
+                        return  # another instance handled it: this is undone
+                    await uow.commit()
+                self.metrics.handled(CHANNEL)
 
             async def set_aside(exc: Exception) -> None:
                 async with self.new_uow() as uow:
@@ -239,6 +250,7 @@ class WeComStaff:
                         text = fields.get("Content", "") if fields.get("MsgType") == "text" else ""
                         staff.not_handled(uow, self.desk, actor.name, text, to=actor)
                     await uow.commit()
+                self.metrics.handled(CHANNEL)
 
             await until_done(
                 attempt,

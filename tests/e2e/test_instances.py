@@ -1,0 +1,159 @@
+"""Several instances behind one address: two desks on one PostgreSQL database and one Redis,
+Telegram posting to a round-robin proxy in front of them (webhook mode), as a shop runs it with
+`docker compose up -d --scale bot=2`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bot.standin import BotApiStandIn
+from bot.standin.limits import TelegramLimits
+from bot.standin.proxy import RoundRobin
+from tests.conftest import MANAGER_ID, STAFF_CHAT, needs_redis
+from tests.e2e.people import file_complaint, in_group, said
+
+pytestmark = [
+    pytest.mark.parametrize("database_url", ["postgres"], indirect=True),
+    needs_redis,
+]
+
+SECRET = "a-shop-s-webhook-secret_42"
+
+
+class Desks:
+    """Two in-process instances behind the proxy, and the barriers a test waits on."""
+
+    def __init__(self, api: BotApiStandIn, proxy: RoundRobin, bots: list[Any]) -> None:
+        self.api = api
+        self.proxy = proxy
+        self.bots = bots
+
+    async def settled(self) -> None:
+        """Every update posted so far answered and handled, everything to say sent, on both."""
+        for _ in range(2):  # what one instance did may give the other work (a relay, a card)
+            await self.api.wait_confirmed(timeout=60)
+            for bot in self.bots:
+                await bot.app.lanes.idle()
+            for bot in self.bots:
+                await bot.app.sender.idle()
+
+
+@pytest.fixture
+async def two_desks(
+    api: BotApiStandIn, start_bot: Callable[..., Awaitable[Any]], redis_url: str
+) -> AsyncIterator[Callable[..., Awaitable[Desks]]]:
+    proxies: list[RoundRobin] = []
+
+    async def start(mirror: bool = False, **settings: str) -> Desks:
+        proxy = RoundRobin([], mirror=mirror)
+        proxies.append(proxy)
+        url = await proxy.start()
+        shared = {
+            "WEBHOOK_URL": f"{url}/telegram",
+            "WEBHOOK_SECRET": SECRET,
+            "REDIS_URL": redis_url,
+            **settings,
+        }
+        bots = [await start_bot(INSTANCE_NAME=f"desk-{n}", **shared) for n in ("a", "b")]
+        proxy.set_upstreams([bot.app.http.url for bot in bots])
+        return Desks(api, proxy, bots)
+
+    yield start
+    for proxy in proxies:
+        await proxy.stop()
+
+
+async def test_a_customer_s_whole_journey_spread_over_two_instances(
+    api: BotApiStandIn, two_desks: Callable[..., Awaitable[Desks]]
+) -> None:
+    """Complaint, the staff's reply, the manager's remedy, the customer's choice: each update
+    lands on either instance, and the journey is the one a single desk gives."""
+    desks = await two_desks()
+    customer = api.person(2101, "小周", "zh")
+    staff = api.person(3101, "小王", "zh")
+    manager = api.person(MANAGER_ID, "陈店长", "zh")
+
+    card = await file_complaint(api, customer)
+    mark = len(api.sent)
+    staff.say_in_group(STAFF_CHAT, "您好,非常抱歉!我们马上核实。", reply_to=card.message_id)
+    await said(api, customer, "我们马上核实", mark)
+
+    mark = len(api.sent)
+    tapped = manager.tap("补偿方案:中等", chat_id=STAFF_CHAT)
+    await api.wait_answer(tapped)
+    offer = await said(api, customer, "换作是我", mark)
+    mark = len(api.sent)
+    customer.tap("退还一半货款")
+    await in_group(api, "退还一半货款", mark)
+    await desks.settled()
+
+    served = desks.proxy.requests
+    assert len(served) == 2 and min(served.values()) >= 3, served  # both took part
+    to_customer = [s.text for s in api.sent_to(customer.id)]
+    assert len(to_customer) == len(set(to_customer)), "nothing said twice"
+    cards = [s for s in api.sent_to(STAFF_CHAT) if "投诉单" in s.text and s.reply_markup]
+    assert len({s.message_id for s in cards}) == 1  # one card
+    assert offer.buttons() == ["今天下午重做并送达", "退还一半货款"]
+
+
+async def test_the_same_update_delivered_to_both_instances_has_one_effect(
+    api: BotApiStandIn, two_desks: Callable[..., Awaitable[Desks]]
+) -> None:
+    """Each update posted to both instances at once (at-least-once delivery, twice): one
+    greeting, one card, each answer once; sent again later, it changes nothing."""
+    desks = await two_desks(mirror=True)
+    customer = api.person(2102, "小吴", "zh")
+    await file_complaint(api, customer, photos=())
+    await desks.settled()
+    before = list(api.sent)
+    counts = Counter(s.text for s in api.sent_to(customer.id))
+    assert counts and max(counts.values()) == 1, counts
+    assert len([s for s in api.sent_to(STAFF_CHAT) if "投诉单" in s.text]) == 1
+
+    desks.proxy.mirror = False
+    for update_id in [d[0] for d in api.deliveries][:5]:  # Telegram did not see the answer
+        await api.deliver_again(update_id)
+    await desks.settled()
+    assert api.sent == before
+
+
+async def test_a_deadline_fires_once_whichever_instance_is_alive(
+    api: BotApiStandIn, two_desks: Callable[..., Awaitable[Desks]]
+) -> None:
+    """Nobody answers the card in time: the managers are paged once, not once an instance."""
+    desks = await two_desks(SLA_FIRST_RESPONSE="2s")
+    customer = api.person(2103, "小郑", "zh")
+    await file_complaint(api, customer, photos=())
+    mark = len(api.sent)
+    page = await api.wait_for(
+        lambda s: s.chat_id == STAFF_CHAT and "首次回复超时" in s.text, after=mark, timeout=30
+    )
+    await desks.settled()
+    for bot in desks.bots:  # both schedulers have looked at the deadline since
+        bot.app.scheduler.poke()
+    await desks.settled()
+    pages = [s for s in api.sent[mark:] if s.chat_id == STAFF_CHAT and "首次回复超时" in s.text]
+    assert pages == [page]
+
+
+async def test_a_burst_of_customers_gets_no_429_across_both_instances(
+    api: BotApiStandIn, two_desks: Callable[..., Awaitable[Desks]]
+) -> None:
+    """Sixty newcomers at once, spread over both instances, at Telegram's real limits: every one
+    answered once, and Telegram never had to say 429 — the limits held for the desk as a
+    whole, not for each instance."""
+    api.limits = TelegramLimits()  # Telegram's limits, enforced: 429 past them
+    desks = await two_desks(RATE_PER_CHAT="1", RATE_CHAT_BURST="5", RATE_GROUP_PER_MINUTE="20")
+    people = [api.person(5000 + n, f"顾客{n}", "zh") for n in range(60)]
+    for person in people:
+        person.send("花送来就蔫了")
+    await desks.settled()
+    for person in people:
+        first = api.sent_to(person.id)
+        assert len(first) == 1 and "哪一类问题" in first[0].text, (person.id, first)
+    assert api.limits.refused == 0
+    assert all(n > 0 for n in desks.proxy.requests.values())
