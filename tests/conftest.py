@@ -274,6 +274,32 @@ class BotProcess:
             await asyncio.wait({polled}, timeout=0.1)
         polled.result()
 
+    async def start_serving(self, url: str) -> None:
+        """Start it in webhook mode: ready once its `/healthz` at `url` says 200."""
+        import aiohttp
+
+        self.starts += 1
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bot"],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2400):  # a busy machine may take a while (two minutes at most)
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the bot exited: {self.log.read_text()[-3000:]}")
+                try:
+                    async with http.get(f"{url}/healthz") as answer:
+                        if answer.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"the bot never said it was healthy: {self.log.read_text()[-3000:]}")
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
