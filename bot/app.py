@@ -290,7 +290,7 @@ async def weekly_reports(app: App, stopped: asyncio.Event) -> None:
             pass
 
 
-STOP_HANDLING = 5.0  # on stopping, the updates in hand are finished within this (SIGTERM: 10 s)
+STOP_HANDLING = 4.0  # on stopping, the updates in hand are finished within this (SIGTERM: 10 s)
 MANAGERS_EVERY = 240.0  # the managers' names and the group's administrators, asked again
 
 
