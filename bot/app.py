@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import uuid
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -161,13 +162,21 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
     customers: dict[str, CustomerChannel] = {}
     if telegram is not None:
         telegram.connect(
-            desk, new_uow, lanes, clock, staff_group=wecom_staff is None, lock=shared.lock
+            desk,
+            new_uow,
+            lanes,
+            clock,
+            staff_group=wecom_staff is None,
+            lock=lambda name: shared.lock(name, wait=LOCK_WAIT),
         )
         telegram.api.fetchers["desk"] = desk_file
         fetchers["telegram"] = telegram.api.download
         customers["telegram"] = telegram.customers
     # several instances share the outbox and the WeCom pull: each claims what it works on
-    claims = Claims(settings.instance) if settings.redis_url is not None else None
+    # the holder of claimed work: unique to this process even where replicas share one
+    # INSTANCE_NAME (the same .env), which still names it in the metrics
+    holder = f"{settings.instance}:{uuid.uuid4().hex[:8]}"
+    claims = Claims(holder) if settings.redis_url is not None else None
     wecom = None
     if settings.wecom:  # imported only then: aiohttp and cryptography stay out otherwise
         from bot.channels.wecom.adapter import WeCom
@@ -290,6 +299,7 @@ async def weekly_reports(app: App, stopped: asyncio.Event) -> None:
             pass
 
 
+LOCK_WAIT = 10.0  # a lane's lock held elsewhere this long: its holder has our update, or the sweep
 STOP_HANDLING = 4.0  # on stopping, the updates in hand are finished within this (SIGTERM: 10 s)
 MANAGERS_EVERY = 240.0  # the managers' names and the group's administrators, asked again
 
@@ -327,18 +337,43 @@ async def start(app: App) -> None:
         await uow.commit()
     if caught:
         logger.info("Catching up: %s tickets' cards", caught)
+    await _serve_http(app)  # listening before Telegram is told the webhook's address
     if app.telegram is not None:
         await app.telegram.start()
         try:  # the managers' names for the first mentions; a slow answer does not hold the start
             await asyncio.wait_for(ask_about_managers(app), timeout=10)
         except TimeoutError:
             logger.warning("Telegram did not say who the managers are in time; asking again later")
-    if app.http is not None:
-        await app.http.start()
     if app.wecom is not None:
         await app.wecom.start()
     if app.wecom_staff is not None:
         await app.wecom_staff.start()
+
+
+async def _serve_http(app: App) -> None:
+    """Start the instance's server. Where nothing but health and metrics need it (long
+    polling, no WeCom), a port already taken is said in the log, and the desk runs on."""
+    if app.http is None:
+        return
+    try:
+        await app.http.start()
+    except OSError as exc:
+        settings = app.settings
+        where = f"{settings.http_host}:{settings.http_port}"
+        if (
+            settings.webhook_url is not None
+            or app.wecom is not None
+            or app.wecom_staff is not None
+        ):
+            raise OSError(f"HTTP_PORT: cannot listen on {where}: {exc.strerror}") from exc
+        logger.warning(
+            "Cannot listen on %s (%s): /healthz and /metrics are not served; set HTTP_PORT to "
+            "a free port",
+            where,
+            exc.strerror,
+        )
+        await app.http.stop()
+        app.http = None
 
 
 def only_one(settings: Settings) -> str | None:

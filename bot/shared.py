@@ -104,7 +104,7 @@ class Shared(Protocol):
         self, name: str, ttl: float = 30.0, wait: float | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
         """Held by one holder at a time (across instances), until the block ends. Blocks
-        until held; `wait`: at most this many seconds, then TimeoutError."""
+        until held; `wait`: at most this many seconds, then LockBusy (a TimeoutError)."""
         ...
 
     async def ping(self) -> None:
@@ -112,6 +112,10 @@ class Shared(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class LockBusy(TimeoutError):
+    """A lock was not free within the wait asked for."""
 
 
 @dataclass
@@ -137,8 +141,11 @@ class LocalShared:
             held = self._locks[name] = _Held(asyncio.Lock())
         held.users += 1
         try:
-            async with asyncio.timeout(wait):
-                await held.lock.acquire()
+            try:
+                async with asyncio.timeout(wait):
+                    await held.lock.acquire()
+            except TimeoutError as exc:
+                raise LockBusy(f"lock {name} not free within {wait}s") from exc
             try:
                 yield
             finally:
@@ -171,7 +178,9 @@ class RedisShared:
     ) -> None:
         from redis.asyncio import Redis
 
-        self.redis: Redis = Redis.from_url(url)
+        self.redis: Redis = Redis.from_url(  # never waits forever on a Redis that went away
+            url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+        )
         self.prefix = prefix
         self.windows = RedisWindows(self.redis, f"{prefix}w:", clock)
 
@@ -191,7 +200,7 @@ class RedisShared:
             thread_local=False,
         )
         if not await lock.acquire():
-            raise TimeoutError(f"lock {name} not free within {wait}s")
+            raise LockBusy(f"lock {name} not free within {wait}s")
         renewing = asyncio.create_task(self._renew(lock, name, ttl))
         try:
             yield

@@ -162,13 +162,14 @@ class Telegram:
                 settings.webhook_path or "/",
                 settings.webhook_secret.get_secret_value(),
                 poller,
-                accepting=lambda: not poller.stopping,
+                accepting=lambda: poller.ready.is_set() and not poller.stopping,
             )
 
     async def start(self) -> None:
         """Connect to the Bot API, look at the staff group, and recover the inbox."""
         bot = self.bot
         await bot.initialize()
+        self.poller.ready.set()  # the webhook's updates can be read from now
         me = bot.bot
         self.digest.bot_username = me.username
         if not self.staff_group:

@@ -40,7 +40,7 @@ from bot.domain.messages import Said, Urgency
 from bot.durable import until_done
 from bot.lanes import Job, Lanes
 from bot.metrics import Metrics
-from bot.shared import LocalShared
+from bot.shared import LocalShared, LockBusy
 from handlers import customer, staff
 from handlers.context import Desk
 from handlers.manager import Finish
@@ -93,6 +93,7 @@ class DurablePoller:
         self.polling_timeout = polling_timeout
         self.polls = 0
         self._stop = asyncio.Event()
+        self.ready = asyncio.Event()  # the bot knows itself (getMe): updates can be read
 
     def stop(self) -> None:
         self._stop.set()
@@ -207,20 +208,28 @@ class DurablePoller:
         instance stored them, a chat's updates are handled in order and by one at a time."""
 
         async def job() -> None:
-            async with self.lock(f"telegram:lane:{key}"):
-                done: set[int] = set()
-                while not self._stop.is_set():
-                    async with self.new_uow(read_only=True) as uow:
-                        rows = [
-                            (r.update_id, r.payload, r.greeted)
-                            for r in await uow.inbox.unhandled_in_lane(key)
-                            if r.update_id not in done
-                        ]
-                    if not rows:
-                        return
-                    for update_id, payload, greeted in rows:
-                        done.add(update_id)  # set aside or handled: not again in this drain
-                        await self._job(update_id, json.loads(payload), greeted)()
+            try:
+                async with self.lock(f"telegram:lane:{key}"):
+                    await drain()
+            except LockBusy:  # another instance drains it (and sees our row), or the sweep will
+                logger.info("Lane %s is busy elsewhere; left to its holder", key)
+
+        async def drain() -> None:
+            done: set[int] = set()
+            while not self._stop.is_set():
+                async with self.new_uow(read_only=True) as uow:
+                    rows = [
+                        (r.update_id, r.payload, r.greeted)
+                        for r in await uow.inbox.unhandled_in_lane(key)
+                        if r.update_id not in done
+                    ]
+                if not rows:
+                    return
+                for update_id, payload, greeted in rows:
+                    if self._stop.is_set():
+                        return  # the rest is another instance's, or the next start's
+                    done.add(update_id)  # set aside or handled: not again in this drain
+                    await self._job(update_id, json.loads(payload), greeted)()
 
         return job
 

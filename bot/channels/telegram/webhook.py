@@ -54,7 +54,7 @@ class Webhook:
         try:
             await self.poller.take(raw)
         except Exception as exc:  # not stored: Telegram sends it again
-            if passing(exc):
+            if passing(exc) or isinstance(exc, TimeoutError):  # a lock held elsewhere too
                 logger.warning("Update %s not stored yet (%r)", raw["update_id"], exc)
                 return web.Response(status=503, text="busy", headers={"Retry-After": "1"})
             logger.exception("Update %s could not be stored", raw["update_id"])

@@ -58,6 +58,9 @@ WINDOW_ERRORS = {95001: "budget", 95002: "late", 95018: "late", 95013: "ended"}
 PASSING_ERRORS = {-1: "system busy", 45009: "frequency limit", 45033: "too many at once"}
 REPLY = "reply:"  # a menu item that stands for a ready answer (its text comes back)
 PULL = "wecom:sync:"  # an account's pull lease is named this and its open_kfid
+# several instances: a message stored this long ago and not handled is looked at by any of them
+ORPHAN_AFTER = timedelta(seconds=10)
+SWEEP_EVERY = 5.0
 PULL_WAIT = 0.2  # an instance that finds another pulling tries again after this, doubling
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
@@ -322,6 +325,8 @@ class WeCom:
         self._stopping = asyncio.Event()
         self._tokens: dict[str, str] = {}  # each account's newest callback token
         self._names = Nicknames()  # customers' WeChat nicknames, once looked up
+        self._sweeping: asyncio.Task[None] | None = None
+        self._in_hand: set[str] = set()  # submitted to a lane, not done yet
 
     def connect(
         self,
@@ -354,12 +359,15 @@ class WeCom:
         """Recover what a stop left (the callbacks are served by the instance's server)."""
         logger.info("WeCom callbacks at %s", self.settings.wecom_callback_path)
         await self.recover()
+        if self.claims is not None:  # several instances: one may die holding messages
+            self._sweeping = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
         self._stopping.set()
-        for task in list(self._pulling.values()):
+        tasks = [*self._pulling.values(), *([self._sweeping] if self._sweeping else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._pulling.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.client.close()
 
     async def _verify(self, request: web.Request) -> web.StreamResponse:
@@ -489,6 +497,30 @@ class WeCom:
             self._submit(msgid, message)
         return len(rows)
 
+    async def _sweep(self) -> None:
+        """Several instances: messages stored a while ago and still not handled (the instance
+        that pulled them died, or stopped before it got to them) are handled here; one that
+        another instance handles meanwhile is undone (`mark_handled`)."""
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=SWEEP_EVERY)
+                return
+            except TimeoutError:
+                pass
+            try:
+                before = self.clock() - ORPHAN_AFTER
+                async with self.new_uow(read_only=True) as uow:
+                    rows = [
+                        (r.msgid, json.loads(r.payload))
+                        for r in await uow.wecom.pending()
+                        if r.received_at.replace(tzinfo=before.tzinfo) < before
+                    ]
+                for msgid, message in rows:
+                    if msgid not in self._in_hand:
+                        self._submit(msgid, message)
+            except Exception as exc:
+                logger.warning("Looking for WeChat messages left unhandled failed: %r", exc)
+
     async def _window_of(self, user: str) -> None:
         """A customer's window as the database knows it: their last message (whoever pulled
         it) and what went out since (whoever sent it)."""
@@ -504,6 +536,7 @@ class WeCom:
             self.windows.of(user).sent = sent
 
     def _submit(self, msgid: str, message: dict[str, Any]) -> None:
+        self._in_hand.add(msgid)
         user = str(message.get("external_userid") or _event(message).get("external_userid") or "")
         if message.get("origin") == 3:
             sent = float(message.get("send_time") or time.time())
@@ -545,13 +578,16 @@ class WeCom:
             async def set_aside(exc: Exception) -> None:
                 await self._set_aside(msgid, message, exc)
 
-            await until_done(
-                attempt,
-                what=f"WeCom message {msgid}",
-                passing=_passing,
-                set_aside=set_aside,
-                stopped=self._stopping,
-            )
+            try:
+                await until_done(
+                    attempt,
+                    what=f"WeCom message {msgid}",
+                    passing=_passing,
+                    set_aside=set_aside,
+                    stopped=self._stopping,
+                )
+            finally:
+                self._in_hand.discard(msgid)
 
         return job
 

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
+from bot.channels.base import Passing
 from bot.shared import Place, Windows
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,10 @@ class MemberPace:
         """Wait until each member has more than `reserve` places free, then take one each."""
         people = list(dict.fromkeys(userids))
         if self.windows is not None:
-            token = await self.windows.take(self._places(people), reserve, self.sleep)
+            try:
+                token = await self.windows.take(self._places(people), reserve, self.sleep)
+            except Exception as exc:  # Redis away: the send waits, like any passing fault
+                raise Passing(f"the shared windows do not answer: {type(exc).__name__}") from exc
             self._tokens.setdefault(tuple(people), deque()).append(token)
             for userid in people:
                 self._in_flight[userid] = self._in_flight.get(userid, 0) + 1
