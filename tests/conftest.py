@@ -25,14 +25,6 @@ MANAGER_ID = 4242
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 
-def _postgres_running() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _listening(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -46,28 +38,17 @@ REDIS_UP = _listening(REDIS_HOST, REDIS_PORT)
 needs_redis = pytest.mark.skipif(
     not REDIS_UP, reason=f"Redis is not running on {REDIS_HOST}:{REDIS_PORT}"
 )
-POSTGRES_UP = _postgres_running()
+POSTGRES_UP = _listening(PG_HOST, PG_PORT)
 needs_postgres = pytest.mark.skipif(
     not POSTGRES_UP, reason=f"PostgreSQL is not running on {PG_HOST}:{PG_PORT}"
 )
-
-
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-
-
-def _redis_running() -> bool:
-    try:
-        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
 async def redis_shared() -> AsyncIterator[Callable[..., Any]]:
     """Makes `RedisShared` objects, as the instances of one desk would have (one Redis, one
     key prefix of this test's own); the keys are removed afterwards."""
-    if not _redis_running():
+    if not REDIS_UP:
         pytest.skip(f"Redis is not running on {REDIS_HOST}:{REDIS_PORT}")
     from bot.shared import RedisShared
 

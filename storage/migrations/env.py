@@ -6,7 +6,7 @@ import asyncio
 import os
 
 from alembic import context
-from sqlalchemy import Connection, pool
+from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from storage.models import metadata
@@ -18,6 +18,9 @@ if not config.get_main_option("sqlalchemy.url"):
     )
 
 
+MIGRATING = 0x6465736B  # "desk": the advisory lock held while the schema changes
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -26,6 +29,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # several instances starting at once: one migrates, the others wait for it here and
+            # then find the schema current (the lock ends with the transaction)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATING})
         context.run_migrations()
 
 

@@ -3,31 +3,15 @@ lane before it answers, and leaves nothing claimed when it stops."""
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from bot.standin import BotApiStandIn
 from storage.db import create_engine
 from storage.models import LeaseRow
+from tests.conftest import REDIS_HOST, REDIS_PORT, needs_redis
 from tests.e2e.people import said
-
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-
-
-def _redis_running() -> bool:
-    try:
-        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-needs_redis = pytest.mark.skipif(
-    not _redis_running(), reason=f"Redis is not running on {REDIS_HOST}:{REDIS_PORT}"
-)
 
 
 @needs_redis

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from datetime import timedelta
 from typing import Any, cast
 
+import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.base import CustomerChannel, Delivery, Outcome, Refresh, StaffRoom
@@ -23,7 +25,7 @@ from bot.scheduler import Act
 from bot.sender import Sender
 from handlers import clock as clock_cases
 from handlers.context import Desk
-from storage.db import session_factory
+from storage.db import create_engine, session_factory
 from storage.uow import UnitOfWork
 from tests.storage.test_transactions import NOW, Clock, first_response, planner, scheduler
 from tests.unit import fakes
@@ -334,3 +336,36 @@ async def test_two_instances_pulling_one_wecom_account_take_turns_and_store_each
     assert len(stored) == 2 * LANES
     assert sorted(handed) == sorted(f"wecom:wm{n}" for n in range(LANES) for _ in range(2))
     assert most == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_instances_starting_together_migrate_once_and_both_start(database_url: str) -> None:
+    """Two replicas start at the same moment on a new PostgreSQL database: one migrates while
+    the other waits, then finds the schema current; neither fails."""
+    import os
+    import sys
+
+    from storage.migrate import head_revision
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    replicas = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import os; from storage.migrate import migrate; migrate(os.environ['DATABASE_URL'])",
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    for replica in replicas:
+        _, errors = await asyncio.wait_for(replica.communicate(), timeout=120)
+        assert replica.returncode == 0, errors.decode()
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    finally:
+        await engine.dispose()
+    assert version == head_revision()
