@@ -182,7 +182,14 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         from bot.channels.wecom.adapter import WeCom
 
         wecom = WeCom(settings, fetch_telegram=fetch, metrics=metrics)
-        wecom.connect(desk, new_uow, lanes, clock, claims=claims)
+        wecom.connect(
+            desk,
+            new_uow,
+            lanes,
+            clock,
+            claims=claims,
+            lock=(lambda name: shared.lock(name, wait=LOCK_WAIT)) if claims else None,
+        )
         fetchers["wecom"] = wecom.fetch
         if telegram is not None:
             telegram.api.fetchers["wecom"] = wecom.fetch  # a WeChat photo, for the staff room

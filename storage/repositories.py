@@ -696,6 +696,16 @@ class WeComInboxRepository:
         )
         return list(rows)
 
+    async def pending_of(self, external_userid: str) -> list[WeComInboxRow]:
+        """One customer's messages not handled yet."""
+        rows = await self.session.scalars(
+            select(WeComInboxRow).where(
+                WeComInboxRow.handled_at.is_(None),
+                WeComInboxRow.external_userid == external_userid,
+            )
+        )
+        return list(rows)
+
     async def mark_handled(self, msgid: str, at: datetime, error: str | None = None) -> bool:
         """Mark it handled, unless it was already (another instance, a repeat): False then, and
         the caller does not commit what it did for it."""

@@ -4,6 +4,7 @@ Telegram posting to a round-robin proxy in front of them (webhook mode), as a sh
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -228,3 +229,84 @@ async def test_an_instance_killed_mid_burst_leaves_nobody_unanswered(
     repeated = {chat for chat, n in greetings.items() if n > 1}
     assert repeated <= unrecorded, (repeated, unrecorded)  # at most what was in flight
     assert api.limits.refused == 0
+
+
+async def test_a_wechat_customer_s_messages_handled_by_both_instances_in_order(
+    api: BotApiStandIn, two_desks: Callable[..., Awaitable[Desks]], wecom: Any
+) -> None:
+    """WeCom calls whichever instance the proxy picks; whoever pulls a customer's messages,
+    they are handled in the order sent: the intake goes question by question, each asked
+    once, and one card reaches staff."""
+    from tests.e2e.test_wechat import CUSTOMER, menu_id, said_to, words
+
+    desks = await two_desks(**{k.upper(): v for k, v in wecom.customer_service_settings().items()})
+    callbacks = RoundRobin([bot.app.http.url for bot in desks.bots])
+    await callbacks.start()
+    try:
+        wecom.set_callback(f"{callbacks.url}/wecom/callback")
+        customer = wecom.customer(CUSTOMER, "小李")
+        customer.say("你好,我订的生日花束全都蔫了,订单号 FS2026112301")
+        first = await said_to(wecom, "非常抱歉")
+        mark = len(wecom.sent)
+        # two answers at once: each callback may reach the other instance; the second must not
+        # be handled before the first
+        customer.tap_menu(menu_id(first, "没有照片,跳过"), "没有照片,跳过")
+        customer.say("13800138000")
+        summary = await said_to(wecom, "请您核对", mark)
+        assert "FS2026112301" in words(summary) and "13800138000" in words(summary)
+        mark = len(wecom.sent)
+        customer.tap_menu(menu_id(summary, "✅ 提交"), "✅ 提交")
+        await said_to(wecom, "投诉单号是 T-000001", mark)
+        await in_group(api, "投诉单 T-000001", timeout=30)
+        await desks.settled()
+    finally:
+        await callbacks.stop()
+    texts = [words(s) for s in wecom.sent if s.touser == CUSTOMER]
+    assert len(texts) == len(set(texts)), texts  # nothing said twice
+    assert len([s for s in api.sent_to(STAFF_CHAT) if "投诉单 T-000001" in s.text]) == 1
+    assert all(n > 0 for n in callbacks.requests.values()) and len(callbacks.requests) == 2
+
+
+async def test_a_wechat_customer_s_next_message_waits_for_the_one_another_instance_handles(
+    api: BotApiStandIn, two_desks: Callable[..., Awaitable[Desks]], wecom: Any
+) -> None:
+    """One instance pulls a customer's first message and is slow with it; their next message
+    reaches the other instance: it is handled after the first, not beside it."""
+    from tests.e2e.test_wechat import CUSTOMER, said_to
+
+    desks = await two_desks(**{k.upper(): v for k, v in wecom.customer_service_settings().items()})
+    callbacks = RoundRobin([bot.app.http.url for bot in desks.bots])  # the first call: desk a
+    await callbacks.start()
+    order: list[str] = []
+    slow, inside = asyncio.Event(), asyncio.Event()
+    for bot in desks.bots:
+        real = bot.app.wecom.handle
+
+        async def handle(uow: Any, message: dict[str, Any], real: Any = real) -> None:
+            said = str((message.get("text") or {}).get("content") or "")
+            if said.startswith("第一句"):
+                inside.set()
+                await slow.wait()
+            await real(uow, message)
+            order.append(said)
+
+        bot.app.wecom.handle = handle
+    try:
+        wecom.set_callback(f"{callbacks.url}/wecom/callback")
+        customer = wecom.customer(CUSTOMER, "小李")
+        customer.say("第一句:我订的生日花束全都蔫了")
+        await asyncio.wait_for(inside.wait(), timeout=30)  # desk a has it, and is slow
+        pulls = sum(1 for path, _ in wecom.calls if path.endswith("sync_msg"))
+        customer.say("第二句:订单号 FS2026112301")
+        await wecom.until(
+            lambda: sum(1 for path, _ in wecom.calls if path.endswith("sync_msg")) > pulls,
+            timeout=30,
+        )  # desk b pulled the second
+        slow.set()
+        await said_to(wecom, "非常抱歉")
+        await desks.settled()
+    finally:
+        slow.set()
+        await callbacks.stop()
+    assert [said[:3] for said in order] == ["第一句", "第二句"]
+    assert callbacks.requests[desks.bots[1].app.http.url] >= 1

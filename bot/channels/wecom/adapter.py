@@ -24,6 +24,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from bot.durable import until_done
 from bot.lanes import Job, Lanes
 from bot.leases import Claims, holding, wall_clock
 from bot.metrics import Metrics
+from bot.shared import LockBusy
 from handlers import customer
 from handlers.context import Desk
 from storage.db import passing
@@ -335,14 +337,17 @@ class WeCom:
         lanes: Lanes,
         clock: Callable[[], datetime],
         claims: Claims | None = None,
+        lock: Callable[[str], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         """`claims`: several instances share the database; this one pulls an account only
-        while it holds the account's lease (None: it is the only one)."""
+        while it holds the account's lease (None: it is the only one). `lock`: their shared
+        locks, each customer's messages handled under theirs, in order, whoever pulled them."""
         self.desk = desk
         self.new_uow = new_uow
         self.lanes = lanes
         self.clock = clock
         self.claims = claims
+        self.lock = lock
         self.customers.look_up = self._window_of
 
     async def fetch(self, attachment: Attachment) -> bytes:
@@ -541,7 +546,44 @@ class WeCom:
         if message.get("origin") == 3:
             sent = float(message.get("send_time") or time.time())
             self.windows.customer_wrote(user, min(sent, time.time()))
-        self.lanes.submit(f"{CHANNEL}:{user}", self._job(msgid, message))
+        job = self._job(msgid, message) if self.lock is None else self._drain(user, msgid)
+        self.lanes.submit(f"{CHANNEL}:{user}", job)
+
+    def _drain(self, user: str, trigger: str) -> Job:
+        """Several instances: the customer's stored messages, in the order they were sent,
+        under the customer's lock, whoever pulled them (one instance may pull a customer's
+        first messages and another the next ones)."""
+        assert self.lock is not None
+        lock = self.lock
+
+        async def job() -> None:
+            try:
+                async with lock(f"wecom:lane:{user}"):
+                    await drain()
+            except LockBusy:  # its holder handles ours too, or the sweep will
+                logger.info("WeChat customer %s is handled elsewhere just now", user)
+            finally:
+                self._in_hand.discard(trigger)
+
+        async def drain() -> None:
+            done: set[str] = set()
+            while not self._stopping.is_set():
+                async with self.new_uow(read_only=True) as uow:
+                    rows = [
+                        (r.msgid, json.loads(r.payload))
+                        for r in await uow.wecom.pending_of(user)
+                        if r.msgid not in done
+                    ]
+                if not rows:
+                    return
+                rows.sort(key=lambda row: (float(row[1].get("send_time") or 0), row[0]))
+                for msgid, message in rows:
+                    if self._stopping.is_set():
+                        return
+                    done.add(msgid)
+                    await self._job(msgid, message)()
+
+        return job
 
     async def _look_up_name(self, user: str) -> None:
         """The customer's WeChat nickname, for the card (asked once; without it the card says
