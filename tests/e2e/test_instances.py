@@ -279,6 +279,7 @@ async def test_a_wechat_customer_s_next_message_waits_for_the_one_another_instan
     await callbacks.start()
     order: list[str] = []
     slow, inside = asyncio.Event(), asyncio.Event()
+    second_due = asyncio.Event()  # the second message's instance is at it (or waits its turn)
     for bot in desks.bots:
         real = bot.app.wecom.handle
 
@@ -287,10 +288,21 @@ async def test_a_wechat_customer_s_next_message_waits_for_the_one_another_instan
             if said.startswith("第一句"):
                 inside.set()
                 await slow.wait()
+            else:
+                second_due.set()
             await real(uow, message)
             order.append(said)
 
         bot.app.wecom.handle = handle
+        if bot.app.wecom.lock is not None:
+            lock = bot.app.wecom.lock
+
+            def waiting(name: str, lock: Any = lock) -> Any:
+                if inside.is_set():
+                    second_due.set()
+                return lock(name)
+
+            bot.app.wecom.lock = waiting
     try:
         wecom.set_callback(f"{callbacks.url}/wecom/callback")
         customer = wecom.customer(CUSTOMER, "小李")
@@ -301,7 +313,8 @@ async def test_a_wechat_customer_s_next_message_waits_for_the_one_another_instan
         await wecom.until(
             lambda: sum(1 for path, _ in wecom.calls if path.endswith("sync_msg")) > pulls,
             timeout=30,
-        )  # desk b pulled the second
+        )  # the other desk pulled the second
+        await asyncio.wait_for(second_due.wait(), timeout=30)
         slow.set()
         await said_to(wecom, "非常抱歉")
         await desks.settled()
