@@ -220,7 +220,8 @@ class Telegram:
         if self._commands is not None:
             await asyncio.gather(self._commands, return_exceptions=True)
         await self.digest.stop()
-        await self.limiter.settle()
+        with contextlib.suppress(TimeoutError):  # a stop ends in time, Redis or not
+            await asyncio.wait_for(self.limiter.settle(), timeout=2)
 
     async def shutdown(self) -> None:
         await self.bot.shutdown()

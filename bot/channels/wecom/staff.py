@@ -12,6 +12,7 @@ message is a typed action, a reply to the member's current ticket, or the desk a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -171,7 +172,8 @@ class WeComStaff:
 
     async def stop(self) -> None:
         self._stopping.set()
-        await self.pace.settle()
+        with contextlib.suppress(TimeoutError):  # a stop ends in time, Redis or not
+            await asyncio.wait_for(self.pace.settle(), timeout=2)
         await self.client.close()
 
     async def recover(self) -> None:
