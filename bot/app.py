@@ -195,7 +195,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
             telegram.api.fetchers["wecom"] = wecom.fetch  # a WeChat photo, for the staff room
         customers["wecom"] = wecom.customers
     if wecom_staff is not None:
-        wecom_staff.connect(desk, new_uow, lanes, clock)
+        wecom_staff.connect(desk, new_uow, lanes, clock, several=claims is not None)
         fetchers["wecom_app"] = wecom_staff.fetch_media  # a member's photo, for a customer
         if telegram is not None:
             telegram.api.fetchers["wecom_app"] = wecom_staff.fetch_media

@@ -5,6 +5,7 @@ Telegram posting to a round-robin proxy in front of them (webhook mode), as a sh
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -323,3 +324,47 @@ async def test_a_wechat_customer_s_next_message_waits_for_the_one_another_instan
         await callbacks.stop()
     assert [said[:3] for said in order] == ["第一句", "第二句"]
     assert callbacks.requests[desks.bots[1].app.http.url] >= 1
+
+
+async def test_what_a_dead_instance_stored_from_wecom_is_handled_by_another(
+    wecom: Any, start_bot: Callable[..., Awaitable[Any]], redis_url: str
+) -> None:
+    """An instance stored a staff member's message to the WeCom app, and a WeChat customer's
+    message, and died before handling them: a living instance of the same desk handles both."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.e2e.test_wechat import CUSTOMER, said_to
+    from tests.e2e.test_wecom_staff import MANAGER_IDS, STAFF_IDS, told
+
+    zhang = wecom.staff("zhangsan")
+    wecom.staff("lisi"), wecom.staff("boss")
+    bot = await start_bot(
+        bot_token="",
+        staff_chat_id="",
+        manager_ids="",
+        redis_url=redis_url,
+        **{
+            **wecom.customer_service_settings(),
+            **wecom.app_settings(STAFF_IDS.split(","), MANAGER_IDS.split(",")),
+        },
+    )
+    # the customer writes; WeCom's callback went to the instance that then died (none here)
+    wecom.customer(CUSTOMER, "小李").say("你好,我订的花全都蔫了")
+    earlier = datetime.now(UTC) - timedelta(seconds=30)
+    message = {
+        "msgid": "msg-left-by-a-dead-instance",
+        "open_kfid": wecom.open_kfid,
+        "external_userid": CUSTOMER,
+        "send_time": int(earlier.timestamp()),
+        "origin": 3,
+        "msgtype": "text",
+        "text": {"content": "你好,我订的花全都蔫了"},
+    }
+    fields = {"ToUserName": "corp", "FromUserName": "zhangsan", "MsgType": "text"}
+    fields |= {"Content": "/whoami", "MsgId": "app-left-by-a-dead-instance"}
+    async with bot.app.new_uow() as uow:  # as the dead instance stored them
+        await uow.wecom.put_page(wecom.open_kfid, [message], "", earlier)
+        await uow.staff_app.put_callback(fields["MsgId"], "zhangsan", json.dumps(fields), earlier)
+        await uow.commit()
+    await told(wecom, zhang, "zhangsan")
+    await said_to(wecom, "非常抱歉")

@@ -43,6 +43,10 @@ from storage.db import passing
 from storage.outbox import CARD, CARD_EDIT, CLEAR, RELAY
 from storage.uow import NewUnitOfWork, UnitOfWork
 
+# several instances: a callback stored this long ago and not handled is looked at by any of them
+ORPHAN_AFTER = timedelta(seconds=10)
+SWEEP_EVERY = 5.0
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "wecom_app"  # the channel of a file a member sent (media/get)
@@ -108,6 +112,9 @@ class WeComStaff:
         self._last_relay: dict[str, float] = {}  # per lane, when its last merged relay went
         self._ip_warned: float | None = None  # when the 60020 line was last logged
         self._stopping = asyncio.Event()
+        self._sweeping: asyncio.Task[None] | None = None
+        self._in_hand: set[str] = set()  # callbacks submitted to a lane, not done yet
+        self.several = False
 
     def connect(
         self,
@@ -115,11 +122,15 @@ class WeComStaff:
         new_uow: NewUnitOfWork,
         lanes: Lanes,
         clock: Callable[[], datetime],
+        several: bool = False,
     ) -> None:
+        """`several`: other instances share the database; callbacks one of them stored and
+        left unhandled (it died) are taken over here."""
         self.desk = desk
         self.new_uow = new_uow
         self.lanes = lanes
         self.clock = clock
+        self.several = several
 
     def people(self) -> list[Actor]:
         """The managers, as the desk mentions them: by the names learnt at start (no call to
@@ -169,9 +180,14 @@ class WeComStaff:
         except TimeoutError:
             logger.warning("WeCom did not say the managers' names in time; asking again later")
         await self.recover()
+        if self.several:
+            self._sweeping = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            await asyncio.gather(self._sweeping, return_exceptions=True)
         with contextlib.suppress(TimeoutError):  # a stop ends in time, Redis or not
             await asyncio.wait_for(self.pace.settle(), timeout=2)
         await self.client.close()
@@ -224,7 +240,31 @@ class WeComStaff:
             self._submit(key, fields)
         return web.Response(text="success")
 
+    async def _sweep(self) -> None:
+        """Several instances: callbacks stored a while ago and still not handled (the instance
+        that stored them died) are handled here; one handled elsewhere meanwhile is undone."""
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=SWEEP_EVERY)
+                return
+            except TimeoutError:
+                pass
+            try:
+                before = self.clock() - ORPHAN_AFTER
+                async with self.new_uow(read_only=True) as uow:
+                    rows = [
+                        (r.key, json.loads(r.payload))
+                        for r in await uow.staff_app.pending()
+                        if r.received_at.replace(tzinfo=before.tzinfo) < before
+                    ]
+                for key, fields in rows:
+                    if key not in self._in_hand:
+                        self._submit(key, fields)
+            except Exception as exc:
+                logger.warning("Looking for app callbacks left unhandled failed: %r", exc)
+
     def _submit(self, key: str, fields: dict[str, str]) -> None:
+        self._in_hand.add(key)
         self.lanes.submit(f"{CHANNEL}:{fields.get('FromUserName', '')}", self._job(key, fields))
 
     def _job(self, key: str, fields: dict[str, str]) -> Job:
@@ -246,7 +286,8 @@ class WeComStaff:
 
             async def set_aside(exc: Exception) -> None:
                 async with self.new_uow() as uow:
-                    await uow.staff_app.mark_handled(key, self.clock(), repr(exc)[:2000])
+                    if not await uow.staff_app.mark_handled(key, self.clock(), repr(exc)[:2000]):
+                        return  # handled elsewhere after all
                     actor = self.actor(fields.get("FromUserName", ""))
                     if actor is not None:  # they hear, in one line, that it went nowhere
                         text = fields.get("Content", "") if fields.get("MsgType") == "text" else ""
@@ -254,13 +295,16 @@ class WeComStaff:
                     await uow.commit()
                 self.metrics.handled(CHANNEL)
 
-            await until_done(
-                attempt,
-                what=f"WeCom app callback {key}",
-                passing=_passing,
-                set_aside=set_aside,
-                stopped=self._stopping,
-            )
+            try:
+                await until_done(
+                    attempt,
+                    what=f"WeCom app callback {key}",
+                    passing=_passing,
+                    set_aside=set_aside,
+                    stopped=self._stopping,
+                )
+            finally:
+                self._in_hand.discard(key)
 
         return job
 
