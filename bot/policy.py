@@ -24,6 +24,7 @@ from pydantic import (
 from bot.config import Duration
 from bot.domain.clock import WorkingHours
 from bot.domain.guard import Banned
+from bot.domain.history import RepeatRule
 from bot.domain.insight import BatchRule
 from bot.domain.intake import IntakeRules
 from bot.domain.remedies import Category, Ladder, RemedyOption, Text, Tier
@@ -195,6 +196,11 @@ class BatchAlertIn(_Model):
     window: Duration = timedelta(hours=24)
 
 
+class RepeatIn(_Model):
+    count: Annotated[int, Field(ge=2, le=100)] = 3
+    window: Duration = timedelta(days=30)
+
+
 class WeeklyReportIn(_Model):
     day: str = "mon"
     time: dt_time = dt_time(9, 0)
@@ -224,6 +230,7 @@ class PolicyIn(_Model):
     banned_phrases: list[str | BannedIn] = []
     orders: OrdersIn = OrdersIn()
     batch_alert: BatchAlertIn = BatchAlertIn()
+    repeat: RepeatIn = RepeatIn()
     reports: ReportsIn = ReportsIn()
 
     @field_validator("timezone")
@@ -282,6 +289,7 @@ class Policy:
         self.signal_words = (*raw.signals.safety, *raw.signals.public)
         self.orders = raw.orders
         self.batch_rule = BatchRule(raw.batch_alert.threshold, raw.batch_alert.window)
+        self.repeat_rule = RepeatRule(raw.repeat.count, raw.repeat.window)
         self.mask_phones = raw.reports.mask_phones
         weekly = raw.reports.weekly
         self.weekly_report = (DAYS.index(weekly.day), weekly.time) if weekly else None

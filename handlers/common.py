@@ -3,12 +3,14 @@ ticket's thread, submitting a ticket, and the alarm words."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.domain.clock import next_deadline
 from bot.domain.guard import find_signals
+from bot.domain.history import HISTORY_WINDOW, phone_of, raised_severity, summarise
 from bot.domain.insight import alert_due
 from bot.domain.messages import Attachment, CardSummary, Say, Urgency
 from bot.domain.orders import Order, normalise_number
@@ -66,9 +68,45 @@ def card(desk: Desk, ticket: Ticket) -> Say:
         severity=severity_label(desk, ticket, lang),
         deadline=next_deadline(ticket, desk.sla, desk.policy.hours),
         repeat=reference(ticket.repeat_of) if ticket.repeat_of else "",
+        history=history_shown(desk, ticket, lang),
         how_to_answer=desk.how_to_answer,
     )
     return Say(text, choices.card(ticket, ladder, lang), summary=summary(desk, ticket))
+
+
+def history_shown(desk: Desk, ticket: Ticket, lang: str) -> dict[str, Any] | None:
+    """The customer's history as the card names it: references and labels."""
+    kept = ticket.history
+    if not kept:
+        return None
+    ladder, intake = desk.policy.ladder, desk.policy.intake
+    last = []
+    for past in kept.get("last") or []:  # type: ignore[union-attr]
+        category = intake.category(past.get("category") or "")
+        tier_key, option = past.get("tier"), past.get("option")
+        tier = option_label = None
+        with contextlib.suppress(LookupError):  # a tier the policy no longer has
+            if tier_key:
+                tier = ladder.tier(tier_key).label.in_(lang)
+                if option is not None:
+                    option_label = ladder.tier(tier_key).option(option).label.in_(lang)
+        last.append(
+            {
+                "ref": reference(past["id"]),
+                "category": category.label.in_(lang) if category else "—",
+                "tier": tier,
+                "option": option_label,
+                "status": past.get("status"),
+                "satisfaction": past.get("satisfaction"),
+            }
+        )
+    return {
+        "count": kept.get("count"),
+        "in_window": kept.get("in_window"),
+        "window_days": desk.policy.repeat_rule.window.days,
+        "open": reference(int(str(kept["open"]))) if kept.get("open") else None,
+        "last": last,
+    }
 
 
 def summary(desk: Desk, ticket: Ticket) -> CardSummary:
@@ -195,10 +233,46 @@ async def submit(
         ticket.customer, now - REPEAT_WINDOW, ticket.id
     )
     ticket.repeat_of = earlier.id if earlier else None
+    raised = await look_back(uow, desk, ticket, now)
     await show_order(uow, desk, ticket, now)
     await uow.tickets.save(ticket)
     post_card(uow, desk, ticket)
+    if raised:  # the managers hear of it, as of the other priority signals
+        tell_thread(
+            uow,
+            desk,
+            ticket,
+            "staff/repeat_alert.html",
+            managers=desk.managers(),
+            count=ticket.history["in_window"] if ticket.history else 0,
+            window=desk.policy.repeat_rule.window,
+            urgency=Urgency.RELAY,
+            alert=True,
+        )
     await check_batches(uow, desk, ticket, now)
+
+
+async def look_back(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: datetime) -> bool:
+    """The customer's history, kept on the ticket for its card: the same person by their
+    messenger id, and on the other messenger by the phone number they gave. A repeat complaint
+    (the policy's `repeat` rule) raises the severity one step: True then."""
+    assert ticket.id is not None
+    phone = phone_of(ticket.contact)
+    earlier = await uow.tickets.of_customer(
+        ticket.customer, phone, now - HISTORY_WINDOW, ticket.id
+    )
+    rule = desk.policy.repeat_rule
+    ticket.history = summarise(ticket, earlier, rule) if earlier else None
+    if not ticket.history or int(str(ticket.history["in_window"])) < rule.count:
+        return False
+    if ticket.priority == "critical":
+        return False  # already the most urgent: the managers were paged
+    higher = raised_severity(ticket.severity, desk.policy.ladder)
+    if higher is None:
+        return False
+    ticket.raised_from = ticket.severity or ""
+    ticket.severity = higher
+    return True
 
 
 async def show_order(uow: UnitOfWork, desk: Desk, ticket: Ticket, now: datetime) -> None:

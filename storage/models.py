@@ -111,6 +111,8 @@ class TicketRow(Base):
     root_cause: Mapped[str | None] = mapped_column(String(32))
     responsible: Mapped[str | None] = mapped_column(String(32))
     order_facts: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    history: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    raised_from: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_tickets_customer", "channel", "customer_id", "status"),

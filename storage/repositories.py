@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Deadline, DeadlineKind
@@ -48,7 +48,7 @@ _FIELDS = (
     "tier chosen_option resolved_at customer_blocked card_message_id topic_id "
     "first_response_at last_customer_at clock_started_at deadline_round incomplete priority "
     "repeat_of follow_up_asked_at satisfaction satisfaction_comment closed_at awaiting_comment "
-    "follow_up_missed product batch root_cause responsible order_facts"
+    "follow_up_missed product batch root_cause responsible order_facts history raised_from"
 ).split()
 
 
@@ -230,6 +230,26 @@ class TicketRepository:
             .limit(1)
         )
         return self._to_domain(row) if row else None
+
+    async def of_customer(
+        self, who: CustomerRef, phone: str | None, since: datetime, before_id: int
+    ) -> list[Ticket]:
+        """The customer's tickets submitted since then, before this one: by their messenger id,
+        and on any channel by the phone number they gave."""
+        same = and_(TicketRow.channel == who.channel, TicketRow.customer_id == who.id)
+        who_ = or_(same, TicketRow.contact.contains(phone)) if phone else same
+        rows = await self.session.scalars(
+            select(TicketRow)
+            .where(
+                who_,
+                TicketRow.id != before_id,
+                TicketRow.submitted_at >= since,
+                TicketRow.status != "cancelled",
+            )
+            .order_by(TicketRow.id.desc())
+            .limit(50)
+        )
+        return [self._to_domain(row) for row in rows]
 
     async def known_customers(self, channel: str, ids: list[str]) -> set[str]:
         """Those of these customers who ever had a ticket on this channel (an indexed look-up,

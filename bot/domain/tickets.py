@@ -125,6 +125,10 @@ class Ticket:
     priority: str | None = None  # "critical" once a safety or public-threat word appears
     priority_words: list[str] = field(default_factory=list)
     repeat_of: int | None = None  # the same customer's previous ticket within 30 days
+    # the customer's history as it stood at submit (`bot.domain.history.summarise`), and the
+    # severity before a repeat complaint raised it
+    history: dict[str, object] | None = None
+    raised_from: str | None = None
     follow_up_asked_at: datetime | None = None
     satisfaction: int | None = None
     satisfaction_comment: str | None = None

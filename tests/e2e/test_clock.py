@@ -226,7 +226,7 @@ async def test_a_repeat_complaint_within_thirty_days_is_flagged(
     manager.tap("✅ 直接结案(不补偿)", chat_id=STAFF_CHAT)
     await said(api, customer, "已经处理完毕")
     second = await file_complaint(api, customer, photos=(), order="FS2026112399")
-    assert "重复投诉" in second.text and "T-000001" in second.text
+    assert "90 天内投诉过 1 次" in second.text and "T-000001" in second.text
 
 
 async def test_progress_reminds_who_took_it_and_resolution_pages_the_managers(

@@ -137,6 +137,19 @@ class FakeTickets:
                 return copy.deepcopy(row)
         return None
 
+    async def of_customer(
+        self, who: CustomerRef, phone: str | None, since: datetime, before_id: int
+    ) -> list[Ticket]:
+        return [
+            copy.deepcopy(row)
+            for ticket_id, row in sorted(self._rows.items(), reverse=True)
+            if ticket_id != before_id
+            and row.submitted_at is not None
+            and row.submitted_at >= since
+            and row.status.value != "cancelled"
+            and (row.customer == who or (phone is not None and phone in (row.contact or "")))
+        ]
+
     async def recent_for_customer(
         self, who: CustomerRef, since: datetime, before_id: int
     ) -> Ticket | None:
