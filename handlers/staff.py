@@ -134,7 +134,7 @@ async def card_tapped(
     if action == "done":
         return await remedy_done(uow, desk, actor, ticket, message_ref, now)
     if action == "phrases":
-        show_phrases(uow, desk, ticket)
+        show_phrases(uow, desk, actor, ticket)
         return Answer()
     if action == "ph":
         return await phrase_tapped(uow, desk, actor, ticket, parsed.number(2), now)
@@ -395,14 +395,20 @@ def ticket_of_key(key: str) -> int | None:
 PHRASE_COMMAND = "/p"
 
 
-def phrases_where(uow: UnitOfWork, desk: Desk, actor: Actor) -> None:
-    """`/p` outside any ticket's thread: how to use it."""
-    text = desk.render(desk.staff_language, "staff/phrase_where.html")
+def phrases_where(
+    uow: UnitOfWork, desk: Desk, actor: Actor, template: str = "staff/phrase_where.html"
+) -> None:
+    """`/p` outside any ticket's thread (a room of 1:1 chats: with no current ticket): how to
+    use it."""
+    text = desk.render(desk.staff_language, template)
     uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, to=actor)
 
 
-def show_phrases(uow: UnitOfWork, desk: Desk, ticket: Ticket, template: str = "") -> None:
-    """The shop's phrases as buttons in the ticket's thread: a tap sends one to the customer."""
+def show_phrases(
+    uow: UnitOfWork, desk: Desk, actor: Actor, ticket: Ticket, template: str = ""
+) -> None:
+    """The shop's phrases as buttons in the ticket's thread (a room of 1:1 chats: to whoever
+    asked): a tap sends one to the customer."""
     common.tell_thread(
         uow,
         desk,
@@ -411,6 +417,7 @@ def show_phrases(uow: UnitOfWork, desk: Desk, ticket: Ticket, template: str = ""
         rows=choices.phrases(ticket.id or 0, desk.policy.phrases),
         phrases=desk.policy.phrases,
         urgency=Urgency.RELAY,
+        to=actor,
     )
 
 
@@ -483,10 +490,10 @@ async def phrase_command(
     (a name the shop has not written: the list, with its buttons)."""
     name = args.strip()
     if not name:
-        show_phrases(uow, desk, ticket)
+        show_phrases(uow, desk, actor, ticket)
         return
     phrase = phrasebook.find(desk.policy.phrases, name)
     if phrase is None:
-        show_phrases(uow, desk, ticket, "staff/phrase_unknown.html")
+        show_phrases(uow, desk, actor, ticket, "staff/phrase_unknown.html")
         return
     await send_phrase(uow, desk, actor, ticket, phrase, ref, now)
