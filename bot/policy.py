@@ -23,10 +23,11 @@ from pydantic import (
 
 from bot.config import Duration
 from bot.domain.clock import WorkingHours
-from bot.domain.guard import Banned
+from bot.domain.guard import Banned, find_banned
 from bot.domain.history import RepeatRule
 from bot.domain.insight import BatchRule
 from bot.domain.intake import IntakeRules
+from bot.domain.phrases import FACTS, Phrase, unknown_facts
 from bot.domain.remedies import Category, Ladder, RemedyOption, Text, Tier
 
 
@@ -160,6 +161,14 @@ class BannedIn(_Model):
     instead: TextIn | None = None
 
 
+class PhraseIn(_Model):
+    """A ready answer staff send with `/p NAME`: a short name, a text per language; the text
+    may use the ticket's facts, {customer}, {ticket}, {order}, {category}, {deadline}, {remedy}."""
+
+    name: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^\S+$")]
+    text: TextIn
+
+
 class OrderColumnsIn(_Model):
     """Which header names in the shop's order files mean what (any of the names; case and
     spaces do not matter)."""
@@ -228,6 +237,7 @@ class PolicyIn(_Model):
     tiers: Annotated[list[TierIn], Field(min_length=1, max_length=6)]
     signals: SignalsIn = SignalsIn()
     banned_phrases: list[str | BannedIn] = []
+    phrases: Annotated[list[PhraseIn], Field(max_length=40)] = []
     orders: OrdersIn = OrdersIn()
     batch_alert: BatchAlertIn = BatchAlertIn()
     repeat: RepeatIn = RepeatIn()
@@ -286,6 +296,7 @@ class Policy:
             for b in raw.banned_phrases
         )
         self.banned_phrases = tuple(b.phrase for b in self.banned)
+        self.phrases = tuple(Phrase(p.name, p.text.build()) for p in raw.phrases)
         self.signal_words = (*raw.signals.safety, *raw.signals.public)
         self.orders = raw.orders
         self.batch_rule = BatchRule(raw.batch_alert.threshold, raw.batch_alert.window)
@@ -318,12 +329,23 @@ def load_policy(path: Path) -> Policy:
     try:
         raw = PolicyIn.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{_where(e['loc'], data)}: {e['msg']}" for e in exc.errors())
         raise PolicyError(f"SHOP_POLICY: {path}: {problems}") from None
     _check_unique(raw)
-    return Policy(raw)
+    policy = Policy(raw)
+    _check_phrases(policy)
+    return policy
+
+
+def _where(loc: tuple[int | str, ...], data: Any) -> str:
+    """Where a mistake is, as the file says it: a phrase by its name (`phrases.要照片.text.en`)."""
+    parts = [str(p) for p in loc]
+    if len(loc) >= 2 and loc[0] == "phrases" and isinstance(loc[1], int):
+        try:
+            parts[1] = repr(str(data["phrases"][loc[1]]["name"]))
+        except (KeyError, IndexError, TypeError):
+            pass
+    return ".".join(parts) or "file"
 
 
 def _check_unique(raw: PolicyIn) -> None:
@@ -339,3 +361,30 @@ def _check_unique(raw: PolicyIn) -> None:
                 f"SHOP_POLICY: tier {tier.key!r} has no options; give it 1-3 options "
                 "or set in_person: true"
             )
+
+
+def _check_phrases(policy: Policy) -> None:
+    """Each phrase has its own name, uses only the ticket's facts, and says nothing the
+    never-say guard would stop."""
+    seen: set[str] = set()
+    for phrase in policy.phrases:
+        where = f"SHOP_POLICY: phrase {phrase.name!r}"
+        if phrase.name.lower() in seen:
+            raise PolicyError(f"{where}: two phrases share this name")
+        seen.add(phrase.name.lower())
+        for language in ("zh", "en"):
+            text = phrase.text.in_(language)
+            if not text.strip():
+                raise PolicyError(f"{where}: no {language} text")
+            unknown = unknown_facts(text)
+            if unknown:
+                raise PolicyError(
+                    f"{where} ({language}): unknown fact {{{unknown[0]}}}; a phrase may use "
+                    + ", ".join(f"{{{f}}}" for f in FACTS)
+                )
+            banned = find_banned(text, policy.banned)
+            if banned is not None:
+                raise PolicyError(
+                    f"{where} ({language}): it says {banned.phrase!r}, which staff must never "
+                    "say to a customer (banned_phrases)"
+                )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.domain.insight import Responsible, RootCause
 from bot.domain.intake import Step
 from bot.domain.messages import Choice
+from bot.domain.phrases import Phrase
 from bot.domain.remedies import Ladder, Tier
 from bot.domain.tickets import Status, Ticket
 from bot.labels import label
@@ -108,7 +109,10 @@ def card(ticket: Ticket, ladder: Ladder, language: str) -> Rows:
     """The buttons on a ticket's card: take it, and the manager's remedy choices."""
     assert ticket.id is not None
     tid = ticket.id
-    cause = (Choice(label(language, "cause"), card_key("cause", tid)),)
+    cause = (  # and the shop's ready phrases (`/p`)
+        Choice(label(language, "cause"), card_key("cause", tid)),
+        Choice(label(language, "phrases"), card_key("phrases", tid)),
+    )
     if ticket.status in (Status.RESOLVED, Status.CLOSED):
         reopen = Choice(label(language, "reopen"), card_key("reopen", tid), for_role=MANAGER)
         return ((reopen,), cause)
@@ -144,6 +148,12 @@ def causes(ticket_id: int, language: str) -> Rows:
         for r in Responsible
     ]
     return (tuple(why), tuple(where))
+
+
+def phrases(ticket_id: int, known: tuple[Phrase, ...]) -> Rows:
+    """The shop's phrases, by name, three a row: a tap sends one (by its place in the policy)."""
+    buttons = [Choice(p.name, card_key("ph", ticket_id, str(i))) for i, p in enumerate(known)]
+    return tuple(tuple(buttons[i : i + 3]) for i in range(0, len(buttons), 3))
 
 
 def done(ticket_id: int, language: str) -> Rows:

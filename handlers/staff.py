@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from bot.domain import phrases as phrasebook
+from bot.domain.clock import next_deadline
 from bot.domain.guard import find_banned
 from bot.domain.insight import Responsible, RootCause
 from bot.domain.messages import Answer, Say, StaffSaid, Urgency
@@ -131,6 +133,11 @@ async def card_tapped(
         return await fact_tapped(uow, desk, actor, ticket, field, parsed.part(2), now)
     if action == "done":
         return await remedy_done(uow, desk, actor, ticket, message_ref, now)
+    if action == "phrases":
+        show_phrases(uow, desk, actor, ticket)
+        return Answer()
+    if action == "ph":
+        return await phrase_tapped(uow, desk, actor, ticket, parsed.number(2), now)
     return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
 
 
@@ -381,3 +388,112 @@ def ticket_of_key(key: str) -> int | None:
     what without knowing the keys' format."""
     parsed = Key.parse(key)
     return parsed.number(1) if parsed.prefix == "t" else None
+
+
+# -- the shop's phrases (快捷回复) -------------------------------------------------------------
+
+PHRASE_COMMAND = "/p"
+
+
+def phrases_where(
+    uow: UnitOfWork, desk: Desk, actor: Actor, template: str = "staff/phrase_where.html"
+) -> None:
+    """`/p` outside any ticket's thread (a room of 1:1 chats: with no current ticket): how to
+    use it."""
+    text = desk.render(desk.staff_language, template)
+    uow.outbox.to_room(Say(text), urgency=Urgency.RELAY, to=actor)
+
+
+def show_phrases(
+    uow: UnitOfWork, desk: Desk, actor: Actor, ticket: Ticket, template: str = ""
+) -> None:
+    """The shop's phrases as buttons in the ticket's thread (a room of 1:1 chats: to whoever
+    asked): a tap sends one to the customer."""
+    common.tell_thread(
+        uow,
+        desk,
+        ticket,
+        template or "staff/phrases.html",
+        rows=choices.phrases(ticket.id or 0, desk.policy.phrases),
+        phrases=desk.policy.phrases,
+        urgency=Urgency.RELAY,
+        to=actor,
+    )
+
+
+def phrase_facts(desk: Desk, ticket: Ticket) -> dict[str, str]:
+    """The ticket's facts a phrase may use, in the customer's language."""
+    lang = ticket.language
+    ladder = desk.policy.ladder
+    remedy = (
+        ladder.tier(ticket.tier).option(ticket.chosen_option).label.in_(lang)
+        if ticket.tier and ticket.chosen_option is not None
+        else ""
+    )
+    due = next_deadline(ticket, desk.sla, desk.policy.hours)
+    deadline = desk.render(lang, "common/phrase_deadline.txt", due=due.due_at if due else None)
+    return {
+        "customer": ticket.customer_name,
+        "ticket": ticket.reference,
+        "order": ticket.order_number or ticket.reference,
+        "category": common.category_label(desk, ticket, lang),
+        "deadline": deadline,
+        "remedy": remedy,
+    }
+
+
+async def send_phrase(
+    uow: UnitOfWork,
+    desk: Desk,
+    actor: Actor,
+    ticket: Ticket,
+    phrase: phrasebook.Phrase,
+    ref: str | None,
+    now: datetime,
+) -> bool:
+    """The phrase, filled with the ticket's facts, goes to the customer as this staff member's
+    answer: exactly as a typed reply (guarded, signed, counted as the first answer)."""
+    assert ticket.id is not None
+    text = phrasebook.fill(phrase.text.in_(ticket.language), phrase_facts(desk, ticket))
+    said = StaffSaid(actor=actor, ticket_id=ticket.id, text=text, ref=ref)
+    return await replied(uow, desk, said, now)
+
+
+async def phrase_tapped(
+    uow: UnitOfWork,
+    desk: Desk,
+    actor: Actor,
+    ticket: Ticket,
+    index: int | None,
+    now: datetime,
+) -> Answer:
+    """A phrase's button: it is sent, or (a policy changed since the buttons) the tap is stale."""
+    lang = desk.staff_language
+    known = desk.policy.phrases
+    if index is None or index >= len(known):
+        return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
+    if not await send_phrase(uow, desk, actor, ticket, known[index], None, now):
+        return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
+    return Answer(desk.render(lang, "staff/phrase_sent.txt", name=known[index].name))
+
+
+async def phrase_command(
+    uow: UnitOfWork,
+    desk: Desk,
+    actor: Actor,
+    ticket: Ticket,
+    args: str,
+    ref: str | None,
+    now: datetime,
+) -> None:
+    """`/p` in a ticket's thread: the phrases as buttons; `/p NAME`: that phrase, sent at once
+    (a name the shop has not written: the list, with its buttons)."""
+    name = args.strip()
+    if not name:
+        show_phrases(uow, desk, actor, ticket)
+        return
+    phrase = phrasebook.find(desk.policy.phrases, name)
+    if phrase is None:
+        show_phrases(uow, desk, actor, ticket, "staff/phrase_unknown.html")
+        return
+    await send_phrase(uow, desk, actor, ticket, phrase, ref, now)

@@ -94,7 +94,7 @@ async def test_only_a_manager_decides_and_the_choice_goes_round(
     resolved_card = await api.wait_for(
         lambda s: s.message_id == card.message_id and "已解决" in s.text
     )
-    assert resolved_card.buttons() == ["↩️ 重新打开", "🔎 记录原因"]
+    assert resolved_card.buttons() == ["↩️ 重新打开", "🔎 记录原因", "💬 常用话术"]
 
     mark = len(api.sent)
     manager.tap("↩️ 重新打开", chat_id=STAFF_CHAT)

@@ -405,6 +405,14 @@ class Router:
         if command in manager.INSIGHT_COMMANDS:
             return  # `prepare` did it, before the unit of work; the poller writes what it made
         actor = await self.staff_actor(message.from_user)
+        if command == staff.PHRASE_COMMAND:
+            ticket = await self.ticket_of(uow, message)
+            if ticket is None:
+                staff.phrases_where(uow, self.desk, actor)
+            else:
+                ref = str(message.message_id)
+                await staff.phrase_command(uow, self.desk, actor, ticket, args, ref, now)
+            return
         if command in staff.FACT_COMMANDS:
             ticket = await self.ticket_of(uow, message)
             if ticket is None:

@@ -448,6 +448,10 @@ class WeComStaff:
             await self._fact(uow, actor, target[0] if target else None, command,
                              (target[1] if target else text)[len(command):], now)  # fmt: skip
             return
+        if command == staff.PHRASE_COMMAND:  # `/p`, `/p 道歉`, or `T-000123 /p 道歉`
+            args = (target[1] if target else text)[len(command) :]
+            await self._phrases(uow, actor, target[0] if target else None, args, ref, now)
+            return
         if text.startswith("/"):
             command = text.split()[0].lower()
             self._tell(uow, actor, self.desk.render(lang, "staff/not_here_yet.txt",
@@ -486,6 +490,25 @@ class WeComStaff:
             return
         await uow.staff_app.set_focus(actor.id, ticket.id, now)
         await staff.fact_command(uow, self.desk, actor, ticket, command, args, now)
+
+    async def _phrases(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        ticket_id: int | None,
+        args: str,
+        ref: str | None,
+        now: datetime,
+    ) -> None:
+        """The shop's phrases for the named ticket, or else the member's current one."""
+        if ticket_id is None:
+            ticket_id = await uow.staff_app.focus(actor.id)
+        ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+        if ticket is None or ticket.id is None:
+            staff.phrases_where(uow, self.desk, actor, "staff/phrase_where_app.txt")
+            return
+        await uow.staff_app.set_focus(actor.id, ticket.id, now)
+        await staff.phrase_command(uow, self.desk, actor, ticket, args, ref, now)
 
     async def _reply(
         self,

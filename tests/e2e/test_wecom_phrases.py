@@ -1,0 +1,41 @@
+"""The shop's phrases in the WeCom app's 1:1 chat, for the member's current ticket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.standin.wecom import WeComStandIn
+from tests.e2e.test_wechat import said_to
+from tests.e2e.test_wecom_staff import card_of, complaint_filed, key_of, start_all_wecom, told
+
+
+async def test_p_in_the_app_shows_and_sends_the_shops_phrases(
+    wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """`/p` with no current ticket says how to use it; on the current ticket `/p` shows the
+    phrases as buttons, a tap sends one, and `/p NAME` sends one at once, filled in and signed."""
+    zhang = wecom.staff("zhangsan")
+    wecom.staff("lisi"), wecom.staff("boss")
+    await start_all_wecom(start_bot, wecom)
+    await complaint_filed(wecom)
+    card = await card_of(wecom, zhang)
+
+    mark = len(wecom.app_sent)
+    zhang.say("/p")
+    await told(wecom, zhang, "「T-000123 /p」", mark)
+
+    zhang.tap(card, key_of(card, "🙋"))
+    await told(wecom, zhang, "由你跟进", mark)
+    mark, mark_customer = len(wecom.app_sent), len(wecom.sent)
+    zhang.say("/p")
+    menu = await wecom.wait_app_sent(
+        lambda m: m.touser == "zhangsan" and "问配送" in m.buttons(), timeout=20, after=mark
+    )
+    zhang.tap(menu, key_of(menu, "问配送"))
+    relayed = await said_to(wecom, "配送路线", mark_customer)
+    assert "订单 FS2026112301 的配送路线" in str(relayed.text)
+
+    mark_customer = len(wecom.sent)
+    zhang.say("/p 道歉")
+    relayed = await said_to(wecom, "非常抱歉给您带来不好的体验", mark_customer)
+    assert "FS2026112301" in str(relayed.text)
