@@ -10,7 +10,7 @@ from bot.domain.intake import Step
 from bot.domain.messages import Choice
 from bot.domain.phrases import Phrase
 from bot.domain.remedies import Ladder, Tier
-from bot.domain.tickets import Status, Ticket
+from bot.domain.tickets import Status, Ticket, reference
 from bot.labels import label
 from bot.policy import Policy
 
@@ -153,6 +153,12 @@ def causes(ticket_id: int, language: str) -> Rows:
 def phrases(ticket_id: int, known: tuple[Phrase, ...]) -> Rows:
     """The shop's phrases, by name, three a row: a tap sends one (by its place in the policy)."""
     buttons = [Choice(p.name, card_key("ph", ticket_id, str(i))) for i, p in enumerate(known)]
+    return tuple(tuple(buttons[i : i + 3]) for i in range(0, len(buttons), 3))
+
+
+def history(ticket_id: int, others: list[int]) -> Rows:
+    """The customer's other tickets, by reference, three a row: a tap shows that one's card."""
+    buttons = [Choice(reference(i), card_key("hist", ticket_id, str(i))) for i in others[:12]]
     return tuple(tuple(buttons[i : i + 3]) for i in range(0, len(buttons), 3))
 
 

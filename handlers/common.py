@@ -79,33 +79,36 @@ def history_shown(desk: Desk, ticket: Ticket, lang: str) -> dict[str, Any] | Non
     kept = ticket.history
     if not kept:
         return None
-    ladder, intake = desk.policy.ladder, desk.policy.intake
-    last = []
-    for past in kept.get("last") or []:  # type: ignore[union-attr]
-        category = intake.category(past.get("category") or "")
-        tier_key, option = past.get("tier"), past.get("option")
-        tier = option_label = None
-        with contextlib.suppress(LookupError):  # a tier the policy no longer has
-            if tier_key:
-                tier = ladder.tier(tier_key).label.in_(lang)
-                if option is not None:
-                    option_label = ladder.tier(tier_key).option(option).label.in_(lang)
-        last.append(
-            {
-                "ref": reference(past["id"]),
-                "category": category.label.in_(lang) if category else "—",
-                "tier": tier,
-                "option": option_label,
-                "status": past.get("status"),
-                "satisfaction": past.get("satisfaction"),
-            }
-        )
+    last = [past_shown(desk, past, lang) for past in kept.get("last") or []]  # type: ignore[union-attr]
     return {
         "count": kept.get("count"),
         "in_window": kept.get("in_window"),
         "window_days": desk.policy.repeat_rule.window.days,
         "open": reference(int(str(kept["open"]))) if kept.get("open") else None,
         "last": last,
+    }
+
+
+def past_shown(desk: Desk, past: dict[str, Any], lang: str) -> dict[str, Any]:
+    """One earlier complaint with its labels: reference, category, remedy, status, score."""
+    ladder = desk.policy.ladder
+    category = desk.policy.intake.category(past.get("category") or "")
+    tier_key, option = past.get("tier"), past.get("option")
+    tier = option_label = None
+    with contextlib.suppress(LookupError):  # a tier the policy no longer has
+        if tier_key:
+            tier = ladder.tier(tier_key).label.in_(lang)
+            if option is not None:
+                option_label = ladder.tier(tier_key).option(option).label.in_(lang)
+    return {
+        "id": past["id"],
+        "ref": reference(past["id"]),
+        "category": category.label.in_(lang) if category else "—",
+        "tier": tier,
+        "option": option_label,
+        "status": past.get("status"),
+        "satisfaction": past.get("satisfaction"),
+        "submitted_at": past.get("submitted_at"),
     }
 
 

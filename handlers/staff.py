@@ -4,8 +4,9 @@ tickets and mark the chosen remedy done. The manager's buttons are refused here.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
+from bot.domain import history
 from bot.domain import phrases as phrasebook
 from bot.domain.clock import next_deadline
 from bot.domain.guard import find_banned
@@ -138,6 +139,8 @@ async def card_tapped(
         return Answer()
     if action == "ph":
         return await phrase_tapped(uow, desk, actor, ticket, parsed.number(2), now)
+    if action == "hist":
+        return await history_tapped(uow, desk, actor, ticket, parsed.number(2))
     return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
 
 
@@ -393,6 +396,59 @@ def ticket_of_key(key: str) -> int | None:
 # -- the shop's phrases (快捷回复) -------------------------------------------------------------
 
 PHRASE_COMMAND = "/p"
+HISTORY_COMMAND = "/history"
+EVER = datetime(2000, 1, 1, tzinfo=UTC)  # a customer's whole history starts after this
+
+
+async def customer_history(uow: UnitOfWork, ticket: Ticket) -> list[Ticket]:
+    """The customer's tickets, this one too, newest first: the same person by their messenger
+    id, and on the other messenger by the phone number they gave."""
+    assert ticket.id is not None
+    phone = history.phone_of(ticket.contact)
+    others = await uow.tickets.of_customer(ticket.customer, phone, EVER, ticket.id)
+    return sorted([ticket, *others], key=lambda t: t.id or 0, reverse=True)
+
+
+async def history_command(uow: UnitOfWork, desk: Desk, actor: Actor, ticket: Ticket) -> None:
+    """`/history` in a ticket's thread: the customer's tickets, newest first, each with how it
+    ended, and a button that shows one's card."""
+    assert ticket.id is not None
+    lang = desk.staff_language
+    tickets = await customer_history(uow, ticket)
+    items = [common.past_shown(desk, history.past(t), lang) for t in tickets]
+    common.tell_thread(
+        uow,
+        desk,
+        ticket,
+        "staff/history.html",
+        rows=choices.history(ticket.id, [t.id for t in tickets if t.id and t.id != ticket.id]),
+        items=items,
+        urgency=Urgency.RELAY,
+        to=actor,
+    )
+
+
+async def history_tapped(
+    uow: UnitOfWork, desk: Desk, actor: Actor, ticket: Ticket, other_id: int | None
+) -> Answer:
+    """A ticket of the customer's history: its card, shown to whoever asked (only the same
+    customer's: forged data gets the stale answer)."""
+    lang = desk.staff_language
+    tickets = {t.id: t for t in await customer_history(uow, ticket)}
+    other = tickets.get(other_id) if other_id else None
+    if other is None:
+        return Answer(desk.render(lang, "common/stale_button.txt"), alert=True)
+    shown = common.card(desk, other)
+    common.tell_thread(
+        uow,
+        desk,
+        ticket,
+        "staff/history_card.html",
+        card=shown.text,
+        urgency=Urgency.RELAY,
+        to=actor,
+    )
+    return Answer()
 
 
 def phrases_where(

@@ -47,17 +47,20 @@ def summarise(ticket: Ticket, earlier: list[Ticket], rule: RepeatRule) -> dict[s
         "count": len(recent),
         "in_window": in_window,
         "open": open_.id if open_ else None,
-        "last": [
-            {
-                "id": t.id,
-                "category": t.category,
-                "tier": t.tier,
-                "option": t.chosen_option,
-                "satisfaction": t.satisfaction,
-                "status": t.status.value,
-            }
-            for t in recent[:SHOWN]
-        ],
+        "last": [past(t) for t in recent[:SHOWN]],
+    }
+
+
+def past(ticket: Ticket) -> dict[str, object]:
+    """What is said of one complaint in a history: which, what about, how it ended."""
+    return {
+        "id": ticket.id,
+        "category": ticket.category,
+        "tier": ticket.tier,
+        "option": ticket.chosen_option,
+        "satisfaction": ticket.satisfaction,
+        "status": ticket.status.value,
+        "submitted_at": ticket.submitted_at.isoformat() if ticket.submitted_at else None,
     }
 
 

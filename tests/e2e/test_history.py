@@ -66,3 +66,38 @@ async def test_one_customer_on_telegram_and_wechat_by_their_phone_is_one_history
     customer.tap_menu(menu_id(summary, "✅ 提交"), "✅ 提交")
     card = await in_group(api, "投诉单 T-000002", mark, timeout=20)
     assert "90 天内投诉过 1 次:T-000001" in card.text
+    assert "T-000001 还没处理完" in card.text  # the Telegram one is still open
+
+
+async def test_history_in_a_thread_lists_the_customer_s_tickets_and_opens_one(
+    api: BotApiStandIn, start_bot: Any
+) -> None:
+    """`/history` as a reply to the card: the customer's tickets, newest first, with how each
+    ended; a tap on an earlier one shows its card; forged data gets the stale answer."""
+    await start_bot()
+    customer = api.person(8803, "小褚", "zh")
+    staff = api.person(8903, "小王", "zh")
+    manager = api.person(MANAGER_ID, "陈店长", "zh")
+    await file_complaint(api, customer, photos=())
+    manager.tap("✅ 直接结案(不补偿)", chat_id=STAFF_CHAT)
+    await said(api, customer, "已经处理完毕")
+    card = await file_complaint(api, customer, photos=(), order="FS2026112396")
+
+    mark = len(api.sent)
+    staff.say_in_group(STAFF_CHAT, "/history", reply_to=card.message_id)
+    listed = await in_group(api, "这位顾客的投诉记录(共 2 单", mark)
+    lines = listed.text.splitlines()
+    assert lines[1].startswith("T-000002") and "就是这一单" in lines[1]
+    assert lines[2].startswith("T-000001") and "已解决" in lines[2]
+    assert listed.buttons() == ["T-000001"]
+
+    mark = len(api.sent)
+    staff.tap("T-000001", chat_id=STAFF_CHAT)
+    shown = await in_group(api, "这位顾客之前的一单", mark)
+    assert "投诉单 T-000001" in shown.text and "FS2026112301" in shown.text
+    forged = api.tap_data(staff, STAFF_CHAT, listed.message_id, "t:hist:2:99")
+    assert (await api.wait_answer(forged))["text"] == "这个按钮已经失效了,请看最新的消息。"
+
+    mark = len(api.sent)
+    staff.say_in_group(STAFF_CHAT, "/history")  # not in a thread: which ticket?
+    await in_group(api, "这样才知道是哪一单", mark)

@@ -39,3 +39,26 @@ async def test_p_in_the_app_shows_and_sends_the_shops_phrases(
     zhang.say("/p 道歉")
     relayed = await said_to(wecom, "非常抱歉给您带来不好的体验", mark_customer)
     assert "FS2026112301" in str(relayed.text)
+
+
+async def test_history_in_the_app_for_the_current_ticket(
+    wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """`/history` with no current ticket says how to name one; on the current ticket it lists
+    the customer's tickets with how each stands."""
+    zhang = wecom.staff("zhangsan")
+    wecom.staff("lisi"), wecom.staff("boss")
+    await start_all_wecom(start_bot, wecom)
+    await complaint_filed(wecom)
+    card = await card_of(wecom, zhang)
+
+    mark = len(wecom.app_sent)
+    zhang.say("/history")
+    await told(wecom, zhang, "「T-000123 /history …」", mark)
+
+    zhang.tap(card, key_of(card, "🙋"))
+    await told(wecom, zhang, "由你跟进", mark)
+    mark = len(wecom.app_sent)
+    zhang.say("/history")
+    listed = await told(wecom, zhang, "这位顾客的投诉记录(共 1 单", mark)
+    assert "T-000001" in listed.text and "就是这一单" in listed.text

@@ -405,6 +405,13 @@ class Router:
         if command in manager.INSIGHT_COMMANDS:
             return  # `prepare` did it, before the unit of work; the poller writes what it made
         actor = await self.staff_actor(message.from_user)
+        if command == staff.HISTORY_COMMAND:
+            ticket = await self.ticket_of(uow, message)
+            if ticket is None:
+                staff.no_ticket_for(uow, self.desk, command, actor)
+            else:
+                await staff.history_command(uow, self.desk, actor, ticket)
+            return
         if command == staff.PHRASE_COMMAND:
             ticket = await self.ticket_of(uow, message)
             if ticket is None:

@@ -448,6 +448,9 @@ class WeComStaff:
             await self._fact(uow, actor, target[0] if target else None, command,
                              (target[1] if target else text)[len(command):], now)  # fmt: skip
             return
+        if command == staff.HISTORY_COMMAND:  # `/history`, or `T-000123 /history`
+            await self._history(uow, actor, target[0] if target else None, now)
+            return
         if command == staff.PHRASE_COMMAND:  # `/p`, `/p 道歉`, or `T-000123 /p 道歉`
             args = (target[1] if target else text)[len(command) :]
             await self._phrases(uow, actor, target[0] if target else None, args, ref, now)
@@ -509,6 +512,22 @@ class WeComStaff:
             return
         await uow.staff_app.set_focus(actor.id, ticket.id, now)
         await staff.phrase_command(uow, self.desk, actor, ticket, args, ref, now)
+
+    async def _history(
+        self, uow: UnitOfWork, actor: Actor, ticket_id: int | None, now: datetime
+    ) -> None:
+        """The customer's history for the named ticket, or else the member's current one."""
+        if ticket_id is None:
+            ticket_id = await uow.staff_app.focus(actor.id)
+        ticket = await uow.tickets.get(ticket_id) if ticket_id else None
+        if ticket is None or ticket.id is None:
+            where = self.desk.render(
+                self.desk.staff_language, "staff/fact_where_app.txt", command="/history"
+            )
+            self._tell(uow, actor, where)
+            return
+        await uow.staff_app.set_focus(actor.id, ticket.id, now)
+        await staff.history_command(uow, self.desk, actor, ticket)
 
     async def _reply(
         self,
