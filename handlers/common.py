@@ -127,6 +127,10 @@ def summary(desk: Desk, ticket: Ticket) -> CardSummary:
         (label(lang, "row_channel"), channel),
         (label(lang, "row_taken"), taken),
     )
+    shown = history_shown(desk, ticket, lang)
+    if shown:  # the customer's history, in one row: the card's text says it in full
+        line = desk.render(lang, "staff/card_history_row.txt", history=shown, ticket=ticket)
+        rows = (*rows, (label(lang, "row_history"), line.strip()))
     how = desk.render(lang, "staff/card_how.txt", ticket=ticket)
     state = desk.render(lang, "staff/card_state.txt", ticket=ticket, taken=ticket.taken_by)
     return CardSummary(title.strip(), rows, how.strip(), state)

@@ -62,3 +62,35 @@ async def test_history_in_the_app_for_the_current_ticket(
     zhang.say("/history")
     listed = await told(wecom, zhang, "这位顾客的投诉记录(共 1 单", mark)
     assert "T-000001" in listed.text and "就是这一单" in listed.text
+
+
+async def test_the_app_card_names_the_customer_s_earlier_complaint(
+    wecom: WeComStandIn, start_bot: Any
+) -> None:
+    """A customer's second complaint: the card in the app has a history row naming the first."""
+    from tests.e2e.test_wechat import CUSTOMER, menu_id
+
+    wecom.staff("zhangsan"), wecom.staff("lisi")
+    boss = wecom.staff("boss")
+    await start_all_wecom(start_bot, wecom)
+    await complaint_filed(wecom)
+    first = await card_of(wecom, boss)
+    boss.tap(first, key_of(first, "✅"))  # the manager closes it without a remedy
+    await said_to(wecom, "已经处理完毕")
+
+    customer = wecom.customer(CUSTOMER, "小李")
+    mark = len(wecom.sent)
+    customer.say("又出问题了,这次的花也蔫了,订单号 FS2026112302")
+    asked = await said_to(wecom, "照片", mark)
+    customer.tap_menu(menu_id(asked, "没有照片,跳过"), "没有照片,跳过")
+    await said_to(wecom, "怎么联系您", mark)
+    mark = len(wecom.sent)
+    customer.say("13800138000")
+    summary = await said_to(wecom, "请您核对", mark)
+    customer.tap_menu(menu_id(summary, "✅ 提交"), "✅ 提交")
+    second = await wecom.wait_app_sent(
+        lambda m: m.touser == "zhangsan" and m.card is not None and "T-000002" in m.title,
+        timeout=20,
+    )
+    rows = {row["keyname"]: row["value"] for row in second.card["horizontal_content_list"]}
+    assert rows["历史"] == "1次/90天·上单T-000001"
