@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from bot.channels.base import Passing
 from storage.db import passing as database_passing
@@ -62,3 +63,26 @@ async def until_done(
             except TimeoutError:
                 pass
             backoff = min(backoff * 2, RETRY_MOST)
+
+
+ORPHAN_AFTER = timedelta(seconds=10)  # stored this long ago and not handled: left by its instance
+SWEEP_EVERY = 5.0
+
+
+async def take_over(
+    stopped: asyncio.Event, look: Callable[[], Awaitable[None]], what: str
+) -> None:
+    """Several instances: every `SWEEP_EVERY` seconds until `stopped`, `look()` hands on what
+    was stored more than `ORPHAN_AFTER` ago and is still not handled (the instance that stored
+    it died, or stopped before it got to it); one that another instance handles meanwhile is
+    undone by the handled mark, which only one can set."""
+    while not stopped.is_set():
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout=SWEEP_EVERY)
+            return
+        except TimeoutError:
+            pass
+        try:
+            await look()
+        except Exception as exc:
+            logger.warning("Looking for %s left unhandled failed: %r", what, exc)

@@ -38,7 +38,7 @@ from bot.channels.wecom.text import TEXT_BYTES, plain_text, split_bytes
 from bot.config import Settings
 from bot.domain.messages import Answer, Attachment, Outgoing, Said, Tap
 from bot.domain.tickets import CustomerRef
-from bot.durable import until_done
+from bot.durable import ORPHAN_AFTER, take_over, until_done
 from bot.lanes import Job, Lanes
 from bot.leases import Claims, holding, wall_clock
 from bot.metrics import Metrics
@@ -60,9 +60,6 @@ WINDOW_ERRORS = {95001: "budget", 95002: "late", 95018: "late", 95013: "ended"}
 PASSING_ERRORS = {-1: "system busy", 45009: "frequency limit", 45033: "too many at once"}
 REPLY = "reply:"  # a menu item that stands for a ready answer (its text comes back)
 PULL = "wecom:sync:"  # an account's pull lease is named this and its open_kfid
-# several instances: a message stored this long ago and not handled is looked at by any of them
-ORPHAN_AFTER = timedelta(seconds=10)
-SWEEP_EVERY = 5.0
 PULL_WAIT = 0.2  # an instance that finds another pulling tries again after this, doubling
 
 Fetch = Callable[[Attachment], Awaitable[bytes]]
@@ -365,7 +362,9 @@ class WeCom:
         logger.info("WeCom callbacks at %s", self.settings.wecom_callback_path)
         await self.recover()
         if self.claims is not None:  # several instances: one may die holding messages
-            self._sweeping = asyncio.create_task(self._sweep())
+            self._sweeping = asyncio.create_task(
+                take_over(self._stopping, self._orphans, "WeChat messages")
+            )
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -502,29 +501,18 @@ class WeCom:
             self._submit(msgid, message)
         return len(rows)
 
-    async def _sweep(self) -> None:
-        """Several instances: messages stored a while ago and still not handled (the instance
-        that pulled them died, or stopped before it got to them) are handled here; one that
-        another instance handles meanwhile is undone (`mark_handled`)."""
-        while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=SWEEP_EVERY)
-                return
-            except TimeoutError:
-                pass
-            try:
-                before = self.clock() - ORPHAN_AFTER
-                async with self.new_uow(read_only=True) as uow:
-                    rows = [
-                        (r.msgid, json.loads(r.payload))
-                        for r in await uow.wecom.pending()
-                        if r.received_at.replace(tzinfo=before.tzinfo) < before
-                    ]
-                for msgid, message in rows:
-                    if msgid not in self._in_hand:
-                        self._submit(msgid, message)
-            except Exception as exc:
-                logger.warning("Looking for WeChat messages left unhandled failed: %r", exc)
+    async def _orphans(self) -> None:
+        """Messages stored a while ago and still not handled, not in hand here: handed on."""
+        before = self.clock() - ORPHAN_AFTER
+        async with self.new_uow(read_only=True) as uow:
+            rows = [
+                (r.msgid, json.loads(r.payload))
+                for r in await uow.wecom.pending()
+                if r.received_at.replace(tzinfo=before.tzinfo) < before
+            ]
+        for msgid, message in rows:
+            if msgid not in self._in_hand:
+                self._submit(msgid, message)
 
     async def _window_of(self, user: str) -> None:
         """A customer's window as the database knows it: their last message (whoever pulled

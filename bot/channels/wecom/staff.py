@@ -31,7 +31,7 @@ from bot.channels.wecom.text import TEXT_BYTES, cut_bytes, plain_text, split_byt
 from bot.config import Settings
 from bot.domain.messages import Attachment, Choice, Outgoing, Say, StaffSaid, Urgency
 from bot.domain.tickets import Actor, Ticket
-from bot.durable import until_done
+from bot.durable import ORPHAN_AFTER, take_over, until_done
 from bot.labels import label
 from bot.lanes import Job, Lanes
 from bot.metrics import Metrics
@@ -42,10 +42,6 @@ from handlers.context import Desk
 from storage.db import passing
 from storage.outbox import CARD, CARD_EDIT, CLEAR, RELAY
 from storage.uow import NewUnitOfWork, UnitOfWork
-
-# several instances: a callback stored this long ago and not handled is looked at by any of them
-ORPHAN_AFTER = timedelta(seconds=10)
-SWEEP_EVERY = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +177,9 @@ class WeComStaff:
             logger.warning("WeCom did not say the managers' names in time; asking again later")
         await self.recover()
         if self.several:
-            self._sweeping = asyncio.create_task(self._sweep())
+            self._sweeping = asyncio.create_task(
+                take_over(self._stopping, self._orphans, "app callbacks")
+            )
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -240,28 +238,18 @@ class WeComStaff:
             self._submit(key, fields)
         return web.Response(text="success")
 
-    async def _sweep(self) -> None:
-        """Several instances: callbacks stored a while ago and still not handled (the instance
-        that stored them died) are handled here; one handled elsewhere meanwhile is undone."""
-        while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=SWEEP_EVERY)
-                return
-            except TimeoutError:
-                pass
-            try:
-                before = self.clock() - ORPHAN_AFTER
-                async with self.new_uow(read_only=True) as uow:
-                    rows = [
-                        (r.key, json.loads(r.payload))
-                        for r in await uow.staff_app.pending()
-                        if r.received_at.replace(tzinfo=before.tzinfo) < before
-                    ]
-                for key, fields in rows:
-                    if key not in self._in_hand:
-                        self._submit(key, fields)
-            except Exception as exc:
-                logger.warning("Looking for app callbacks left unhandled failed: %r", exc)
+    async def _orphans(self) -> None:
+        """Callbacks stored a while ago and still not handled, not in hand here: handed on."""
+        before = self.clock() - ORPHAN_AFTER
+        async with self.new_uow(read_only=True) as uow:
+            rows = [
+                (r.key, json.loads(r.payload))
+                for r in await uow.staff_app.pending()
+                if r.received_at.replace(tzinfo=before.tzinfo) < before
+            ]
+        for key, fields in rows:
+            if key not in self._in_hand:
+                self._submit(key, fields)
 
     def _submit(self, key: str, fields: dict[str, str]) -> None:
         self._in_hand.add(key)
