@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, u
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.clock import Deadline, DeadlineKind
+from bot.domain.history import phone_of
 from bot.domain.orders import Order, normalise_number
 from bot.domain.tickets import (
     ACTIVE,
@@ -237,7 +238,9 @@ class TicketRepository:
         """The customer's tickets submitted since then, before this one: by their messenger id,
         and on any channel by the phone number they gave."""
         same = and_(TicketRow.channel == who.channel, TicketRow.customer_id == who.id)
-        who_ = or_(same, TicketRow.contact.contains(phone)) if phone else same
+        # however the number was written (dashes, spaces, +86): its last four digits narrow it
+        # down here, and the whole number decides below
+        who_ = or_(same, TicketRow.contact.contains(phone[-4:])) if phone else same
         rows = await self.session.scalars(
             select(TicketRow)
             .where(
@@ -247,9 +250,15 @@ class TicketRepository:
                 TicketRow.status != "cancelled",
             )
             .order_by(TicketRow.id.desc())
-            .limit(50)
+            .limit(200)
         )
-        return [self._to_domain(row) for row in rows]
+        found = [
+            row
+            for row in rows
+            if (row.channel == who.channel and row.customer_id == who.id)
+            or (phone and phone_of(row.contact) == phone)
+        ]
+        return [self._to_domain(row) for row in found[:50]]
 
     async def known_customers(self, channel: str, ids: list[str]) -> set[str]:
         """Those of these customers who ever had a ticket on this channel (an indexed look-up,

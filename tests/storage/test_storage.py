@@ -194,3 +194,24 @@ async def test_a_restart_on_a_current_sqlite_database_needs_no_migration(sqlite_
     assert sqlite_is_current(sqlite_url)
     await asyncio.to_thread(command.downgrade, alembic_config(sqlite_url), "0003")
     assert not sqlite_is_current(sqlite_url)
+
+
+async def test_one_customer_is_found_by_the_phone_however_it_was_written(
+    factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """A number typed with dashes on WeChat and one given bare on Telegram are the same person;
+    another number ending alike is not."""
+    written = {"wm01": "138-0013-8000", "wm02": "+86 139 0013 8000", "wm03": "就在这里联系"}
+    async with UnitOfWork(factory) as uow:
+        for who, contact in written.items():
+            ticket = Ticket.receive(CustomerRef("wecom", who), who, "zh", NOW)
+            ticket.contact = contact
+            await uow.tickets.add(ticket)
+            ticket.submit(NOW, None, [])
+            await uow.tickets.save(ticket)
+        await uow.commit()
+    async with UnitOfWork(factory) as uow:
+        found = await uow.tickets.of_customer(
+            CustomerRef("telegram", "77"), "13800138000", NOW.replace(year=2000), 999
+        )
+    assert [t.customer_id for t in found] == ["wm01"]

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from bot.config import BUNDLED_POLICY
 from bot.domain.clock import Deadline, SlaPolicy
+from bot.domain.history import phone_of
 from bot.domain.messages import Say, Urgency
 from bot.domain.orders import Order, normalise_number
 from bot.domain.tickets import ACTIVE, Actor, CustomerRef, Event, Status, Ticket
@@ -147,7 +148,7 @@ class FakeTickets:
             and row.submitted_at is not None
             and row.submitted_at >= since
             and row.status.value != "cancelled"
-            and (row.customer == who or (phone is not None and phone in (row.contact or "")))
+            and (row.customer == who or (phone is not None and phone_of(row.contact) == phone))
         ]
 
     async def recent_for_customer(
