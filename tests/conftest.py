@@ -256,9 +256,11 @@ class BotProcess:
         polled.result()
 
     async def start_serving(self, url: str) -> None:
-        """Start it in webhook mode: ready once its `/healthz` at `url` says 200."""
+        """Start it in webhook mode: ready once it has given Telegram its address (it listens
+        before that) and its `/healthz` at `url` says 200."""
         import aiohttp
 
+        hooks_before = sum(1 for method, _ in self.api.calls if method == "setWebhook")
         self.starts += 1
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -268,18 +270,16 @@ class BotProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        hooked = asyncio.create_task(self.api.wait_calls("setWebhook", hooks_before + 1))
+        while not hooked.done():  # a busy machine may take a while
+            if self.proc.poll() is not None:
+                hooked.cancel()
+                raise RuntimeError(f"the bot exited: {self.log.read_text()[-3000:]}")
+            await asyncio.wait({hooked}, timeout=0.1)
+        hooked.result()
         async with aiohttp.ClientSession() as http:
-            for _ in range(2400):  # a busy machine may take a while (two minutes at most)
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"the bot exited: {self.log.read_text()[-3000:]}")
-                try:
-                    async with http.get(f"{url}/healthz") as answer:
-                        if answer.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise TimeoutError(f"the bot never said it was healthy: {self.log.read_text()[-3000:]}")
+            async with http.get(f"{url}/healthz") as answer:
+                assert answer.status == 200, self.log.read_text()[-3000:]
 
     def kill9(self) -> None:
         assert self.proc is not None
