@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.base import CustomerChannel, StaffRoom
 from bot.channels.telegram.adapter import Telegram
+from bot.channels.telegram.webapp import MiniAppSignIn
 from bot.config import Settings
+from bot.dashboard import Dashboard, SessionTokens, derive_key
 from bot.domain.clock import Deadline, DeadlineKind, plan, weekly_due
 from bot.domain.messages import Attachment
 from bot.domain.orders import Order
@@ -242,6 +244,13 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         stopping=lambda: http.draining,
     )
     http.add_routes(health_and_metrics(metrics, health, new_uow))
+    if telegram is not None and settings.bot_token is not None:  # the dashboard, as a Mini App
+        token = settings.bot_token.get_secret_value()
+        sign_in = MiniAppSignIn(
+            token, telegram.managers.is_manager, settings.default_language, clock
+        )
+        tokens = SessionTokens(derive_key(token))
+        http.add_routes(Dashboard(desk, new_uow, clock, sign_in, tokens).add_routes)
     if wecom is not None:
         http.add_routes(wecom.add_routes)
     if wecom_staff is not None:

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     # set: Telegram calls this public HTTPS address (its path is served here); empty: long polling
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None  # sent in setWebhook, checked on every call
+    # the public https:// base of this server (the dashboard); empty: the origin of WEBHOOK_URL
+    public_url: str | None = None
     # set: several instances share the rate windows and the short locks here (redis://host:6379/0)
     redis_url: SecretStr | None = None
     instance_name: str = ""  # empty: this host's name and the process id
@@ -215,6 +217,21 @@ class Settings(BaseSettings):
             "(plain http:// only on 127.0.0.1, for tests)"
         )
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.hostname and (
+            parts.scheme == "https" or (parts.scheme == "http" and _loopback(parts.hostname))
+        ):
+            return value.strip().rstrip("/")
+        raise ValueError(
+            "the desk's public https:// address, e.g. https://desk.example.com "
+            "(plain http:// only on 127.0.0.1, for tests)"
+        )
+
     @field_validator("webhook_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -254,6 +271,14 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"WeChat needs all five WeCom settings; missing {', '.join(missing)}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _public_url_default(self) -> Settings:
+        """No PUBLIC_URL: the origin of WEBHOOK_URL (the same server, seen from outside)."""
+        if self.public_url is None and self.webhook_url is not None:
+            parts = urlsplit(self.webhook_url)
+            self.public_url = f"{parts.scheme}://{parts.netloc}"
         return self
 
     @model_validator(mode="after")

@@ -11,12 +11,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.domain.insight import (
+    BacklogRow,
     Period,
     PeriodError,
     RecordRow,
     Responsible,
     RootCause,
     Summary,
+    overdue_first,
     parse_period,
 )
 from bot.domain.messages import Answer, Attachment, Say, Urgency
@@ -206,6 +208,16 @@ def _show(desk: Desk) -> Callable[[str, str], str]:
         return labels.get(column, {}).get(value, value)
 
     return show
+
+
+def labels_of(desk: Desk) -> Callable[[str, str], str]:
+    """A stored key (category, severity, channel, ...) as the staff room reads it."""
+    return _show(desk)
+
+
+async def backlog(reading: UnitOfWork, now: datetime) -> list[BacklogRow]:
+    """The tickets with staff, overdue first: the backlog the summary counts, one by one."""
+    return overdue_first(await reading.insight.backlog(now), now)
 
 
 async def summary_of(uow: UnitOfWork, desk: Desk, period: Period, now: datetime) -> Summary:

@@ -16,10 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, extract, func, select
+from sqlalchemy import ColumnElement, Float, and_, case, cast, extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.clock import DeadlineKind
 from bot.domain.insight import (
+    BacklogRow,
     DayCount,
     Period,
     RecordRow,
@@ -29,7 +31,7 @@ from bot.domain.insight import (
     percentile,
 )
 from bot.domain.tickets import WITH_STAFF, Status, reference
-from storage.models import EventRow, MessageRow, OrderRow, TicketRow
+from storage.models import DeadlineRow, EventRow, MessageRow, OrderRow, TicketRow
 
 TOP_PRODUCTS = 5
 RECORD_BATCH = 1000  # rows fetched at a time while the record is streamed
@@ -47,6 +49,35 @@ def _in(period: Period) -> ColumnElement[bool]:
         TicketRow.submitted_at >= period.start,
         TicketRow.submitted_at < period.end,
         TicketRow.status.not_in(_NOT_SUBMITTED),
+    )
+
+
+def _with_staff(now: datetime) -> ColumnElement[bool]:
+    """The backlog: the tickets with staff at `now`, whenever they were submitted."""
+    return and_(
+        TicketRow.status.in_([s.value for s in WITH_STAFF]),
+        TicketRow.submitted_at < now,
+    )
+
+
+def _still_promised() -> ColumnElement[bool]:
+    """A deadline of the ticket's current round that is still a promise to keep, as the domain
+    plans them (`bot.domain.clock.plan`): the first answer until it is given, progress while
+    the ticket is open, the resolution while it is with staff. One that fired stays: it was
+    missed, and the ticket is overdue."""
+    return and_(
+        DeadlineRow.round == TicketRow.deadline_round,
+        or_(
+            and_(
+                DeadlineRow.kind == DeadlineKind.FIRST_RESPONSE.value,
+                TicketRow.first_response_at.is_(None),
+            ),
+            and_(
+                DeadlineRow.kind == DeadlineKind.PROGRESS.value,
+                TicketRow.status == Status.OPEN.value,
+            ),
+            DeadlineRow.kind == DeadlineKind.RESOLUTION.value,
+        ),
     )
 
 
@@ -155,12 +186,7 @@ class InsightRepository:
             .order_by(func.count().desc(), TicketRow.product)
             .limit(TOP_PRODUCTS)
         )
-        backlog = await self.session.scalar(
-            select(func.count()).where(
-                TicketRow.status.in_([s.value for s in WITH_STAFF]),
-                TicketRow.submitted_at < now,
-            )
-        )
+        backlog = await self.session.scalar(select(func.count()).where(_with_staff(now)))
 
         return Summary(
             period=period,
@@ -201,6 +227,43 @@ class InsightRepository:
             if resolved is not None:
                 resolutions.append(resolved)
         return percentile(answers, 50), percentile(answers, 90), percentile(resolutions, 50)
+
+    # -- the backlog ---------------------------------------------------------------------------
+
+    async def backlog(self, now: datetime) -> list[BacklogRow]:
+        """Each ticket of the summary's backlog (with staff at `now`) with its next promise:
+        the earliest deadline still to keep. Unordered (`overdue_first` orders them)."""
+        rows = await self.session.execute(
+            select(
+                TicketRow.id,
+                TicketRow.category,
+                func.coalesce(TicketRow.tier, TicketRow.severity),
+                TicketRow.taken_by_name,
+                TicketRow.submitted_at,
+                DeadlineRow.kind,
+                DeadlineRow.due_at,
+            )
+            .outerjoin(DeadlineRow, and_(DeadlineRow.ticket_id == TicketRow.id, _still_promised()))
+            .where(_with_staff(now))
+        )
+        found: dict[int, BacklogRow] = {}
+        for ticket_id, category, severity, taken_by, submitted_at, kind, due_at in rows:
+            known = found.get(ticket_id)
+            if known is not None and (
+                due_at is None or (known.next_due is not None and known.next_due <= due_at)
+            ):
+                continue
+            found[ticket_id] = BacklogRow(
+                ticket_id=ticket_id,
+                reference=reference(ticket_id),
+                category=category or "",
+                severity=severity or "",
+                taken_by=taken_by or "",
+                submitted_at=submitted_at,
+                next_due=due_at,
+                next_kind=kind or "",
+            )
+        return list(found.values())
 
     # -- the record ----------------------------------------------------------------------------
 

@@ -190,3 +190,38 @@ class TimelineEntry:
     role: str  # the actor's role; for a message: customer (in) or staff (out)
     text: str  # the event's detail, or the message's text ("" when none)
     direction: str = ""  # "" for an event; in | out for a message
+
+
+@dataclass(frozen=True)
+class BacklogRow:
+    """An open ticket (with staff), as the manager's dashboard lists it."""
+
+    ticket_id: int
+    reference: str
+    category: str  # the key ("" before it is known)
+    severity: str  # the tier where the manager chose one, else the severity ("" when none)
+    taken_by: str  # the name of who took it ("" when nobody has)
+    submitted_at: datetime
+    next_due: datetime | None  # the next promise still to keep: first answer, progress, resolution
+    next_kind: str  # that promise's deadline kind ("" when none)
+
+    def age_hours(self, now: datetime) -> float:
+        return (now - self.submitted_at).total_seconds() / 3600
+
+    def overdue(self, now: datetime) -> bool:
+        return self.next_due is not None and self.next_due <= now
+
+
+def overdue_first(rows: Sequence[BacklogRow], now: datetime) -> list[BacklogRow]:
+    """Overdue tickets first (the longest overdue at the top), then by the next deadline, then
+    the oldest; a ticket with no deadline last."""
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    return sorted(
+        rows,
+        key=lambda row: (
+            not row.overdue(now),
+            row.next_due or far,
+            row.submitted_at,
+            row.ticket_id,
+        ),
+    )

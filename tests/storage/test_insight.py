@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain.insight import Period, TimelineEntry, percentile
+from bot.domain.insight import Period, TimelineEntry, overdue_first, percentile
 from storage.db import create_engine, session_factory
 from storage.migrate import migrate
-from storage.models import EventRow, MessageRow, OrderRow, TicketRow
+from storage.models import DeadlineRow, EventRow, MessageRow, OrderRow, TicketRow
 from storage.uow import UnitOfWork
 
 SLA = timedelta(minutes=10)
@@ -150,6 +150,51 @@ async def test_the_summary_has_the_known_figures(
     assert summary.satisfaction_average == pytest.approx(10 / 3)
     assert summary.satisfaction_answers == 3
     assert summary.top_products == [("红玫瑰花束", 3), ("向日葵花束", 1)]
+
+
+async def test_the_backlog_lists_what_the_summary_counts_overdue_first(
+    seeded: async_sessionmaker[AsyncSession],
+) -> None:
+    """The backlog is the summary's tickets with staff, each with its next promise still to
+    keep (a met or no longer planned one, or another round's, does not count); the overdue
+    come first, a ticket with no deadline last."""
+
+    def deadline(ticket_id: int, kind: str, due: datetime, fired: bool, of_round: int = 0) -> Any:
+        return DeadlineRow(
+            ticket_id=ticket_id,
+            kind=kind,
+            round=of_round,
+            due_at=due,
+            fired_at=due if fired else None,
+        )
+
+    async with UnitOfWork(seeded) as uow:
+        uow.session.add_all(
+            [
+                deadline(C, "first_response", at(8, 9, 10), fired=True),  # answered since
+                deadline(C, "progress", at(8, 11), fired=True),  # missed: overdue
+                deadline(C, "resolution", at(9, 9), fired=True),
+                deadline(D, "progress", at(10, 19), fired=True),  # remedy chosen: not planned
+                deadline(D, "resolution", at(10, 10), fired=False, of_round=1),  # another round
+                deadline(D, "resolution", at(13, 0), fired=False),
+                deadline(F, "first_response", at(12, 1, 10), fired=True),  # unanswered
+                deadline(F, "resolution", at(13, 1), fired=False),
+            ]
+        )
+        await uow.commit()
+    async with UnitOfWork(seeded, read_only=True) as uow:
+        summary = await uow.insight.summary(PERIOD, SLA, NOW)
+        rows = overdue_first(await uow.insight.backlog(NOW), NOW)
+    assert len(rows) == summary.backlog
+    assert [(r.reference, r.next_kind, r.next_due, r.overdue(NOW)) for r in rows] == [
+        ("T-000003", "progress", at(8, 11), True),
+        ("T-000006", "first_response", at(12, 1, 10), True),
+        ("T-000004", "resolution", at(13, 0), False),
+        ("T-000007", "", None, False),
+    ]
+    d = rows[2]
+    assert (d.category, d.severity, d.taken_by) == ("wrong_item", "minor", "小李")
+    assert d.age_hours(NOW) == pytest.approx(42.5)
 
 
 async def test_the_days_are_the_shops_days_zero_filled(

@@ -1,0 +1,173 @@
+"""The manager's dashboard, its JSON calls on the instance's server (`bot.web.HttpServer`).
+
+`POST /dashboard/api/session` takes what the messenger hands the page (Telegram's `initData`)
+and asks the messenger's sign-in who that is and whether they are a manager: a manager gets a
+short-lived signed token, anyone else 403 with the reason and a line in their language. Every
+other call carries the token in `Authorization: Bearer …` (never a cookie: Telegram Web runs a
+Mini App in a cross-site frame, where cookies may be blocked) and answers 403 without a valid
+one. Nothing here writes: each call reads in a read-only unit of work."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from handlers import manager as manager_cases
+from handlers.context import Desk
+from storage.uow import NewUnitOfWork
+
+logger = logging.getLogger(__name__)
+
+TOKEN_LIFETIME = timedelta(hours=1)
+MAX_SIGN_IN = 16 * 1024  # an initData is a few hundred bytes
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """A manager the messenger vouched for: their id there, and their language (zh | en)."""
+
+    id: str
+    language: str
+
+
+class Refused(Exception):
+    """No data for this caller; `reason` is the JSON's `error`, `language` the one to say it in
+    (None: the desk's)."""
+
+    def __init__(self, reason: str, language: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.language = language
+
+
+# what the messenger hands the page -> the manager who opened it (or Refused)
+SignIn = Callable[[str], Awaitable[Visitor]]
+
+
+def derive_key(secret: str, purpose: str = "dashboard-session") -> bytes:
+    """A key of its own for one purpose, from a secret the desk already keeps (the bot's token):
+    a token signed with it proves nothing anywhere else."""
+    return hmac.new(purpose.encode(), secret.encode(), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SessionTokens:
+    """`payload.mac`: the payload (who, their language, when it expires) in base64url JSON, the
+    mac HMAC-SHA256 over it with the session key."""
+
+    def __init__(self, key: bytes, lifetime: timedelta = TOKEN_LIFETIME) -> None:
+        self._key = key
+        self.lifetime = lifetime
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    def issue(self, visitor: Visitor, now: datetime) -> str:
+        expires = int((now + self.lifetime).timestamp())
+        payload = {"u": visitor.id, "l": visitor.language, "e": expires}
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        return f"{body}.{self._mac(body)}"
+
+    def read(self, token: str, now: datetime) -> Visitor:
+        """Who the token was issued to; Refused `bad_token` (not ours, or altered) or
+        `expired_token`."""
+        body, _, mac = token.partition(".")
+        if not mac or not hmac.compare_digest(self._mac(body).encode(), mac.encode()):
+            raise Refused("bad_token")
+        try:
+            payload = json.loads(_unb64(body))
+            visitor = Visitor(str(payload["u"]), str(payload["l"]))
+            expires = int(payload["e"])
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise Refused("bad_token") from None
+        if now.timestamp() >= expires:
+            raise Refused("expired_token", visitor.language)
+        return visitor
+
+
+class Dashboard:
+    """The dashboard's JSON calls; `sign_in` is the messenger's (Telegram's Mini App check)."""
+
+    def __init__(
+        self,
+        desk: Desk,
+        new_uow: NewUnitOfWork,
+        clock: Callable[[], datetime],
+        sign_in: SignIn,
+        tokens: SessionTokens,
+    ) -> None:
+        self.desk = desk
+        self.new_uow = new_uow
+        self.clock = clock
+        self.sign_in = sign_in
+        self.tokens = tokens
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/dashboard/api/session", self._session)
+        app.router.add_get("/dashboard/api/backlog", self._backlog)
+
+    def _refused(self, refused: Refused) -> web.Response:
+        language = refused.language or self.desk.staff_language
+        message = self.desk.render(language, "dashboard/refused.txt", reason=refused.reason)
+        return web.json_response({"error": refused.reason, "message": message}, status=403)
+
+    def _visitor(self, request: web.Request) -> Visitor:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refused("no_token")
+        return self.tokens.read(token.strip(), self.clock())
+
+    async def _session(self, request: web.Request) -> web.Response:
+        raw = await request.read()  # the server's own limit bounds it (4 MiB)
+        try:
+            if len(raw) > MAX_SIGN_IN:
+                raise Refused("bad_hash")
+            visitor = await self.sign_in(raw.decode("utf-8", errors="replace").strip())
+        except Refused as refused:
+            logger.info("A dashboard sign-in was refused: %s", refused.reason)
+            return self._refused(refused)
+        token = self.tokens.issue(visitor, self.clock())
+        return web.json_response({"token": token, "language": visitor.language})
+
+    async def _backlog(self, request: web.Request) -> web.Response:
+        try:
+            self._visitor(request)
+        except Refused as refused:
+            return self._refused(refused)
+        now = self.clock()
+        async with self.new_uow(read_only=True) as uow:
+            rows = await manager_cases.backlog(uow, now)
+        show = manager_cases.labels_of(self.desk)
+        tickets: list[dict[str, Any]] = [
+            {
+                "reference": row.reference,
+                "category": row.category,
+                "category_label": show("category", row.category) if row.category else "",
+                "severity": row.severity,
+                "severity_label": show("severity", row.severity) if row.severity else "",
+                "taken_by": row.taken_by,
+                "age_hours": round(row.age_hours(now), 1),
+                "next_deadline": row.next_due.isoformat() if row.next_due else None,
+                "next_deadline_kind": row.next_kind,
+                "overdue": row.overdue(now),
+            }
+            for row in rows
+        ]
+        return web.json_response({"now": now.isoformat(), "tickets": tickets})

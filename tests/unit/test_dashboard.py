@@ -1,0 +1,144 @@
+"""The dashboard's door: PUBLIC_URL, Telegram's `initData` checked as Telegram documents it, and
+the short-lived session token the page carries afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from bot.channels.telegram.webapp import InitDataRefused, MiniAppSignIn, check_init_data
+from bot.config import SettingsError, load_settings
+from bot.dashboard import Refused, SessionTokens, Visitor, derive_key
+
+TOKEN = "123456789:AAE-test-token"
+NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def init_data(
+    token: str = TOKEN,
+    signed_at: datetime = NOW,
+    user: dict[str, Any] | None = None,
+    **extra: str,
+) -> str:
+    """`initData` as Telegram makes it: the fields, and the hash over their sorted lines keyed
+    with HMAC-SHA256("WebAppData", the bot's token)."""
+    fields = {"auth_date": str(int(signed_at.timestamp())), "query_id": "AAHdF6IQ", **extra}
+    if user is not None:
+        fields["user"] = json.dumps(user, separators=(",", ":"), ensure_ascii=False)
+    check = "\n".join(f"{key}={fields[key]}" for key in sorted(fields))
+    secret = hmac.new(b"WebAppData", token.encode(), hashlib.sha256).digest()
+    fields["hash"] = hmac.new(secret, check.encode(), hashlib.sha256).hexdigest()
+    return urlencode(fields)
+
+
+MANAGER = {"id": 42, "first_name": "陈", "language_code": "zh-hans"}
+
+
+def test_genuine_init_data_names_its_user() -> None:
+    """Data signed with the bot's token names the user who opened the page."""
+    user = check_init_data(init_data(user=MANAGER, signature="abc"), TOKEN, NOW)
+    assert (user.id, user.first_name, user.language_code) == (42, "陈", "zh-hans")
+
+
+def test_a_tampered_field_is_refused() -> None:
+    """Another user id put in after signing does not match the hash."""
+    data = init_data(user=MANAGER).replace("%3A42%2C", "%3A43%2C")
+    assert "%3A43%2C" in data
+    with pytest.raises(InitDataRefused) as refused:
+        check_init_data(data, TOKEN, NOW)
+    assert refused.value.reason == "bad_hash"
+
+
+def test_another_bots_data_is_refused() -> None:
+    """Data signed with another bot's token is not this bot's."""
+    with pytest.raises(InitDataRefused) as refused:
+        check_init_data(init_data(token="987654321:OTHER", user=MANAGER), TOKEN, NOW)
+    assert refused.value.reason == "bad_hash"
+
+
+def test_data_without_a_hash_is_refused() -> None:
+    """No hash at all proves nothing."""
+    data = "&".join(p for p in init_data(user=MANAGER).split("&") if not p.startswith("hash="))
+    with pytest.raises(InitDataRefused) as refused:
+        check_init_data(data, TOKEN, NOW)
+    assert refused.value.reason == "bad_hash"
+
+
+def test_old_data_is_refused_in_its_users_language() -> None:
+    """An auth_date more than 24 hours old is expired; a day's data to the second still counts."""
+    check_init_data(init_data(signed_at=NOW - timedelta(hours=24), user=MANAGER), TOKEN, NOW)
+    old = init_data(signed_at=NOW - timedelta(hours=24, seconds=1), user=MANAGER)
+    with pytest.raises(InitDataRefused) as refused:
+        check_init_data(old, TOKEN, NOW)
+    assert (refused.value.reason, refused.value.language_code) == ("expired", "zh-hans")
+
+
+def test_data_naming_no_user_is_refused() -> None:
+    """Genuine data that names nobody opens nothing."""
+    with pytest.raises(InitDataRefused) as refused:
+        check_init_data(init_data(), TOKEN, NOW)
+    assert refused.value.reason == "no_user"
+
+
+async def test_the_sign_in_admits_only_managers() -> None:
+    """A manager is admitted in their language; anyone else is refused as not a manager."""
+
+    async def is_manager(user_id: int) -> bool:
+        return user_id == 42
+
+    sign_in = MiniAppSignIn(TOKEN, is_manager, "zh", lambda: NOW)
+    assert await sign_in(init_data(user=MANAGER)) == Visitor("42", "zh")
+    staff = {"id": 7, "first_name": "Li", "language_code": "en"}
+    with pytest.raises(Refused) as refused:
+        await sign_in(init_data(user=staff))
+    assert (refused.value.reason, refused.value.language) == ("not_manager", "en")
+
+
+def test_a_token_names_its_manager_for_an_hour() -> None:
+    """The session token reads back as its manager until it expires, then is refused."""
+    tokens = SessionTokens(derive_key(TOKEN))
+    token = tokens.issue(Visitor("42", "en"), NOW)
+    assert tokens.read(token, NOW + timedelta(minutes=59)) == Visitor("42", "en")
+    with pytest.raises(Refused) as refused:
+        tokens.read(token, NOW + timedelta(hours=1))
+    assert (refused.value.reason, refused.value.language) == ("expired_token", "en")
+
+
+def test_an_altered_or_foreign_token_is_refused() -> None:
+    """A token with its payload changed, or signed with another key, is not the desk's."""
+    tokens = SessionTokens(derive_key(TOKEN))
+    body, mac = tokens.issue(Visitor("42", "en"), NOW).split(".")
+    forged = tokens.issue(Visitor("7", "en"), NOW).split(".")[0]
+    foreign = SessionTokens(derive_key("987654321:OTHER")).issue(Visitor("42", "en"), NOW)
+    for token in (f"{forged}.{mac}", foreign, body, "", "x.y"):
+        with pytest.raises(Refused) as refused:
+            tokens.read(token, NOW)
+        assert refused.value.reason == "bad_token"
+
+
+def settings(**values: Any) -> Any:
+    return load_settings(bot_token=TOKEN, **values, _env_file=None)
+
+
+def test_public_url_defaults_to_the_webhooks_origin() -> None:
+    """PUBLIC_URL given is kept (no trailing slash); absent, it is WEBHOOK_URL's origin."""
+    assert settings(public_url="https://desk.example.com/").public_url == (
+        "https://desk.example.com"
+    )
+    hooked = settings(webhook_url="https://desk.example.com:8443/telegram", webhook_secret="s")
+    assert hooked.public_url == "https://desk.example.com:8443"
+    assert settings().public_url is None
+
+
+@pytest.mark.parametrize("url", ["http://desk.example.com", "ftp://desk.example.com", "desk"])
+def test_public_url_must_be_https_off_loopback(url: str) -> None:
+    """Plain http:// only on a loopback address; anything else stops the start, named."""
+    assert settings(public_url="http://127.0.0.1:8080").public_url == "http://127.0.0.1:8080"
+    with pytest.raises(SettingsError, match="PUBLIC_URL is malformed"):
+        settings(public_url=url)
