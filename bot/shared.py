@@ -28,7 +28,7 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -233,6 +233,33 @@ class RedisShared:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+class Updates:
+    """What the shared windows must hear (an answer, a 429), told in the background: a send is
+    not held up by Redis (an answer dated a moment late is on the safe side). `done` runs after
+    each, whether it went or not."""
+
+    def __init__(self, what: str, done: Callable[[], None] = lambda: None) -> None:
+        self.what = what
+        self.done = done
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def tell(self, update: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(update)
+        self._tasks.add(task)
+        task.add_done_callback(self._told)
+
+    def _told(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("%s not updated: %s", self.what, task.exception())
+        self.done()
+
+    async def settle(self) -> None:
+        """Wait until the shared windows have heard of everything told so far."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def build_shared(settings: Settings) -> Shared:

@@ -237,30 +237,23 @@ class BotProcess:
         self.log = workdir / "bot.log"
 
     async def start(self) -> None:
-        polls_before = _polls(self.api)
-        self.starts += 1
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot"],
-                cwd=self.workdir,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        polled = asyncio.create_task(self.api.wait_calls("getUpdates", polls_before + 1))
-        while not polled.done():  # ready once it polls; a busy machine may take a while
-            if self.proc.poll() is not None:
-                polled.cancel()
-                raise RuntimeError(f"the bot exited: {self.log.read_text()[-3000:]}")
-            await asyncio.wait({polled}, timeout=0.1)
-        polled.result()
+        """Start it as a user does: ready once it polls."""
+        await self._launch("getUpdates")
 
     async def start_serving(self, url: str) -> None:
         """Start it in webhook mode: ready once it has given Telegram its address (it listens
         before that) and its `/healthz` at `url` says 200."""
         import aiohttp
 
-        hooks_before = sum(1 for method, _ in self.api.calls if method == "setWebhook")
+        await self._launch("setWebhook")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/healthz") as answer:
+                assert answer.status == 200, self.log.read_text()[-3000:]
+
+    async def _launch(self, ready_when: str) -> None:
+        """`python -m bot`, until it calls `ready_when` once more (a barrier; a busy machine
+        may take a while); says why if it exits first."""
+        before = sum(1 for method, _ in self.api.calls if method == ready_when)
         self.starts += 1
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -270,16 +263,13 @@ class BotProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        hooked = asyncio.create_task(self.api.wait_calls("setWebhook", hooks_before + 1))
-        while not hooked.done():  # a busy machine may take a while
+        called = asyncio.create_task(self.api.wait_calls(ready_when, before + 1))
+        while not called.done():
             if self.proc.poll() is not None:
-                hooked.cancel()
+                called.cancel()
                 raise RuntimeError(f"the bot exited: {self.log.read_text()[-3000:]}")
-            await asyncio.wait({hooked}, timeout=0.1)
-        hooked.result()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{url}/healthz") as answer:
-                assert answer.status == 200, self.log.read_text()[-3000:]
+            await asyncio.wait({called}, timeout=0.1)
+        called.result()
 
     def kill9(self) -> None:
         assert self.proc is not None

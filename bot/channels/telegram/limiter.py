@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.messages import Urgency
-from bot.shared import Place, Refused, Windows
+from bot.shared import Place, Refused, Updates, Windows
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ class Limiter:
         self.windows = windows
         self._tokens: dict[int, deque[str]] = {}  # each chat's shared places, granted here
         self._after: dict[int | None, float] = {}  # refused by a shared window until (None: all)
-        self._updates: set[asyncio.Task[None]] = set()  # answers and 429s on their way to Redis
+        # answers and 429s on their way to Redis; each may free a place here
+        self._updates = Updates("Shared rate window", lambda: self._wake.set())
         burst = max(1, round(private_burst))
         self._private = (burst, burst / private_rate)
         self._group = (max(1, round(group_per_minute)), 60.0)
@@ -230,22 +231,11 @@ class Limiter:
         return token
 
     def _update(self, update: Coroutine[Any, Any, None]) -> None:
-        """Tell the shared windows without holding up the sender (an answer dated a moment
-        late is on the safe side)."""
-        task = asyncio.ensure_future(update)
-        self._updates.add(task)
-        task.add_done_callback(self._updated)
-
-    def _updated(self, task: asyncio.Task[None]) -> None:
-        self._updates.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning("Shared rate window not updated: %s", task.exception())
-        self._wake.set()
+        self._updates.tell(update)
 
     async def settle(self) -> None:
         """Wait until the shared windows have heard of every answer given here."""
-        while self._updates:
-            await asyncio.gather(*self._updates, return_exceptions=True)
+        await self._updates.settle()
 
     def _shared_after(self, chat_id: int | None, now: float) -> float:
         at = self._after.get(chat_id, 0.0)

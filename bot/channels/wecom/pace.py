@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from bot.channels.base import Passing
-from bot.shared import Place, Windows
+from bot.shared import Place, Updates, Windows
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class MemberPace:
         self._sent: dict[str, deque[float]] = {}  # when WeCom answered, this last hour
         self._in_flight: dict[str, int] = {}  # places taken by sends not yet answered
         self._answered = asyncio.Event()  # set (and replaced) whenever a send is answered
-        self._updates: set[asyncio.Task[None]] = set()  # answers on their way to Redis
+        self._updates = Updates("Shared member window")  # answers on their way to Redis
 
     def _window(self, userid: str) -> deque[float]:
         times = self._sent.setdefault(userid, deque())
@@ -157,20 +157,11 @@ class MemberPace:
         return token
 
     def _update(self, update: Coroutine[Any, Any, None]) -> None:
-        """Tell the shared windows without holding up the sender."""
-        task = asyncio.ensure_future(update)
-        self._updates.add(task)
-        task.add_done_callback(self._updated)
-
-    def _updated(self, task: asyncio.Task[None]) -> None:
-        self._updates.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.warning("Shared member window not updated: %s", task.exception())
+        self._updates.tell(update)
 
     async def settle(self) -> None:
         """Wait until the shared windows have heard of every answer given here."""
-        while self._updates:
-            await asyncio.gather(*self._updates, return_exceptions=True)
+        await self._updates.settle()
 
     def _give_back(self, userid: str) -> None:
         left = self._in_flight.get(userid, 0) - 1
