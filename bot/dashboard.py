@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.dashboard_page import DashboardPage
 from handlers import manager as manager_cases
 from handlers.context import Desk
 from storage.uow import NewUnitOfWork
@@ -120,6 +121,7 @@ class Dashboard:
         self.tokens = tokens
 
     def add_routes(self, app: web.Application) -> None:
+        DashboardPage().add_routes(app)  # the page itself: HTML, script, style, no data
         app.router.add_post("/dashboard/api/session", self._session)
         app.router.add_get("/dashboard/api/backlog", self._backlog)
 
