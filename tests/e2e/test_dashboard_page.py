@@ -1,0 +1,364 @@
+"""The manager's dashboard page, as a manager sees it: the desk serves the page, headless
+Chromium (driven by Playwright) opens it the way Telegram opens a Mini App, with the manager's
+`initData` in the URL's fragment, and it shows the heat map, the backlog and a ticket's timeline;
+anyone else sees the refusal and no data. The browser tests need a Chromium (Debian's
+`chromium`; .ci/run installs it) and are skipped, saying so, where there is none."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, Request, async_playwright, expect
+
+from bot.standin import BotApiStandIn
+from tests.conftest import MANAGER_ID
+from tests.e2e.people import file_complaint
+from tests.e2e.test_dashboard import init_data
+
+
+def find_chromium() -> str | None:
+    """The Chromium to drive: DESK_CHROMIUM, else Debian's, else one on the PATH."""
+    given = os.environ.get("DESK_CHROMIUM")
+    if given:
+        return given
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if found := shutil.which(name):
+            return found
+    return None
+
+
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium to drive (looked for DESK_CHROMIUM, /usr/bin/chromium, chromium, "
+    "chromium-browser, google-chrome): `apt-get install chromium` (.ci/run does)",
+)
+
+PHONE = {"width": 380, "height": 820}  # a Mini App on a phone
+DESKTOP = {"width": 1280, "height": 900}
+# what a Telegram client in its light theme hands a Mini App
+LIGHT_THEME = {
+    "bg_color": "#ffffff",
+    "text_color": "#000000",
+    "hint_color": "#707579",
+    "link_color": "#3390ec",
+    "button_color": "#3390ec",
+    "button_text_color": "#ffffff",
+    "secondary_bg_color": "#f4f4f5",
+}
+DARK_THEME = {
+    "bg_color": "#212121",
+    "text_color": "#ffffff",
+    "hint_color": "#aaaaaa",
+    "link_color": "#8774e1",
+    "button_color": "#8774e1",
+    "button_text_color": "#ffffff",
+    "secondary_bg_color": "#0f0f0f",
+}
+NOTE_SCREENSHOT = Path("/tmp/i17/dashboard-zh.png")  # the one the lead's note shows
+
+
+@pytest.fixture
+def database_url(sqlite_url: str) -> str:
+    """The page reads only the JSON calls (their own tests run on both databases): SQLite."""
+    return sqlite_url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium, the machine's own (Playwright downloads no browser)."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium")
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
+        yield chromium
+        await chromium.close()
+
+
+def mini_app_url(base: str, data: str, theme: dict[str, str] | None = None) -> str:
+    """The page's URL as Telegram opens a Mini App: the initData (urlencoded once more) and the
+    theme in the fragment."""
+    fragment = f"tgWebAppData={quote(data, safe='')}&tgWebAppVersion=8.0&tgWebAppPlatform=android"
+    if theme is not None:
+        fragment += f"&tgWebAppThemeParams={quote(json.dumps(theme), safe='')}"
+    return f"{base}/dashboard#{fragment}"
+
+
+@dataclass
+class Opened:
+    """A page opened in a fresh browser: what it asked the network for, what went wrong in it
+    (script errors, refused loads)."""
+
+    page: Page
+    requests: list[Request] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+async def open_page(
+    browser: Browser, url: str, viewport: dict[str, int] = PHONE, locale: str = "zh-CN"
+) -> Opened:
+    """A fresh browser (no storage) opens the URL, on a phone or a desktop."""
+    phone = viewport["width"] < 600
+    context = await browser.new_context(
+        viewport=viewport,  # type: ignore[arg-type]
+        device_scale_factor=2 if phone else 1,
+        is_mobile=phone,
+        has_touch=phone,
+        locale=locale,
+    )
+    opened = Opened(await context.new_page())
+    opened.page.on("request", lambda request: opened.requests.append(request))
+    opened.page.on("pageerror", lambda error: opened.problems.append(str(error)))
+    opened.page.on(
+        "console",
+        lambda line: opened.problems.append(line.text) if line.type == "error" else None,
+    )
+    await opened.page.goto(url)
+    return opened
+
+
+def week_of(moment: datetime, zone: str = "Asia/Shanghai") -> str:
+    """The Monday of the moment's week in the shop's zone, as the heat map names its columns."""
+    day = moment.astimezone(ZoneInfo(zone)).date()
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+async def test_the_page_is_served_plain_with_its_own_assets(
+    api: BotApiStandIn, start_bot: Any
+) -> None:
+    """`/dashboard` is HTML with no data and only relative URLs; its script, style and uPlot come
+    from `/dashboard/static/` with their content types, cached by version; nothing else there
+    is served."""
+    bot = await start_bot()
+    await file_complaint(api, api.person(2201, "小明", "zh"))
+    base = bot.app.http.url
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/dashboard") as answer:
+            assert answer.status == 200
+            assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+            assert answer.headers["Cache-Control"] == "no-cache"
+            assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+            page = await answer.text()
+            etag = answer.headers["ETag"]
+        assert "T-000001" not in page and "小明" not in page
+        links = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert len(links) == 4 and all(link.startswith("dashboard/static/") for link in links)
+        async with http.get(f"{base}/dashboard", headers={"If-None-Match": etag}) as answer:
+            assert answer.status == 304
+
+        kinds = {".js": "text/javascript", ".css": "text/css"}
+        for link in links:
+            async with http.get(f"{base}/{link}") as answer:
+                assert answer.status == 200, link
+                assert answer.content_type == kinds[Path(link.split("?")[0]).suffix]
+                assert answer.charset == "utf-8"
+                assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+                assert len(await answer.read()) > 500
+            unversioned = link.split("?")[0]
+            async with http.get(f"{base}/{unversioned}") as answer:
+                assert answer.status == 200 and answer.headers["Cache-Control"] == "no-cache"
+        assert any("uPlot.iife.min.js" in link for link in links)
+
+        for path in (
+            "/dashboard/static/../dashboard.py",
+            "/dashboard/static/%2e%2e/%2e%2e/dashboard.py",
+            "/dashboard/static/..%2f__init__.py",
+            "/dashboard/static/__init__.py",
+            "/dashboard/static/index.html",
+            "/dashboard/static//etc/passwd",
+            "/dashboard/static/vendor/uplot/../../__init__.py",
+        ):
+            async with http.get(f"{base}{path}") as answer:
+                assert answer.status == 404, path
+                assert "import" not in await answer.text()
+
+
+@needs_chromium
+async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
+    api: BotApiStandIn, start_bot: Any, browser: Browser, tmp_path: Path
+) -> None:
+    """Complaints filed in Telegram show on the manager's Mini App: the heat map counts them by
+    category and week, the backlog lists them, and a tap on one opens its timeline with the
+    customer's words, as text even where they look like HTML."""
+    bot = await start_bot()
+    await file_complaint(api, api.person(2301, "小明", "zh"))
+    await file_complaint(
+        api,
+        api.person(2302, "<b>x</b>", "zh"),
+        order="FS2026112302",
+        story="花束<i>压坏</i>了,<img src=x onerror=alert(1)>",
+        photos=(),
+    )
+    await file_complaint(
+        api,
+        api.person(2303, "王女士", "zh"),
+        category="配送延误",
+        order="FS2026112303",
+        story="说好中午送到,下午三点还没到",
+        photos=(),
+    )
+    base = bot.app.http.url
+    this_week = week_of(datetime.now().astimezone())
+
+    opened = await open_page(
+        browser, mini_app_url(base, init_data(api.token, MANAGER_ID, "zh"), LIGHT_THEME)
+    )
+    page = opened.page
+    rows = page.locator("#backlog-table tbody tr")
+    await expect(rows).to_have_count(3)
+    await expect(rows.locator("td.reference .link")).to_have_text(
+        ["T-000001", "T-000002", "T-000003"]
+    )
+    await expect(rows.nth(2)).to_contain_text("配送延误")
+    await expect(page.locator("#backlog-table .badge")).to_have_count(0)  # nothing overdue yet
+
+    heat = page.locator("#heat-table")
+    await expect(heat).to_be_visible()
+    quality = heat.locator("tbody tr", has=page.locator("th", has_text="花材质量"))
+    late = heat.locator("tbody tr", has=page.locator("th", has_text="配送延误"))
+    await expect(quality.locator(f'td[data-column="{this_week}"]')).to_have_text("2")
+    await expect(late.locator(f'td[data-column="{this_week}"]')).to_have_text("1")
+    await expect(page.locator('#overview [data-figure="total"] .value')).to_have_text("3")
+    await expect(page.locator('#overview [data-figure="open"] .value')).to_have_text("3")
+    await expect(page.locator("#stores")).to_be_hidden()  # no order here names a store
+    await expect(page.locator("#on-time-chart canvas")).to_have_count(1)  # uPlot drew it
+    # the fuller cell is the darker one (its colour says the count)
+    darker = await quality.locator(f'td[data-column="{this_week}"]').evaluate(
+        "cell => getComputedStyle(cell).backgroundColor"
+    )
+    lighter = await late.locator(f'td[data-column="{this_week}"]').evaluate(
+        "cell => getComputedStyle(cell).backgroundColor"
+    )
+    assert darker != lighter
+
+    phone_shot = tmp_path / "dashboard-phone-zh.png"
+    await page.screenshot(path=str(phone_shot), full_page=True)
+
+    await rows.filter(has_text="T-000002").tap()
+    dialog = page.locator("dialog#ticket")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.locator("#timeline")).to_contain_text("花束<i>压坏</i>了")
+    await expect(dialog.locator(".facts")).to_contain_text("<b>x</b>")
+    assert await dialog.locator("b, i, img").count() == 0  # text, never markup
+    ticket_shot = tmp_path / "dashboard-ticket-zh.png"
+    await page.screenshot(path=str(ticket_shot))
+    await dialog.locator("button.back").tap()
+    await expect(dialog).to_be_hidden()
+
+    await rows.filter(has_text="T-000001").tap()
+    await expect(dialog.locator("#timeline")).to_contain_text("花送到的时候一半都蔫了")
+    assert not opened.problems, opened.problems
+    assert {request.url.split("/dashboard")[0] for request in opened.requests} == {base}
+
+    desk = (
+        await open_page(
+            browser,
+            mini_app_url(base, init_data(api.token, MANAGER_ID, "zh"), DARK_THEME),
+            DESKTOP,
+        )
+    ).page
+    await expect(desk.locator("#heat-table")).to_be_visible()
+    await expect(desk.locator("#backlog-table tbody tr")).to_have_count(3)
+    desktop_shot = tmp_path / "dashboard-desktop-zh.png"
+    await desk.screenshot(path=str(desktop_shot), full_page=True)
+
+    NOTE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(phone_shot, NOTE_SCREENSHOT)
+    print(f"screenshots: {phone_shot} {ticket_shot} {desktop_shot} (and {NOTE_SCREENSHOT})")
+
+
+@needs_chromium
+async def test_the_page_follows_the_managers_language(
+    api: BotApiStandIn, start_bot: Any, browser: Browser
+) -> None:
+    """A manager whose Telegram is in English gets the page in English, headings, tabs and the
+    ticket's labels alike."""
+    bot = await start_bot()
+    await file_complaint(api, api.person(2401, "Lily", "zh"))
+    page = (
+        await open_page(
+            browser,
+            mini_app_url(bot.app.http.url, init_data(api.token, MANAGER_ID, "en")),
+            locale="zh-CN",
+        )
+    ).page
+    await expect(page.locator("h1")).to_have_text("Complaint dashboard")
+    await expect(page.locator(".tab")).to_have_text(["7 days", "30 days", "This month"])
+    await expect(page.locator("#backlog-table tbody tr")).to_have_count(1)
+    await expect(page.locator("#backlog-table tbody tr")).to_contain_text("Flower quality")
+    assert await page.evaluate("document.documentElement.lang") == "en"
+
+
+@needs_chromium
+async def test_others_see_why_and_no_data(
+    api: BotApiStandIn, start_bot: Any, browser: Browser
+) -> None:
+    """A non-manager's initData, a tampered hash and a day-old one each get the desk's refusal,
+    in the visitor's language, and the page asks for no data."""
+    bot = await start_bot()
+    await file_complaint(api, api.person(2501, "小明", "zh"))
+    base = bot.app.http.url
+    cases = [
+        (init_data(api.token, 3501, "en"), "managers only"),
+        (init_data(api.token, 3501, "zh").replace("3501", str(MANAGER_ID)), "无法确认您的身份"),
+        (init_data(api.token, MANAGER_ID, "zh", signed_at=time.time() - 25 * 3600), "已过期"),
+    ]
+    for data, reason in cases:
+        opened = await open_page(browser, mini_app_url(base, data, LIGHT_THEME))
+        page = opened.page
+        await expect(page.locator("#message")).to_contain_text(reason)
+        assert await page.locator("table").count() == 0
+        assert "T-000001" not in await page.content()
+        asked = [r.url for r in opened.requests if "/dashboard/api/" in r.url]
+        assert asked == [f"{base}/dashboard/api/session"]
+
+
+@needs_chromium
+async def test_opened_outside_a_messenger_the_page_says_where_to_open_it(
+    api: BotApiStandIn, start_bot: Any, browser: Browser
+) -> None:
+    """Opened with nothing from Telegram or WeCom, the page says to open it from the bot's
+    /dashboard (in Chinese, or in English for an English browser) and asks for nothing."""
+    bot = await start_bot()
+    chinese = await open_page(browser, f"{bot.app.http.url}/dashboard")
+    await expect(chinese.page.locator("#message")).to_contain_text("/dashboard")
+    await expect(chinese.page.locator("#message")).to_contain_text("请在机器人的对话里")
+    english = await open_page(browser, f"{bot.app.http.url}/dashboard", locale="en-US")
+    await expect(english.page.locator("#message")).to_contain_text("Open this page from the bot")
+    assert not [r for r in chinese.requests + english.requests if "/dashboard/api/" in r.url]
+
+
+@needs_chromium
+async def test_from_wecom_the_page_sends_the_sign_in_code(
+    api: BotApiStandIn, start_bot: Any, browser: Browser
+) -> None:
+    """Opened by WeCom's web sign-in (`?via=wecom&code=…`), the page posts the code as it is to
+    the WeCom session call, takes it out of its own URL (it is good once), and shows the
+    desk's refusal for a code WeCom does not know."""
+    bot = await start_bot()
+    base = bot.app.http.url
+    opened = await open_page(
+        browser, f"{base}/dashboard?via=wecom&code=CODE-not-issued&state=dashboard"
+    )
+    page = opened.page
+    await expect(page.locator("#message h1")).to_have_text("无法打开看板")
+    [session] = [r for r in opened.requests if "/dashboard/api/" in r.url]
+    assert session.url == f"{base}/dashboard/api/session?via=wecom"
+    assert session.method == "POST" and session.post_data == "CODE-not-issued"
+    assert page.url == f"{base}/dashboard?via=wecom"
+    assert await page.locator("table").count() == 0
