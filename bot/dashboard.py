@@ -23,6 +23,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.dashboard_page import DashboardPage
+from bot.domain.insight import Figures, PeriodError, TimelineEntry
+from bot.domain.tickets import Ticket
 from handlers import manager as manager_cases
 from handlers.context import Desk
 from storage.uow import NewUnitOfWork
@@ -124,6 +126,8 @@ class Dashboard:
         DashboardPage().add_routes(app)  # the page itself: HTML, script, style, no data
         app.router.add_post("/dashboard/api/session", self._session)
         app.router.add_get("/dashboard/api/backlog", self._backlog)
+        app.router.add_get("/dashboard/api/figures", self._figures)
+        app.router.add_get("/dashboard/api/tickets/{reference}", self._ticket)
 
     def _refused(self, refused: Refused) -> web.Response:
         language = refused.language or self.desk.staff_language
@@ -150,13 +154,13 @@ class Dashboard:
 
     async def _backlog(self, request: web.Request) -> web.Response:
         try:
-            self._visitor(request)
+            visitor = self._visitor(request)
         except Refused as refused:
             return self._refused(refused)
         now = self.clock()
         async with self.new_uow(read_only=True) as uow:
             rows = await manager_cases.backlog(uow, now)
-        show = manager_cases.labels_of(self.desk)
+        show = manager_cases.labels_of(self.desk, visitor.language)
         tickets: list[dict[str, Any]] = [
             {
                 "reference": row.reference,
@@ -173,3 +177,134 @@ class Dashboard:
             for row in rows
         ]
         return web.json_response({"now": now.isoformat(), "tickets": tickets})
+
+    def _cannot_answer(
+        self, visitor: Visitor, reason: str, status: int, **context: Any
+    ) -> web.Response:
+        """A question the desk cannot answer (a bad period, no such ticket), said in the
+        visitor's language."""
+        message = self.desk.render(visitor.language, f"dashboard/{reason}.txt", **context)
+        return web.json_response({"error": reason, "message": message}, status=status)
+
+    async def _figures(self, request: web.Request) -> web.Response:
+        try:
+            visitor = self._visitor(request)
+        except Refused as refused:
+            return self._refused(refused)
+        now = self.clock()
+        asked = request.query.get("period", "")
+        try:
+            async with self.new_uow(read_only=True) as uow:
+                figures = await manager_cases.figures(uow, self.desk, asked, now)
+        except PeriodError:
+            return self._cannot_answer(visitor, "bad_period", 400, given=asked)
+        show = manager_cases.labels_of(self.desk, visitor.language)
+        return web.json_response(figures_json(figures, show))
+
+    async def _ticket(self, request: web.Request) -> web.Response:
+        try:
+            visitor = self._visitor(request)
+        except Refused as refused:
+            return self._refused(refused)
+        asked = request.match_info["reference"]
+        async with self.new_uow(read_only=True) as uow:
+            found = await manager_cases.ticket_timeline(uow, asked)
+        if found is None:
+            return self._cannot_answer(visitor, "no_ticket", 404, given=asked)
+        ticket, entries = found
+        show = manager_cases.labels_of(self.desk, visitor.language)
+        return web.json_response(timeline_json(ticket, entries, show))
+
+
+# -- the JSON the page reads (the contract: /tmp/i17/contract.md, part 2) -----------------------
+
+Show = Callable[[str, str], str]  # (column, stored key) -> its label in the visitor's language
+
+
+def _shown(show: Show, column: str, key: str) -> str:
+    return show(column, key) if key else ""
+
+
+def _minutes(seconds: float | None, per: float) -> float | None:
+    return None if seconds is None else round(seconds / per, 1)
+
+
+def figures_json(figures: Figures, show: Show) -> dict[str, Any]:
+    """The dashboard's figures of a period, labels in the visitor's language."""
+    summary = figures.summary
+    weeks = figures.weeks
+    order = [key for key, _ in summary.by_category]
+    heat = [
+        {
+            "key": key,
+            "label": _shown(show, "category", key),
+            "counts": [week.by_category.get(key, 0) for week in weeks],
+        }
+        for key in order
+    ]
+    categories, stores = figures.stores()
+    return {
+        "period": {
+            "label": summary.period.label,
+            "start": summary.period.start.isoformat(),
+            "end": summary.period.end.isoformat(),
+        },
+        "total": summary.total,
+        "heat": {
+            "weeks": [week.monday.isoformat() for week in weeks],
+            "rows": heat,
+            "max": max((n for row in heat for n in row["counts"]), default=0),
+        },
+        "stores": {
+            "categories": [{"key": k, "label": _shown(show, "category", k)} for k in categories],
+            "rows": [{"store": store, "counts": counts} for store, counts in stores],
+            "max": max((n for _, counts in stores for n in counts), default=0),
+        }
+        if stores
+        else None,
+        "on_time": {
+            "weeks": [week.monday.isoformat() for week in weeks],
+            "answered": [week.answered for week in weeks],
+            "in_time": [week.answered_in_time for week in weeks],
+            "share": [week.sla_hit for week in weeks],
+        },
+        "first_answer_median_minutes": _minutes(summary.first_answer_median, 60),
+        "resolve_median_hours": _minutes(summary.resolution_median, 3600),
+        "satisfaction": {
+            "average": summary.satisfaction_average,
+            "answers": summary.satisfaction_answers,
+            "scores": {str(n): count for n, count in sorted(figures.satisfaction_scores.items())},
+        },
+        "backlog": summary.backlog,
+        "repeats": {
+            "products": [{"name": n, "count": c} for n, c in summary.top_products],
+            "batches": [{"name": n, "count": c} for n, c in figures.top_batches],
+            "root_causes": [
+                {"key": k, "label": _shown(show, "root_cause", k), "count": c}
+                for k, c in figures.root_causes
+            ],
+        },
+    }
+
+
+def timeline_json(ticket: Ticket, entries: list[TimelineEntry], show: Show) -> dict[str, Any]:
+    """A ticket's whole record, as `/ticket` shows it, labels in the visitor's language."""
+    return {
+        "reference": ticket.reference,
+        "category_label": _shown(show, "category", ticket.category or ""),
+        "status_label": show("result", ticket.status.value),
+        "severity_label": _shown(show, "severity", ticket.tier or ticket.severity or ""),
+        "customer": ticket.customer_name,
+        "entries": [
+            {
+                "at": entry.at.isoformat(),
+                "kind": entry.kind,
+                "who": entry.who,
+                "role": entry.role,
+                "what": show("timeline", entry.what),
+                "text": entry.text,
+                "direction": entry.direction,
+            }
+            for entry in entries
+        ],
+    }

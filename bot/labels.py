@@ -147,3 +147,30 @@ STATUSES: dict[str, dict[str, str]] = {
         "intake": "in intake",
     },
 }  # fmt: skip
+
+# a ticket's timeline (`/ticket`, the dashboard): what each event and each kind of message is
+TIMELINE: dict[str, dict[str, str]] = {
+    "zh": {
+        "received": "收到投诉", "in_intake": "填写中", "submitted": "提交给员工",
+        "auto_submitted": "超时自动提交", "taken": "认领", "answered": "首次回复",
+        "remedy_offered": "给出补偿方案", "remedy_chosen": "客户选择方案", "resolved": "结案",
+        "reopened": "重新打开", "cancelled": "客户取消", "undeliverable": "消息无法送达",
+        "escalated": "超时提醒", "flagged": "重大投诉", "follow_up_asked": "回访",
+        "follow_up_undelivered": "回访没送达", "rated": "客户评分", "closed": "关闭",
+        "held_back": "拦下不当回复", "facts_set": "记录原因/商品",
+        "text": "文字", "photo": "照片", "video": "视频", "voice": "语音", "document": "文件",
+        "sticker": "表情",
+    },
+    "en": {
+        "received": "received", "in_intake": "in intake", "submitted": "submitted to staff",
+        "auto_submitted": "submitted on time-out", "taken": "taken", "answered": "first answer",
+        "remedy_offered": "remedy offered", "remedy_chosen": "remedy chosen",
+        "resolved": "resolved", "reopened": "reopened", "cancelled": "cancelled by the customer",
+        "undeliverable": "undeliverable", "escalated": "escalated", "flagged": "flagged critical",
+        "follow_up_asked": "follow-up asked", "follow_up_undelivered": "follow-up undelivered",
+        "rated": "rated", "closed": "closed", "held_back": "reply held back",
+        "facts_set": "facts recorded",
+        "text": "text", "photo": "photo", "video": "video", "voice": "voice",
+        "document": "file", "sticker": "sticker",
+    },
+}  # fmt: skip

@@ -12,12 +12,14 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.insight import (
     BacklogRow,
+    Figures,
     Period,
     PeriodError,
     RecordRow,
     Responsible,
     RootCause,
     Summary,
+    TimelineEntry,
     overdue_first,
     parse_period,
 )
@@ -25,7 +27,7 @@ from bot.domain.messages import Answer, Attachment, Say, Urgency
 from bot.domain.orders import normalise_number
 from bot.domain.remedies import UnknownRemedy
 from bot.domain.tickets import Actor, Ticket, TicketStateError, parse_reference
-from bot.labels import CHANNELS, RECORD_HEADERS, STATUSES, label
+from bot.labels import CHANNELS, RECORD_HEADERS, STATUSES, TIMELINE, label
 from bot.orders import OrdersFileError, read_orders
 from bot.text import split_text
 from handlers import choices, common
@@ -176,9 +178,9 @@ def _period_usage(desk: Desk, actor: Actor, command: str, args: str) -> Finish:
     return _said(desk, "manager/period_usage.html", to=actor, command=command, given=args.strip())
 
 
-def _labels(desk: Desk) -> dict[str, dict[str, str]]:
-    """Stored keys as the staff room reads them."""
-    lang = desk.staff_language
+def _labels(desk: Desk, language: str | None = None) -> dict[str, dict[str, str]]:
+    """Stored keys as the staff room reads them (or as one reads them in `language`)."""
+    lang = language or desk.staff_language
     ladder = desk.policy.ladder
     return {
         "category": {c.key: c.label.in_(lang) for c in desk.policy.intake.categories},
@@ -187,12 +189,13 @@ def _labels(desk: Desk) -> dict[str, dict[str, str]]:
         "result": STATUSES.get(lang, STATUSES["en"]),
         "root_cause": {c.value: label(lang, f"cause_{c.value}") for c in RootCause},
         "responsible": {r.value: label(lang, f"where_{r.value}") for r in Responsible},
+        "timeline": TIMELINE.get(lang, TIMELINE["en"]),
     }
 
 
-def _show(desk: Desk) -> Callable[[str, str], str]:
-    labels = _labels(desk)
-    lang = desk.staff_language
+def _show(desk: Desk, language: str | None = None) -> Callable[[str, str], str]:
+    labels = _labels(desk, language)
+    lang = language or desk.staff_language
 
     def show(column: str, value: str) -> str:
         if column == "remedy" and value:
@@ -210,9 +213,10 @@ def _show(desk: Desk) -> Callable[[str, str], str]:
     return show
 
 
-def labels_of(desk: Desk) -> Callable[[str, str], str]:
-    """A stored key (category, severity, channel, ...) as the staff room reads it."""
-    return _show(desk)
+def labels_of(desk: Desk, language: str | None = None) -> Callable[[str, str], str]:
+    """A stored key (category, severity, channel, result, timeline, ...) as the staff room
+    reads it, or as one reads it in `language` (zh | en)."""
+    return _show(desk, language)
 
 
 async def backlog(reading: UnitOfWork, now: datetime) -> list[BacklogRow]:
@@ -222,6 +226,26 @@ async def backlog(reading: UnitOfWork, now: datetime) -> list[BacklogRow]:
 
 async def summary_of(uow: UnitOfWork, desk: Desk, period: Period, now: datetime) -> Summary:
     return await uow.insight.summary(period, desk.sla.first_response, now)
+
+
+async def figures(reading: UnitOfWork, desk: Desk, period_text: str, now: datetime) -> Figures:
+    """The dashboard's figures of a period (`7d`, `30d`, `2026-11`; "" is 7 days): the summary
+    `/stats` shows, with the weeks, stores, scores, batches and root causes beside it.
+    PeriodError for a period the desk does not understand."""
+    period = parse_period(period_text, now, desk.policy.timezone)
+    return await reading.insight.figures(period, desk.sla.first_response, now)
+
+
+async def ticket_timeline(
+    reading: UnitOfWork, reference: str
+) -> tuple[Ticket, list[TimelineEntry]] | None:
+    """A ticket (T-000123) and its whole record, its events and messages in time order, as
+    `/ticket` shows it; None for no such ticket."""
+    ticket_id = parse_reference(reference)
+    ticket = await reading.tickets.get(ticket_id) if ticket_id else None
+    if ticket is None or ticket.id is None:
+        return None
+    return ticket, await reading.insight.timeline(ticket.id)
 
 
 async def chart_png(desk: Desk, summary: Summary) -> tuple[str, bytes]:
@@ -347,11 +371,10 @@ def _rows(
 
 async def ticket_record(reading: UnitOfWork, desk: Desk, actor: Actor, args: str) -> Finish:
     """`/ticket T-000123`: the ticket's whole record, as a timeline."""
-    ticket_id = parse_reference(args.split()[0]) if args.split() else None
-    ticket = await reading.tickets.get(ticket_id) if ticket_id else None
-    if ticket is None:
+    found = await ticket_timeline(reading, args.split()[0]) if args.split() else None
+    if found is None:
         return _said(desk, "manager/ticket_usage.html", to=actor, given=args.strip())
-    entries = await reading.insight.timeline(ticket.id or 0)
+    ticket, entries = found
     labels = _labels(desk)
     return _said(
         desk,
@@ -361,6 +384,7 @@ async def ticket_record(reading: UnitOfWork, desk: Desk, actor: Actor, args: str
         entries=entries,
         category=labels["category"].get(ticket.category or "", ticket.category or "—"),
         status=labels["result"].get(ticket.status.value, ticket.status.value),
+        what=labels["timeline"],
     )
 
 

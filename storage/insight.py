@@ -23,6 +23,7 @@ from bot.domain.clock import DeadlineKind
 from bot.domain.insight import (
     BacklogRow,
     DayCount,
+    Figures,
     Period,
     RecordRow,
     Summary,
@@ -33,7 +34,7 @@ from bot.domain.insight import (
 from bot.domain.tickets import WITH_STAFF, Status, reference
 from storage.models import DeadlineRow, EventRow, MessageRow, OrderRow, TicketRow
 
-TOP_PRODUCTS = 5
+TOP_PRODUCTS = 5  # and batches, on the dashboard
 RECORD_BATCH = 1000  # rows fetched at a time while the record is streamed
 
 # submitted: neither still in the intake nor cancelled in it
@@ -179,13 +180,7 @@ class InsightRepository:
         )
         by_category, days = _days(period, hours)
 
-        products = await self.session.execute(
-            select(TicketRow.product, func.count().label("n"))
-            .where(_in(period), TicketRow.product.is_not(None))
-            .group_by(TicketRow.product)
-            .order_by(func.count().desc(), TicketRow.product)
-            .limit(TOP_PRODUCTS)
-        )
+        products = await self._most(TicketRow.product, period, TOP_PRODUCTS)
         backlog = await self.session.scalar(select(func.count()).where(_with_staff(now)))
 
         return Summary(
@@ -202,9 +197,56 @@ class InsightRepository:
             resolved=resolved,
             satisfaction_average=_number(satisfaction),
             satisfaction_answers=rated,
-            top_products=[(product or "", count) for product, count in products],
+            top_products=products,
             days=days,
             channels=_most_first(channels),
+        )
+
+    async def _most(
+        self, column: Any, period: Period, limit: int | None = None
+    ) -> list[tuple[str, int]]:
+        """The period's tickets counted by a column (product, batch, root cause; where it is
+        set), most first, then by name; the first `limit` (None: all)."""
+        query = (
+            select(column, func.count())
+            .where(_in(period), column.is_not(None), column != "")
+            .group_by(column)
+            .order_by(func.count().desc(), column)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return [(value, count) for value, count in await self.session.execute(query)]
+
+    # -- the dashboard -------------------------------------------------------------------------
+
+    async def figures(
+        self, period: Period, first_response_sla: timedelta, now: datetime
+    ) -> Figures:
+        """The dashboard's figures: the summary (the same queries as `/stats`), and the
+        complaints by store and category (the store of the ticket's order), the satisfaction
+        scores, the most complained batches and the root causes staff recorded."""
+        summary = await self.summary(period, first_response_sla, now)
+        category = func.coalesce(TicketRow.category, "").label("category_key")
+        stores = await self.session.execute(
+            select(OrderRow.store, category, func.count())
+            .join(OrderRow, OrderRow.order_number == TicketRow.order_number)
+            .where(_in(period), OrderRow.store.is_not(None), OrderRow.store != "")
+            .group_by(OrderRow.store, "category_key")
+        )
+        scores = await self.session.execute(
+            select(TicketRow.satisfaction, func.count())
+            .where(_in(period), TicketRow.satisfaction.is_not(None))
+            .group_by(TicketRow.satisfaction)
+        )
+        satisfaction = dict.fromkeys(range(1, 6), 0)
+        for score, count in scores:
+            satisfaction[int(score)] = satisfaction.get(int(score), 0) + count
+        return Figures(
+            summary=summary,
+            by_store=[(store, key, count) for store, key, count in stores],
+            satisfaction_scores=satisfaction,
+            top_batches=await self._most(TicketRow.batch, period, TOP_PRODUCTS),
+            root_causes=await self._most(TicketRow.root_cause, period),
         )
 
     async def _sqlite_percentiles(

@@ -119,6 +119,7 @@ class TicketRow(Base):
         Index("ix_tickets_submitted", "submitted_at"),
         Index("ix_tickets_product", "product", "submitted_at"),
         Index("ix_tickets_batch", "batch", "submitted_at"),
+        Index("ix_tickets_status", "status", "submitted_at"),  # the backlog
     )
 
 

@@ -104,6 +104,55 @@ class DayCount:
 
 
 @dataclass(frozen=True)
+class WeekCount:
+    """One week of the dashboard, Monday to Sunday in the shop's calendar: the chart's days of
+    that week added up."""
+
+    monday: date
+    by_category: dict[str, int]
+    answered: int = 0
+    answered_in_time: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_category.values())
+
+    @property
+    def sla_hit(self) -> float | None:
+        return self.answered_in_time / self.answered if self.answered else None
+
+
+def monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def weeks_of(days: Sequence[DayCount]) -> list[WeekCount]:
+    """The days (the chart's, in the shop's calendar) added up week by week: one WeekCount for
+    each Monday from the first day's to the last day's, every category of the days in each."""
+    if not days:
+        return []
+    order = list(days[0].by_category)
+    weeks: dict[date, WeekCount] = {}
+    monday = monday_of(days[0].day)
+    while monday <= days[-1].day:
+        weeks[monday] = WeekCount(monday, dict.fromkeys(order, 0))
+        monday += timedelta(days=7)
+    answered: dict[date, int] = dict.fromkeys(weeks, 0)
+    in_time: dict[date, int] = dict.fromkeys(weeks, 0)
+    for day in days:
+        monday = monday_of(day.day)
+        counts = weeks[monday].by_category
+        for key, count in day.by_category.items():
+            counts[key] = counts.get(key, 0) + count
+        answered[monday] += day.answered
+        in_time[monday] += day.answered_in_time
+    return [
+        WeekCount(monday, week.by_category, answered[monday], in_time[monday])
+        for monday, week in weeks.items()
+    ]
+
+
+@dataclass(frozen=True)
 class Summary:
     """The figures of a period (tickets submitted in it; the intake's unfinished are left out).
     Durations in seconds; shares between 0 and 1; None where nothing was there to measure."""
@@ -225,3 +274,35 @@ def overdue_first(rows: Sequence[BacklogRow], now: datetime) -> list[BacklogRow]
             row.ticket_id,
         ),
     )
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What the manager's dashboard shows of a period: the summary `/stats` shows (the same
+    aggregates), and beside it what only the dashboard shows."""
+
+    summary: Summary
+    by_store: list[tuple[str, str, int]]  # (store, category key, count), from the orders' stores
+    satisfaction_scores: dict[int, int]  # score 1..5 -> answers (every score, 0 where none)
+    top_batches: list[tuple[str, int]]  # most complained batches, as many as top_products
+    root_causes: list[tuple[str, int]]  # (root cause key, count), most first
+
+    @property
+    def weeks(self) -> list[WeekCount]:
+        """The heat map's and the on-time share's weeks: the summary's days, week by week."""
+        return weeks_of(self.summary.days)
+
+    def stores(self) -> tuple[list[str], list[tuple[str, list[int]]]]:
+        """The store x category grid: the categories any store has (in the summary's order,
+        most first), and each store's counts in that order, the most complained store first.
+        Empty when no ticket's order names a store."""
+        present = {category for _, category, _ in self.by_store}
+        order = [key for key, _ in self.summary.by_category if key in present]
+        order += sorted(present.difference(order))
+        counts: dict[str, dict[str, int]] = {}
+        for store, category, count in self.by_store:
+            row = counts.setdefault(store, {})
+            row[category] = row.get(category, 0) + count
+        rows = [(store, [row.get(key, 0) for key in order]) for store, row in counts.items()]
+        rows.sort(key=lambda item: (-sum(item[1]), item[0]))
+        return order, rows

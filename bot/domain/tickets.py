@@ -392,8 +392,15 @@ def reference(ticket_id: int | None) -> str:
     return f"T-{ticket_id or 0:06d}"
 
 
+MAX_TICKET_ID = 2**31 - 1  # the tickets table's integer id
+
+
 def parse_reference(text: str) -> int | None:
+    """T-000123 -> 123; None for anything else (other digits than 0-9, an id no ticket can
+    have)."""
     text = text.strip().upper()
-    if text.startswith("T-") and text[2:].isdigit():
-        return int(text[2:])
+    digits = text[2:]
+    if text.startswith("T-") and digits.isascii() and digits.isdigit():
+        ticket_id = int(digits)
+        return ticket_id if 0 < ticket_id <= MAX_TICKET_ID else None
     return None

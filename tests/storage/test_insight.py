@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.insight import Period, TimelineEntry, overdue_first, percentile
@@ -333,3 +333,59 @@ async def test_a_tickets_timeline_merges_its_events_and_messages_in_time_order(
             t0 + 40 * MINUTE, "message", "text", "小李", "staff", "您好,马上处理", "out"
         ),
     ]
+
+
+async def test_the_dashboards_figures_add_weeks_stores_scores_batches_and_causes(
+    seeded: async_sessionmaker[AsyncSession],
+) -> None:
+    """Beside the summary (the same one `/stats` gets), the figures count the period week by
+    week (Mondays in the shop's calendar: 01:30 on the 11th in Shanghai is in the week of the
+    9th), by the store of each ticket's order, by satisfaction score, by batch and by the root
+    cause staff recorded."""
+    async with UnitOfWork(seeded) as uow:
+        await uow.session.execute(
+            update(TicketRow).where(TicketRow.id.in_([A, B])).values(root_cause="product_defect")
+        )
+        await uow.session.execute(
+            update(TicketRow).where(TicketRow.id == E).values(root_cause="process_gap")
+        )
+        await uow.session.execute(
+            update(TicketRow).where(TicketRow.id == OUTSIDE_BEFORE).values(root_cause="x")
+        )
+        await uow.commit()
+    async with UnitOfWork(seeded, read_only=True) as uow:
+        summary = await uow.insight.summary(PERIOD, SLA, NOW)
+        figures = await uow.insight.figures(PERIOD, SLA, NOW)
+    assert figures.summary == summary
+    weeks = figures.weeks
+    assert [w.monday for w in weeks] == [date(2026, 11, 2), date(2026, 11, 9)]
+    assert [w.by_category for w in weeks] == [
+        {"quality": 2, "late": 1, "packaging": 0, "wrong_item": 0},
+        {"quality": 1, "late": 0, "packaging": 1, "wrong_item": 1},
+    ]
+    assert [(w.answered, w.answered_in_time) for w in weeks] == [(3, 2), (2, 1)]
+    assert [w.sla_hit for w in weeks] == [pytest.approx(2 / 3), 0.5]
+    assert sorted(figures.by_store) == [("徐汇店", "quality", 1), ("静安店", "wrong_item", 1)]
+    assert figures.stores() == (
+        ["quality", "wrong_item"],
+        [("徐汇店", [1, 0]), ("静安店", [0, 1])],
+    )
+    assert figures.satisfaction_scores == {1: 1, 2: 0, 3: 0, 4: 1, 5: 1}
+    assert figures.top_batches == [("B1110", 1)]
+    assert figures.root_causes == [("product_defect", 2), ("process_gap", 1)]
+
+
+async def test_a_period_without_stores_or_scores_has_empty_figures(
+    seeded: async_sessionmaker[AsyncSession],
+) -> None:
+    """No ticket in the period: no store grid, every score at 0, its weeks still there."""
+    empty = Period(at(20, 16), at(22, 16), "2d")  # Saturday 21st and Sunday 22nd in Shanghai
+    async with UnitOfWork(seeded, read_only=True) as uow:
+        figures = await uow.insight.figures(empty, SLA, NOW)
+    assert figures.stores() == ([], [])
+    assert figures.satisfaction_scores == dict.fromkeys(range(1, 6), 0)
+    assert figures.top_batches == [] and figures.root_causes == []
+    assert [(w.monday, w.total, w.sla_hit) for w in figures.weeks] == [
+        (date(2026, 11, 16), 0, None)
+    ]
+

@@ -188,7 +188,7 @@ async def test_a_restart_on_a_current_sqlite_database_needs_no_migration(sqlite_
     child process, no Alembic) until a newer migration comes."""
     from storage.migrate import head_revision, sqlite_is_current
 
-    assert head_revision() == "0010"
+    assert head_revision() == "0011"
     assert not sqlite_is_current(sqlite_url)
     await asyncio.to_thread(migrate, sqlite_url)
     assert sqlite_is_current(sqlite_url)

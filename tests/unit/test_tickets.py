@@ -81,3 +81,12 @@ def test_references_read_both_ways() -> None:
     assert reference(123) == "T-000123"
     assert parse_reference("t-000123") == 123
     assert parse_reference("123") is None
+
+
+def test_a_reference_no_ticket_can_have_is_none() -> None:
+    """Other digits than 0-9 and ids beyond the table's integer are no reference (not an
+    error further down, in int() or the database)."""
+    assert parse_reference("T-²") is None and parse_reference("T-١٢٣") is None
+    assert parse_reference("T-0") is None and parse_reference("T-") is None
+    assert parse_reference("T-2147483647") == 2**31 - 1
+    assert parse_reference("T-2147483648") is None
