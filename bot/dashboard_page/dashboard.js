@@ -79,16 +79,6 @@
         auto_close: "自动结案",
         intake_timeout: "自动提交",
       },
-      media: { photo: "照片", video: "视频", voice: "语音", document: "文件", sticker: "表情" },
-      events: {
-        received: "收到投诉", submitted: "提交给员工", auto_submitted: "超时自动提交",
-        taken: "认领", answered: "首次回复", remedy_offered: "给出补偿方案",
-        remedy_chosen: "客户选择方案", resolved: "结案", reopened: "重新打开",
-        cancelled: "客户取消", undeliverable: "消息无法送达", escalated: "超时提醒",
-        flagged: "重大投诉", follow_up_asked: "回访", follow_up_undelivered: "回访没送达",
-        rated: "客户评分", closed: "关闭", held_back: "拦下不当回复",
-        facts_set: "记录原因/商品", in_intake: "填写中",
-      },
     },
     en: {
       title: "Complaint dashboard",
@@ -157,8 +147,6 @@
         auto_close: "auto close",
         intake_timeout: "intake timeout",
       },
-      media: { photo: "photo", video: "video", voice: "voice", document: "file", sticker: "sticker" },
-      events: {},  // the English timeline says the event's own name ("remedy offered")
     },
   };
 
@@ -213,7 +201,7 @@
 
   function message(title, text, action) {
     document.title = t("title");
-    show(el("section", { className: "message", id: "message" },
+    show(el("section", { className: "notice", id: "message" },
       title ? el("h1", {}, title) : null,
       el("p", {}, text),
       action || null));
@@ -590,14 +578,14 @@
       },
       el("td", { className: "reference" }, el("span", { className: "link" }, ticket.reference),
         ticket.overdue ? el("span", { className: "badge" }, t("overdue")) : null),
-      el("td", {}, ticket.category_label || "—"),
-      el("td", {}, ticket.severity_label || "—"),
-      el("td", { className: ticket.taken_by ? "" : "hint" }, ticket.taken_by || t("nobody")),
-      el("td", { className: "number" }, span(ticket.age_hours * 60)),
-      el("td", { className: ticket.overdue ? "late" : "" }, deadline(ticket)));
+      el("td", { className: "category" }, ticket.category_label || "—"),
+      el("td", { className: "severity" }, ticket.severity_label || "—"),
+      el("td", { className: "taken" + (ticket.taken_by ? "" : " hint") }, ticket.taken_by || t("nobody")),
+      el("td", { className: "age number", dataset: { label: t("age") } }, span(ticket.age_hours * 60)),
+      el("td", { className: "deadline" + (ticket.overdue ? " late" : "") }, deadline(ticket)));
     });
     return el("div", { className: "scroll" },
-      el("table", { id: "backlog-table", className: "list" }, el("thead", {}, head), el("tbody", {}, rows)));
+      el("table", { id: "backlog-table", className: "list backlog" }, el("thead", {}, head), el("tbody", {}, rows)));
   }
 
   function deadline(ticket) {
@@ -724,10 +712,9 @@
 
   function entry(e) {
     const message = e.kind === "message";
-    const what = message
-      ? (e.text ? "" : "[" + (t("media")[e.what] || e.what) + "]")
-      : (t("events")[e.what] || String(e.what || "").replace(/_/g, " "));
-    const who = e.who || (e.role === "bot" ? t("desk") : "");
+    // `what` is the desk's own label (the same words /ticket says): a photo, "taken", …
+    const what = message ? (e.text ? "" : "[" + e.what + "]") : e.what;
+    const who = e.role === "bot" ? t("desk") : e.who;
     return el("li", { className: "entry " + (message ? "message " + (e.direction || "") : "event") },
       el("time", { dateTime: e.at }, moment(e.at)),
       who ? el("span", { className: "who" }, who) : null,
