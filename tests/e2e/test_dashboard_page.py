@@ -13,7 +13,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +24,7 @@ import pytest
 from playwright.async_api import Browser, Page, Request, async_playwright, expect
 
 from bot.standin import BotApiStandIn
-from tests.conftest import MANAGER_ID
+from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint
 from tests.e2e.test_dashboard import init_data
 
@@ -128,6 +128,14 @@ async def open_page(
         "console",
         lambda line: opened.problems.append(line.text) if line.type == "error" else None,
     )
+    opened.page.on(
+        "response",
+        lambda answer: (
+            opened.problems.append(f"{answer.status} {answer.url}")
+            if answer.status >= 400 and "/dashboard/api/session" not in answer.url
+            else None
+        ),
+    )
     await opened.page.goto(url)
     return opened
 
@@ -157,6 +165,8 @@ async def test_the_page_is_served_plain_with_its_own_assets(
             etag = answer.headers["ETag"]
         assert "T-000001" not in page and "小明" not in page
         links = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert links[0] == "data:,"  # no favicon asked for
+        links = links[1:]
         assert len(links) == 4 and all(link.startswith("dashboard/static/") for link in links)
         async with http.get(f"{base}/dashboard", headers={"If-None-Match": etag}) as answer:
             assert answer.status == 304
@@ -196,7 +206,11 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     category and week, the backlog lists them, and a tap on one opens its timeline with the
     customer's words, as text even where they look like HTML."""
     bot = await start_bot()
-    await file_complaint(api, api.person(2301, "小明", "zh"))
+    card = await file_complaint(api, api.person(2301, "小明", "zh"))
+    api.person(3301, "小王", "zh").say_in_group(
+        STAFF_CHAT, "您好,非常抱歉!我们马上核实,今天给您答复。", reply_to=card.message_id
+    )
+    await api.wait_for(lambda s: s.message_id == card.message_id and "负责人:小王" in s.text)
     await file_complaint(
         api,
         api.person(2302, "<b>x</b>", "zh"),
@@ -221,10 +235,13 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     page = opened.page
     rows = page.locator("#backlog-table tbody tr")
     await expect(rows).to_have_count(3)
+    # the soonest deadline first: the two not yet answered, then the one 小王 answered
     await expect(rows.locator("td.reference .link")).to_have_text(
-        ["T-000001", "T-000002", "T-000003"]
+        ["T-000002", "T-000003", "T-000001"]
     )
-    await expect(rows.nth(2)).to_contain_text("配送延误")
+    await expect(rows.filter(has_text="T-000001")).to_contain_text("小王")  # who has it
+    await expect(rows.filter(has_text="T-000002")).to_contain_text("未认领")
+    await expect(rows.filter(has_text="T-000003")).to_contain_text("配送延误")
     await expect(page.locator("#backlog-table .badge")).to_have_count(0)  # nothing overdue yet
 
     heat = page.locator("#heat-table")
@@ -237,6 +254,9 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     await expect(page.locator('#overview [data-figure="open"] .value')).to_have_text("3")
     await expect(page.locator("#stores")).to_be_hidden()  # no order here names a store
     await expect(page.locator("#on-time-chart canvas")).to_have_count(1)  # uPlot drew it
+    await page.locator("#on-time summary").tap()  # the chart's figures, under it
+    answered = page.locator("#on-time-table tbody tr").last
+    await expect(answered.locator("td")).to_have_text(["1", "1", "100%"])
     # the fuller cell is the darker one (its colour says the count)
     darker = await quality.locator(f'td[data-column="{this_week}"]').evaluate(
         "cell => getComputedStyle(cell).backgroundColor"
@@ -262,6 +282,7 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
 
     await rows.filter(has_text="T-000001").tap()
     await expect(dialog.locator("#timeline")).to_contain_text("花送到的时候一半都蔫了")
+    await expect(dialog.locator("#timeline")).to_contain_text("我们马上核实")
     assert not opened.problems, opened.problems
     assert {request.url.split("/dashboard")[0] for request in opened.requests} == {base}
 
@@ -280,6 +301,31 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     NOTE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(phone_shot, NOTE_SCREENSHOT)
     print(f"screenshots: {phone_shot} {ticket_shot} {desktop_shot} (and {NOTE_SCREENSHOT})")
+
+
+@needs_chromium
+async def test_overdue_tickets_come_first_and_are_marked(
+    api: BotApiStandIn, start_bot: Any, browser: Browser
+) -> None:
+    """A ticket whose first answer is late leads the backlog with a red "已超时" and says how
+    late; one still in time says how long is left."""
+    shift = [timedelta()]  # the desk's clock runs this far ahead of the real one
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + shift[0]
+
+    bot = await start_bot(clock=clock)
+    await file_complaint(api, api.person(2601, "小明", "zh"), photos=())
+    shift[0] = timedelta(minutes=12)  # SLA_FIRST_RESPONSE (10 min) has passed for T-000001
+    await file_complaint(api, api.person(2602, "小红", "zh"), order="FS2026112399", photos=())
+    data = init_data(api.token, MANAGER_ID, "zh", signed_at=clock().timestamp())
+    page = (await open_page(browser, mini_app_url(bot.app.http.url, data), DESKTOP)).page
+    rows = page.locator("#backlog-table tbody tr")
+    await expect(rows.locator("td.reference")).to_have_text(["T-000001已超时", "T-000002"])
+    await expect(rows.nth(0).locator(".badge")).to_have_text("已超时")
+    await expect(rows.nth(0).locator("td.deadline")).to_have_text(re.compile(r"首次回复 · 超时 "))
+    await expect(rows.nth(1).locator("td.deadline")).to_have_text(re.compile(r"首次回复 · 还剩 "))
+    assert await rows.nth(1).locator(".badge").count() == 0
 
 
 @needs_chromium
