@@ -25,7 +25,7 @@ from playwright.async_api import Browser, Page, Request, async_playwright, expec
 
 from bot.standin import BotApiStandIn
 from tests.conftest import MANAGER_ID, STAFF_CHAT
-from tests.e2e.people import file_complaint
+from tests.e2e.people import file_complaint, in_group
 from tests.e2e.test_dashboard import init_data
 
 
@@ -67,6 +67,18 @@ DARK_THEME = {
     "button_text_color": "#ffffff",
     "secondary_bg_color": "#0f0f0f",
 }
+# the shop's orders, as the manager sends them with /orders: the stores come from here
+ORDERS = (
+    "订单编号,商品名称,批次号,送达时间,门店,区域,备注\n"
+    "FS2026112301,红玫瑰花束 33 支,B20261120,2026-11-23 10:00,静安店,上海,\n"
+    "FS2026112302,向日葵花篮,B20261121,2026-11-23 11:00,徐汇店,上海,\n"
+    "FS2026112303,白百合花束,B20261121,2026-11-23 12:00,静安店,上海,\n"
+)
+# what Telegram's mobile apps put in a Mini App's webview: the bridge the page posts events to
+TELEGRAM_APP_BRIDGE = """
+window.toldTelegram = [];
+window.TelegramWebviewProxy = {postEvent: (kind, data) => window.toldTelegram.push(kind)};
+"""
 NOTE_SCREENSHOT = Path("/tmp/i17/dashboard-zh.png")  # the one the lead's note shows
 
 
@@ -107,9 +119,14 @@ class Opened:
 
 
 async def open_page(
-    browser: Browser, url: str, viewport: dict[str, int] = PHONE, locale: str = "zh-CN"
+    browser: Browser,
+    url: str,
+    viewport: dict[str, int] = PHONE,
+    locale: str = "zh-CN",
+    init_script: str | None = None,
 ) -> Opened:
-    """A fresh browser (no storage) opens the URL, on a phone or a desktop."""
+    """A fresh browser (no storage) opens the URL, on a phone or a desktop; `init_script` runs
+    before the page's own (as a messenger's webview sets up its bridge)."""
     phone = viewport["width"] < 600
     context = await browser.new_context(
         viewport=viewport,  # type: ignore[arg-type]
@@ -118,6 +135,8 @@ async def open_page(
         has_touch=phone,
         locale=locale,
     )
+    if init_script is not None:
+        await context.add_init_script(init_script)
     opened = Opened(await context.new_page())
     opened.page.on("request", lambda request: opened.requests.append(request))
     opened.page.on("pageerror", lambda error: opened.problems.append(str(error)))
@@ -200,14 +219,25 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     api: BotApiStandIn, start_bot: Any, browser: Browser, tmp_path: Path
 ) -> None:
     """Complaints filed in Telegram show on the manager's Mini App: the heat map counts them by
-    category and week, the backlog lists them, and a tap on one opens its timeline with the
-    customer's words, as text even where they look like HTML."""
+    category and week and by store, the backlog lists them, the repeats name the product and
+    the cause staff recorded, and a tap on one opens its timeline with the customer's words, as
+    text even where they look like HTML."""
     bot = await start_bot()
+    api.files["orders"] = ORDERS.encode()
+    api.person(MANAGER_ID, "陈店长", "zh").say_in_group(
+        STAFF_CHAT,
+        caption="/orders",
+        document={"file_id": "orders", "file_unique_id": "u-o", "file_name": "订单.csv"},
+    )
+    await in_group(api, "已导入")
     card = await file_complaint(api, api.person(2301, "小明", "zh"))
-    api.person(3301, "小王", "zh").say_in_group(
+    staff = api.person(3301, "小王", "zh")
+    staff.say_in_group(
         STAFF_CHAT, "您好,非常抱歉!我们马上核实,今天给您答复。", reply_to=card.message_id
     )
     await api.wait_for(lambda s: s.message_id == card.message_id and "负责人:小王" in s.text)
+    staff.say_in_group(STAFF_CHAT, "/cause 产品 供应链", reply_to=card.message_id)
+    await in_group(api, "小王 记录了 产品缺陷、供应链")
     await file_complaint(
         api,
         api.person(2302, "<b>x</b>", "zh"),
@@ -249,7 +279,19 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     await expect(late.locator(f'td[data-column="{this_week}"]')).to_have_text("1")
     await expect(page.locator('#overview [data-figure="total"] .value')).to_have_text("3")
     await expect(page.locator('#overview [data-figure="open"] .value')).to_have_text("3")
-    await expect(page.locator("#stores")).to_be_hidden()  # no order here names a store
+    stores = page.locator("#stores-table")
+    jingan = stores.locator("tbody tr", has=page.locator("th", has_text="静安店"))
+    xuhui = stores.locator("tbody tr", has=page.locator("th", has_text="徐汇店"))
+    await expect(jingan.locator('td[data-column="quality"]')).to_have_text("1")
+    await expect(jingan.locator('td[data-column="late"]')).to_have_text("1")
+    await expect(xuhui.locator('td[data-column="quality"]')).to_have_text("1")
+    await expect(xuhui.locator('td[data-column="late"]')).to_have_text("0")
+    roses = page.locator("#repeat-products li", has_text="红玫瑰花束 33 支")
+    await expect(roses.locator(".count")).to_have_text("1")
+    top_batch = page.locator("#repeat-batches li").first  # two complaints: the top one
+    await expect(top_batch.locator("span").first).to_have_text("B20261121")
+    await expect(top_batch.locator(".count")).to_have_text("2")
+    await expect(page.locator("#repeat-causes li")).to_contain_text(["产品缺陷"])
     await expect(page.locator("#on-time-chart canvas")).to_have_count(1)  # uPlot drew it
     await page.locator("#on-time summary").tap()  # the chart's figures, under it
     answered = page.locator("#on-time-table tbody tr").last
@@ -262,6 +304,14 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
         "cell => getComputedStyle(cell).backgroundColor"
     )
     assert darker != lighter
+
+    async with page.expect_response(lambda answer: "period=30d" in answer.url) as month:
+        await page.get_by_role("tab", name="近 30 天").tap()
+    assert (await month.value).ok
+    await expect(page.get_by_role("tab", name="近 30 天")).to_have_attribute(
+        "aria-selected", "true"
+    )
+    await expect(quality.locator(f'td[data-column="{this_week}"]')).to_have_text("2")
 
     phone_shot = tmp_path / "dashboard-phone-zh.png"
     await page.screenshot(path=str(phone_shot), full_page=True)
@@ -292,6 +342,8 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     ).page
     await expect(desk.locator("#heat-table")).to_be_visible()
     await expect(desk.locator("#backlog-table tbody tr")).to_have_count(3)
+    background = await desk.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(33, 33, 33)"  # Telegram's dark theme, as it handed it over
     desktop_shot = tmp_path / "dashboard-desktop-zh.png"
     await desk.screenshot(path=str(desktop_shot), full_page=True)
 
@@ -330,7 +382,7 @@ async def test_the_page_follows_the_managers_language(
     api: BotApiStandIn, start_bot: Any, browser: Browser
 ) -> None:
     """A manager whose Telegram is in English gets the page in English, headings, tabs and the
-    ticket's labels alike."""
+    ticket's labels alike; the page tells Telegram's app it is ready."""
     bot = await start_bot()
     await file_complaint(api, api.person(2401, "Lily", "zh"))
     page = (
@@ -338,6 +390,7 @@ async def test_the_page_follows_the_managers_language(
             browser,
             mini_app_url(bot.app.http.url, init_data(api.token, MANAGER_ID, "en")),
             locale="zh-CN",
+            init_script=TELEGRAM_APP_BRIDGE,
         )
     ).page
     await expect(page.locator("h1")).to_have_text("Complaint dashboard")
@@ -345,6 +398,8 @@ async def test_the_page_follows_the_managers_language(
     await expect(page.locator("#backlog-table tbody tr")).to_have_count(1)
     await expect(page.locator("#backlog-table tbody tr")).to_contain_text("Flower quality")
     assert await page.evaluate("document.documentElement.lang") == "en"
+    # told Telegram's app it is ready (and may have the whole height), without Telegram's script
+    assert await page.evaluate("window.toldTelegram") == ["web_app_ready", "web_app_expand"]
 
 
 @needs_chromium
