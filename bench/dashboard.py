@@ -7,8 +7,9 @@ The database is `bench/seed_tickets.py`'s, as `bench/insight.py` makes it (100,0
 `/tmp/bench-insight-<count>.db`, copied for the run; PostgreSQL: `bench_dashboard`, created,
 seeded and dropped by the run). Before the desk starts, the database is made to look like one a
 desk ran all year: each submitted ticket has a card id (`bench/insight.py`'s `as_if_carded`),
-each ticket with staff has the deadlines the domain plans for it (`bot.domain.clock.plan`, the
-default SLAs, the past ones fired: the seed writes none, and the backlog reads them), and this
+each ticket with staff has the deadlines the domain plans for it (as `bot.domain.clock.plan`
+does, with the default SLAs, the past ones fired: the seed writes none, and the backlog reads
+them), and this
 week's report has gone out (else the desk draws its chart at start, while timed).
 
 The desk runs as a user starts it (`python -m bot`, the Bot API stand-in, a manager in
@@ -51,6 +52,7 @@ import aiohttp
 from harness import ROOT, WIDE_OPEN, bot_env, start_warm, stop
 from insight import as_if_carded, pg_admin, seeded_sqlite
 
+from bot.domain.insight import percentile
 from bot.standin import BotApiStandIn
 
 MANAGER = 900001
@@ -205,14 +207,6 @@ async def ready(url: str) -> tuple[int, list[int]]:
 # -- the calls -----------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 async def timed(http: aiohttp.ClientSession, url: str, token: str) -> tuple[float, int, Any]:
     began = time.perf_counter()
     async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as answer:
@@ -291,7 +285,7 @@ def report(name: str, results: dict[str, dict[str, Any]]) -> None:
     print(f"== {name}")
     for call, found in results.items():
         ms = found["ms"]
-        p95 = percentile(ms, 95)
+        p95 = percentile(ms, 95) or 0.0
         verdict = "met" if p95 <= TARGET_MS else "MISSED"
         print(
             f"   {call:<16} median {statistics.median(ms):6.1f} ms  p95 {p95:6.1f} ms  "
