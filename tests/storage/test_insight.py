@@ -388,4 +388,3 @@ async def test_a_period_without_stores_or_scores_has_empty_figures(
     assert [(w.monday, w.total, w.sla_hit) for w in figures.weeks] == [
         (date(2026, 11, 16), 0, None)
     ]
-
