@@ -62,7 +62,13 @@ def _fresh(request: web.Request, asset: Asset) -> bool:
 
 
 def _answer(request: web.Request, asset: Asset, cache: str) -> web.StreamResponse:
-    headers = {"ETag": f'"{asset.version}"', "Cache-Control": cache, **SECURITY_HEADERS}
+    # a weak ETag, and Vary: the bytes sent differ with the encoding, the content does not
+    headers = {
+        "ETag": f'W/"{asset.version}"',
+        "Cache-Control": cache,
+        "Vary": "Accept-Encoding",
+        **SECURITY_HEADERS,
+    }
     if _fresh(request, asset):
         return web.Response(status=304, headers=headers)
     response = web.Response(
