@@ -314,10 +314,15 @@
   class Refused extends Error {}
 
   async function ask(path) {
-    const answer = await fetch(api(path), {
-      headers: { Authorization: "Bearer " + token },
-      cache: "no-store",
-    });
+    let answer;
+    try {
+      answer = await fetch(api(path), {
+        headers: { Authorization: "Bearer " + token },
+        cache: "no-store",
+      });
+    } catch (e) {
+      throw new Error(t("failed"));  // no answer at all (offline, the desk restarting)
+    }
     const body = await answer.json().catch(() => null);
     if (answer.status === 403) throw new Refused(body && body.message ? body.message : t("failed"));
     if (!answer.ok) {

@@ -378,6 +378,31 @@ async def test_overdue_tickets_come_first_and_are_marked(
 
 
 @needs_chromium
+async def test_when_the_session_runs_out_the_page_says_so_and_shows_no_more(
+    api: BotApiStandIn, start_bot: Any, browser: Browser
+) -> None:
+    """Past the session's hour, the next call is refused: the page shows the desk's reason in
+    place of the data, and the ticket is not shown."""
+    shift = [timedelta()]
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + shift[0]
+
+    bot = await start_bot(clock=clock)
+    await file_complaint(api, api.person(2701, "小明", "zh"), photos=())
+    data = init_data(api.token, MANAGER_ID, "zh")
+    page = (await open_page(browser, mini_app_url(bot.app.http.url, data))).page
+    row = page.locator("#backlog-table tbody tr")
+    await expect(row).to_have_count(1)
+    shift[0] = timedelta(hours=1, minutes=1)
+    await row.tap()
+    await expect(page.locator("#message")).to_contain_text("会话已过期")
+    assert await page.locator("table").count() == 0
+    await expect(page.locator("dialog#ticket")).to_be_hidden()
+    assert "花送到的时候" not in await page.content()
+
+
+@needs_chromium
 async def test_the_page_follows_the_managers_language(
     api: BotApiStandIn, start_bot: Any, browser: Browser
 ) -> None:
