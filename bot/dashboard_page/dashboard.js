@@ -514,6 +514,12 @@
     }).format(weekDate(week));
   }
 
+  function shortDate(seconds) {
+    return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "zh-CN", {
+      month: "numeric", day: "numeric", timeZone: "UTC",
+    }).format(new Date(seconds * 1000));
+  }
+
   function moment(iso) {
     return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "zh-CN", {
       month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
@@ -561,8 +567,11 @@
         if (count > 0) Object.assign(cell.style, heatColours(level));
         return cell;
       })));
-    return el("div", { className: "scroll" },
+    const scroll = el("div", { className: "scroll" },
       el("table", { id, className: "heat" }, el("thead", {}, head), el("tbody", {}, body)));
+    // the latest weeks are the ones that matter: a narrow screen starts at the right end
+    requestAnimationFrame(() => { scroll.scrollLeft = scroll.scrollWidth; });
+    return scroll;
   }
 
   function backlogTable(tickets) {
@@ -641,7 +650,11 @@
       scales: { x: { time: false, range: (u, lo, hi) => [lo - 3.5 * 86400, hi + 3.5 * 86400] }, y: { range: [0, 100] } },
       axes: [
         { stroke: hint, grid: { show: false }, ticks: { show: false }, splits: () => xs,
-          values: (u, splits) => splits.map((s) => weekLabel(new Date(s * 1000).toISOString().slice(0, 10))) },
+          // short dates, and on a narrow chart only every so many, so none overlap
+          values: (u, splits) => {
+            const every = Math.max(1, Math.ceil((splits.length * 48) / Math.max(1, u.bbox.width / devicePixelRatio)));
+            return splits.map((s, i) => ((splits.length - 1 - i) % every === 0 ? shortDate(s) : ""));
+          } },
         { stroke: hint, grid, ticks: { show: false }, size: 44, splits: () => [0, 25, 50, 75, 100],
           values: (u, splits) => splits.map((s) => s + "%") },
       ],

@@ -305,6 +305,8 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     )
     assert darker != lighter
 
+    phone_shot = tmp_path / "dashboard-phone-zh.png"
+    await page.screenshot(path=str(phone_shot), full_page=True)
     async with page.expect_response(lambda answer: "period=30d" in answer.url) as month:
         await page.get_by_role("tab", name="近 30 天").tap()
     assert (await month.value).ok
@@ -312,9 +314,12 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
         "aria-selected", "true"
     )
     await expect(quality.locator(f'td[data-column="{this_week}"]')).to_have_text("2")
-
-    phone_shot = tmp_path / "dashboard-phone-zh.png"
-    await page.screenshot(path=str(phone_shot), full_page=True)
+    now = datetime.now().astimezone()
+    first, last = week_of(now - timedelta(days=30)), week_of(now)
+    weeks = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days // 7 + 1
+    await expect(quality.locator("td")).to_have_count(weeks)  # a column for each week
+    month_shot = tmp_path / "dashboard-phone-30d-zh.png"
+    await page.screenshot(path=str(month_shot), full_page=True)
 
     await rows.filter(has_text="T-000002").tap()
     dialog = page.locator("dialog#ticket")
@@ -349,7 +354,8 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
 
     NOTE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(phone_shot, NOTE_SCREENSHOT)
-    print(f"screenshots: {phone_shot} {ticket_shot} {desktop_shot} (and {NOTE_SCREENSHOT})")
+    shots = (phone_shot, month_shot, ticket_shot, desktop_shot)
+    print("screenshots:", *shots, f"(and {NOTE_SCREENSHOT})")
 
 
 @needs_chromium
