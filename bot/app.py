@@ -137,6 +137,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
             if wecom_staff is not None
             else "staff/how_to_answer_group.html"
         ),
+        dashboard_url=f"{settings.public_url}/dashboard" if settings.public_url else None,
     )
 
     def planner(ticket: Ticket) -> list[Deadline]:
@@ -348,6 +349,11 @@ async def start(app: App) -> None:
     alone = only_one(app.settings)
     if alone:
         logger.warning(alone)
+    if app.settings.public_url is None:
+        logger.warning(
+            "PUBLIC_URL is not set (nor WEBHOOK_URL): /dashboard cannot open the manager's "
+            "dashboard; set PUBLIC_URL to this server's public https:// address"
+        )
     async with app.new_uow() as uow:
         caught = await clock_cases.catch_up(uow, app.desk)
         await uow.commit()
