@@ -145,9 +145,7 @@ def dashboard_in_private(
     it): a manager gets the button; anyone else hears, politely, that it is the managers'.
     Nothing else starts (no complaint)."""
     if actor.role != "manager":
-        text = desk.render(
-            language, "manager/only_managers.html", actor=actor, command=DASHBOARD_COMMAND
-        )
+        text = desk.render(language, "manager/dashboard_not_yours.html")
         uow.outbox.to_customer(who, Say(text), urgency=Urgency.RELAY)
         return
     uow.outbox.to_customer(who, dashboard_button(desk, language), urgency=Urgency.RELAY)

@@ -54,13 +54,13 @@ async def test_a_manager_gets_the_button_in_private_and_others_are_told_politely
     customer = api.person(2101, "小明", "zh")
     mark = len(api.sent)
     customer.send("/dashboard")
-    refusal = await said(api, customer, "只有店长可以用", mark)
-    assert "/dashboard" in refusal.text and not buttons_of(refusal)
+    refusal = await said(api, customer, "仪表盘是店长看数据用的", mark)
+    assert "MANAGER_IDS" not in refusal.text and not buttons_of(refusal)
     clerk = api.person(3102, "小李", "zh")
     clerk.say_in_group(STAFF_CHAT, "在吗")  # staff, in the group
     mark = len(api.sent)
     clerk.send("/start dashboard")  # a start link passed on to someone else
-    await said(api, clerk, "只有店长可以用", mark)
+    await said(api, clerk, "仪表盘是店长看数据用的", mark)
     await bot.settled()
     for person in (boss, deputy, customer, clerk):
         no_complaint(api, person.id)
