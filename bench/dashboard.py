@@ -9,8 +9,8 @@ seeded and dropped by the run). Before the desk starts, the database is made to 
 desk ran all year: each submitted ticket has a card id (`bench/insight.py`'s `as_if_carded`),
 each ticket with staff has the deadlines the domain plans for it (as `bot.domain.clock.plan`
 does, with the default SLAs, the past ones fired: the seed writes none, and the backlog reads
-them), and this
-week's report has gone out (else the desk draws its chart at start, while timed).
+them), and this week's report has gone out (else the desk draws its chart at start, while
+timed).
 
 The desk runs as a user starts it (`python -m bot`, the Bot API stand-in, a manager in
 `MANAGER_IDS`, its HTTP server on a free port), warmed up with one customer. The manager's

@@ -19,7 +19,7 @@ from bot.channels.base import CustomerChannel, StaffRoom
 from bot.channels.telegram.adapter import Telegram
 from bot.channels.telegram.webapp import MiniAppSignIn
 from bot.config import Settings
-from bot.dashboard import Dashboard, SessionTokens, derive_key
+from bot.dashboard import Dashboard, SessionTokens, SignIn, derive_key
 from bot.domain.clock import Deadline, DeadlineKind, plan, weekly_due
 from bot.domain.messages import Attachment
 from bot.domain.orders import Order
@@ -137,6 +137,7 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
             if wecom_staff is not None
             else "staff/how_to_answer_group.html"
         ),
+        dashboard_url=f"{settings.public_url}/dashboard" if settings.public_url else None,
     )
 
     def planner(ticket: Ticket) -> list[Deadline]:
@@ -244,13 +245,9 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         stopping=lambda: http.draining,
     )
     http.add_routes(health_and_metrics(metrics, health, new_uow))
-    if telegram is not None and settings.bot_token is not None:  # the dashboard, as a Mini App
-        token = settings.bot_token.get_secret_value()
-        sign_in = MiniAppSignIn(
-            token, telegram.managers.is_manager, settings.default_language, clock
-        )
-        tokens = SessionTokens(derive_key(token))
-        http.add_routes(Dashboard(desk, new_uow, clock, sign_in, tokens).add_routes)
+    dashboard = _dashboard(settings, desk, new_uow, clock, telegram, wecom_staff)
+    if dashboard is not None:
+        http.add_routes(dashboard.add_routes)
     if wecom is not None:
         http.add_routes(wecom.add_routes)
     if wecom_staff is not None:
@@ -273,6 +270,40 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         shared=shared,
         metrics=metrics,
     )
+
+
+def _dashboard(
+    settings: Settings,
+    desk: Desk,
+    new_uow: NewUnitOfWork,
+    clock: Callable[[], datetime],
+    telegram: Telegram | None,
+    wecom_staff: WeComStaff | None,
+) -> Dashboard | None:
+    """The manager's dashboard, wherever managers work: one sign-in per messenger (the page
+    says which with `?via=`), Telegram's Mini App and the WeCom app's web sign-in. Its session
+    tokens are signed with a key of their own, derived from the bot's token (or, with no
+    Telegram, from the WeCom app's secret)."""
+    sign_ins: dict[str, SignIn] = {}
+    secret = None
+    if telegram is not None and settings.bot_token is not None:
+        secret = settings.bot_token.get_secret_value()
+        sign_ins["telegram"] = MiniAppSignIn(
+            secret, telegram.managers.is_manager, settings.default_language, clock
+        )
+    if wecom_staff is not None:
+        from bot.channels.wecom.signin import WeComSignIn
+
+        def is_manager(userid: str) -> bool:
+            actor = wecom_staff.actor(userid)
+            return actor is not None and actor.role == "manager"
+
+        sign_ins["wecom"] = WeComSignIn(wecom_staff.client, is_manager, desk.staff_language)
+        if secret is None and settings.wecom_app_secret is not None:
+            secret = settings.wecom_app_secret.get_secret_value()
+    if not sign_ins or secret is None:
+        return None
+    return Dashboard(desk, new_uow, clock, sign_ins, SessionTokens(derive_key(secret)))
 
 
 def _order_lookup(policy: Policy) -> Callable[[str], Awaitable[Order | None]] | None:
@@ -348,6 +379,11 @@ async def start(app: App) -> None:
     alone = only_one(app.settings)
     if alone:
         logger.warning(alone)
+    if app.settings.public_url is None:
+        logger.warning(
+            "PUBLIC_URL is not set (nor WEBHOOK_URL): /dashboard cannot open the manager's "
+            "dashboard; set PUBLIC_URL to this server's public https:// address"
+        )
     async with app.new_uow() as uow:
         caught = await clock_cases.catch_up(uow, app.desk)
         await uow.commit()

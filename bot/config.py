@@ -27,6 +27,7 @@ from bot.domain.clock import SlaPolicy
 BUNDLED_POLICY = Path(__file__).parent / "policies" / "flower_shop.yaml"
 PUBLIC_API_URL = "https://api.telegram.org"
 WECOM_PUBLIC_API_URL = "https://qyapi.weixin.qq.com"
+WECOM_PUBLIC_OAUTH_URL = "https://open.weixin.qq.com"  # WeCom's web sign-in (connect/oauth2)
 WECOM_REQUIRED = (
     "wecom_corp_id",
     "wecom_secret",
@@ -132,6 +133,8 @@ class Settings(BaseSettings):
     wecom_app_token: SecretStr | None = None
     wecom_app_aes_key: SecretStr | None = None
     wecom_app_callback_path: str = "/wecom/app"
+    # where the app's links sign a member in (connect/oauth2/authorize): the dashboard's card
+    wecom_oauth_url: str = WECOM_PUBLIC_OAUTH_URL
     wecom_staff_ids: Annotated[tuple[str, ...], NoDecode] = ()
     wecom_manager_ids: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -195,7 +198,7 @@ class Settings(BaseSettings):
             raise ValueError("a token looks like 123456789:AAE..., as @BotFather gives it")
         return SecretStr(value.get_secret_value().strip())
 
-    @field_validator("telegram_api_url", "wecom_api_url")
+    @field_validator("telegram_api_url", "wecom_api_url", "wecom_oauth_url")
     @classmethod
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://", value):

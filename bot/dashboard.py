@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,8 +53,13 @@ class Refused(Exception):
         self.language = language
 
 
+class SignInUnavailable(Exception):
+    """The messenger could not be asked who this is (its API away for now): try again."""
+
+
 # what the messenger hands the page -> the manager who opened it (or Refused)
 SignIn = Callable[[str], Awaitable[Visitor]]
+DEFAULT_VIA = "telegram"  # `?via=` left out: Telegram's Mini App
 
 
 def derive_key(secret: str, purpose: str = "dashboard-session") -> bytes:
@@ -106,20 +111,22 @@ class SessionTokens:
 
 
 class Dashboard:
-    """The dashboard's JSON calls; `sign_in` is the messenger's (Telegram's Mini App check)."""
+    """The dashboard's JSON calls. `sign_in`: each messenger's, by the name the page gives in
+    `?via=` (`telegram`: the Mini App's initData checked; `wecom`: the web sign-in's code
+    asked about); one alone is Telegram's."""
 
     def __init__(
         self,
         desk: Desk,
         new_uow: NewUnitOfWork,
         clock: Callable[[], datetime],
-        sign_in: SignIn,
+        sign_in: SignIn | Mapping[str, SignIn],
         tokens: SessionTokens,
     ) -> None:
         self.desk = desk
         self.new_uow = new_uow
         self.clock = clock
-        self.sign_in = sign_in
+        self.sign_ins = dict(sign_in) if isinstance(sign_in, Mapping) else {DEFAULT_VIA: sign_in}
         self.tokens = tokens
 
     def add_routes(self, app: web.Application) -> None:
@@ -141,14 +148,25 @@ class Dashboard:
         return self.tokens.read(token.strip(), self.clock())
 
     async def _session(self, request: web.Request) -> web.Response:
+        """The body is what the messenger handed the page: Telegram's initData, or (`?via=
+        wecom`) the code WeCom's web sign-in put in the page's link."""
         raw = await request.read()  # the server's own limit bounds it (4 MiB)
+        via = request.query.get("via", DEFAULT_VIA)
         try:
+            sign_in = self.sign_ins.get(via)
+            if sign_in is None:  # a messenger this desk does not have
+                raise Refused("bad_via")
             if len(raw) > MAX_SIGN_IN:
-                raise Refused("bad_hash")
-            visitor = await self.sign_in(raw.decode("utf-8", errors="replace").strip())
+                raise Refused("bad_hash" if via == DEFAULT_VIA else "bad_code")
+            visitor = await sign_in(raw.decode("utf-8", errors="replace").strip())
         except Refused as refused:
-            logger.info("A dashboard sign-in was refused: %s", refused.reason)
+            logger.info("A dashboard sign-in (%r) was refused: %s", via[:20], refused.reason)
             return self._refused(refused)
+        except SignInUnavailable as exc:
+            logger.warning("A dashboard sign-in (%r) waits for the messenger: %s", via, exc)
+            language = self.desk.staff_language
+            message = self.desk.render(language, "dashboard/refused.txt", reason="unavailable")
+            return web.json_response({"error": "unavailable", "message": message}, status=503)
         token = self.tokens.issue(visitor, self.clock())
         return web.json_response({"token": token, "language": visitor.language})
 

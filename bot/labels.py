@@ -51,6 +51,8 @@ LABELS: dict[str, dict[str, str]] = {
         "typed_take": "跟进",
         "typed_tier": "方案",
         "typed_done": "结案",
+        "open_dashboard": "📊 打开仪表盘",
+        "start_dashboard": "💬 私聊机器人,打开仪表盘",
     },
     "en": {
         "no_order": "I don't have an order number",
@@ -98,6 +100,8 @@ LABELS: dict[str, dict[str, str]] = {
         "where_store": "Store",
         "where_supply_chain": "Supply chain",
         "where_courier": "Courier",
+        "open_dashboard": "📊 Open the dashboard",
+        "start_dashboard": "💬 Open it in a private chat with the bot",
     },
 }
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bot.channels.base import CustomerChannel, Delivery, Outcome, StaffRoom, Unsure
-from bot.domain.messages import Outgoing, Urgency
+from bot.domain.messages import Outgoing, Say, Urgency
 from bot.domain.tickets import Actor, CustomerRef
 from bot.durable import passing
 from bot.leases import Claims, wall_clock
@@ -340,6 +340,7 @@ class Sender:
             return
         if head.channel == MIRROR:
             return
+        self._follow_up(uow, head, outcome)
         who = CustomerRef(head.channel, head.recipient)
         if outcome.delivery is Delivery.BLOCKED:
             self._blocked.add(head.lane)
@@ -360,6 +361,18 @@ class Sender:
             if answer_by and head.ticket_id is not None:
                 actor = Actor(*answer_by)
                 await staff.answer_delivered(uow, self.desk, head.ticket_id, actor, now)
+
+    @staticmethod
+    def _follow_up(uow: UnitOfWork, head: Outgoing, outcome: Outcome) -> None:
+        """What the staff room hears once a private message went, or did not (refused, or no
+        answer: it may not have arrived)."""
+        follow = head.payload.get("follow_up")
+        if not follow:
+            return
+        said = follow.get("sent" if outcome.delivery is Delivery.SENT else "not_sent")
+        if said:
+            to = Actor(*follow["to"]) if follow.get("to") else None
+            uow.outbox.to_room(Say.from_json(said), urgency=Urgency.RELAY, to=to)
 
     async def _staff_room_answered(
         self, uow: UnitOfWork, head: Outgoing, outcome: Outcome

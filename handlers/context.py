@@ -43,3 +43,5 @@ class Desk:
     # the words that tell staff how to answer a customer in their room (a template the room
     # names: reply to the card in a group, write to the app in WeCom)
     how_to_answer: str = "staff/how_to_answer_group.html"
+    # the manager's dashboard (PUBLIC_URL/dashboard); None: PUBLIC_URL is not set
+    dashboard_url: str | None = None

@@ -23,10 +23,10 @@ from bot.domain.insight import (
     overdue_first,
     parse_period,
 )
-from bot.domain.messages import Answer, Attachment, Say, Urgency
+from bot.domain.messages import Answer, Attachment, Choice, Say, Urgency
 from bot.domain.orders import normalise_number
 from bot.domain.remedies import UnknownRemedy
-from bot.domain.tickets import Actor, Ticket, TicketStateError, parse_reference
+from bot.domain.tickets import Actor, CustomerRef, Ticket, TicketStateError, parse_reference
 from bot.labels import CHANNELS, RECORD_HEADERS, STATUSES, TIMELINE, label
 from bot.orders import OrdersFileError, read_orders
 from bot.text import split_text
@@ -123,6 +123,72 @@ async def reopened(
     common.tell_thread(uow, desk, ticket, "staff/reopened.html", actor=actor)
     common.refresh_card(uow, desk, ticket)
     return Answer(desk.render(lang, "manager/reopened_alert.txt", ticket=ticket))
+
+
+# -- the dashboard: a button that opens it ------------------------------------------------------
+
+DASHBOARD_COMMAND = "/dashboard"
+
+
+def dashboard_button(desk: Desk, language: str) -> Say:
+    """The words and the button that open the dashboard (or, with no PUBLIC_URL, why there is
+    none). The button is a page the messenger opens as the person who tapped it: sent only
+    into that person's own chat with the desk."""
+    if desk.dashboard_url is None:
+        return Say(desk.render(language, "manager/dashboard_needs_url.html"))
+    button = Choice(label(language, "open_dashboard"), desk.dashboard_url, "page")
+    return Say(desk.render(language, "manager/dashboard.html"), choices=((button,),))
+
+
+def dashboard_in_private(
+    uow: UnitOfWork, desk: Desk, who: CustomerRef, actor: Actor, language: str
+) -> None:
+    """`/dashboard` in someone's private chat with the desk (or the start link that brings
+    it): a manager gets the button; anyone else hears, politely, that it is the managers'.
+    Nothing else starts (no complaint)."""
+    if actor.role != "manager":
+        text = desk.render(language, "manager/dashboard_not_yours.html")
+        uow.outbox.to_customer(who, Say(text), urgency=Urgency.RELAY)
+        return
+    uow.outbox.to_customer(who, dashboard_button(desk, language), urgency=Urgency.RELAY)
+
+
+def dashboard_in_room(
+    uow: UnitOfWork,
+    desk: Desk,
+    actor: Actor,
+    private: CustomerRef | None = None,
+    language: str | None = None,
+    start_link: str | None = None,
+) -> None:
+    """`/dashboard` in the staff room. In a room of 1:1 chats (`private` None: WeCom's app) the
+    manager gets the button there. In a shared group the button goes to the manager's private
+    chat (`private`, in their `language`), and the group hears that it went; where it cannot
+    go (they never started a chat with the bot), the group gets `start_link`, which starts
+    that chat and brings the button. Others hear, politely, that it is the managers'."""
+    lang = desk.staff_language
+    if actor.role != "manager":
+        template = "manager/only_managers.html"
+        _room(uow, desk, template, to=actor, actor=actor, command=DASHBOARD_COMMAND)
+        return
+    if desk.dashboard_url is None or private is None:
+        uow.outbox.to_room(dashboard_button(desk, lang), urgency=Urgency.RELAY, to=actor)
+        return
+    sent = Say(desk.render(lang, "manager/dashboard_sent.html", actor=actor))
+    start = Say(
+        desk.render(lang, "manager/dashboard_start.html", actor=actor, link=start_link),
+        choices=((Choice(label(lang, "start_dashboard"), start_link, "link"),),)
+        if start_link
+        else (),
+    )
+    uow.outbox.to_customer(
+        private,
+        dashboard_button(desk, language or lang),
+        urgency=Urgency.RELAY,
+        if_sent=sent,
+        if_not_sent=start,
+        tell=actor,
+    )
 
 
 # -- insight: the complaint record, statistics, exports, orders --------------------------------

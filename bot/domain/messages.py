@@ -60,7 +60,10 @@ class Choice:
     """Something the person can tap. `key` comes back in a `Tap` and the core checks it.
 
     `kind`: "tap" (a button under the message), "phone" (share the phone number), "reply" (a
-    ready answer that comes back as the label's text)."""
+    ready answer that comes back as the label's text), "page" (a button that opens the desk's
+    own page at the URL in `key` inside the messenger, which tells the page who opened it:
+    Telegram's Mini App, WeCom's signed-in link; only in a person's own chat with the desk),
+    "link" (a button that opens the URL in `key`)."""
 
     label: str
     key: str = ""

@@ -4,8 +4,11 @@ It speaks the Bot API over HTTP (`/bot<token>/<method>`), keeps updates for getU
 Telegram's offset rules, checks HTML as Telegram does ("can't parse entities", 4096/1024
 limits), records everything the bot sends, and lets scripted people act: write, send photos
 and albums, share a contact, tap buttons by their labels, reply in the staff group, block the
-bot. Faults can be injected (429 with retry_after, 5xx) to see that the bot recovers, and
-Telegram's flood limits switched on (`limits = TelegramLimits()`), answering 429 past them.
+bot. As Telegram, it will not let the bot write first to someone who never started a chat with
+it (`person(..., started=False)`), and it takes a Mini App button (`web_app`) only in a private
+chat, with an https address. Faults can be injected (429 with retry_after, 5xx) to see that the
+bot recovers, and Telegram's flood limits switched on (`limits = TelegramLimits()`), answering
+429 past them.
 
 With `setWebhook` it delivers the updates as Telegram does to a webhook instead: POSTed one chat
 at a time, in order, retried with back-off until a 2xx comes back (getUpdates answers 409 then).
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -393,6 +397,7 @@ class BotApiStandIn:
         self.groups: dict[int, Group] = {}
         self.people: dict[int, Person] = {}
         self.blocked: set[int] = set()
+        self.not_started: set[int] = set()  # people who never opened a private chat with the bot
         self.faults: list[Fault] = []
         self.slow_answers: list[SlowAnswer] = []
         self.limits: TelegramLimits | None = None  # Telegram's flood limits, when switched on
@@ -568,10 +573,19 @@ class BotApiStandIn:
     # -- people and chats ------------------------------------------------------------------
 
     def person(
-        self, user_id: int, first_name: str, language_code: str = "zh", **extra: Any
+        self,
+        user_id: int,
+        first_name: str,
+        language_code: str = "zh",
+        started: bool = True,
+        **extra: Any,
     ) -> Person:
+        """Someone Telegram knows. `started`: they have a private chat with the bot already
+        (False: the bot cannot write to them until they write to it, `/start` or anything)."""
         person = Person(self, user_id, first_name, language_code, **extra)
         self.people[user_id] = person
+        if not started:
+            self.not_started.add(user_id)
         return person
 
     def add_group(
@@ -666,6 +680,8 @@ class BotApiStandIn:
         self.messages[(chat["id"], message["message_id"])] = message
         if chat["id"] in self.groups:
             self.groups[chat["id"]].members.add(person.id)
+        elif chat.get("type") == "private":  # the chat with the bot exists from now on
+            self.not_started.discard(person.id)
         self._notify("user", message)
         self._push({"message": message})
         return message
@@ -1091,6 +1107,7 @@ class BotApiStandIn:
         sent = self._find(chat_id, message_id)
         text, links = self._parsed(params.get("text", ""), params.get("parse_mode"), TEXT_LIMIT)
         markup = params.get("reply_markup")
+        _check_buttons(chat_id, markup)
         if text == sent.text and markup == sent.reply_markup:
             raise ApiError(
                 400,
@@ -1114,6 +1131,7 @@ class BotApiStandIn:
         chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
         sent = self._find(chat_id, message_id)
         markup = params.get("reply_markup")
+        _check_buttons(chat_id, markup)
         if markup == sent.reply_markup or (not markup and not sent.reply_markup):
             raise ApiError(400, "Bad Request: message is not modified")
         sent.reply_markup = markup
@@ -1158,8 +1176,11 @@ class BotApiStandIn:
             await asyncio.sleep(self.latency)
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.not_started:
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         if chat_id < 0 and chat_id not in self.groups:
             raise ApiError(400, "Bad Request: chat not found")
+        _check_buttons(chat_id, params.get("reply_markup"))
         if kind == "text" and not text:
             raise ApiError(400, "Bad Request: message text is empty")
         limit = TEXT_LIMIT if kind == "text" else CAPTION_LIMIT
@@ -1229,6 +1250,45 @@ class BotApiStandIn:
         self._notify("sent", sent)
         await self._wake()
         return message
+
+
+def _check_buttons(chat_id: int, markup: object) -> None:
+    """Inline buttons as Telegram takes them: a Mini App button (`web_app`) only in a private
+    chat (elsewhere BUTTON_TYPE_INVALID) and only with an https address; a link button with an
+    http(s) or tg address. The stand-in also takes a Mini App's plain http:// on a loopback
+    address, where the tests' desk listens (Telegram itself never does)."""
+    if not isinstance(markup, dict):
+        return
+    for row in markup.get("inline_keyboard") or []:
+        for button in row:
+            web_app = button.get("web_app")
+            if web_app is not None:
+                if chat_id < 0:
+                    raise ApiError(400, "Bad Request: BUTTON_TYPE_INVALID")
+                url = str(web_app.get("url") or "") if isinstance(web_app, dict) else ""
+                if not _https_or_loopback(url):
+                    raise ApiError(
+                        400,
+                        f"Bad Request: inline keyboard button Web App URL '{url}' is invalid: "
+                        "Only HTTPS links are allowed",
+                    )
+            if "url" in button:
+                url = str(button.get("url") or "")
+                if urlsplit(url).scheme not in ("http", "https", "tg") or "://" not in url:
+                    raise ApiError(
+                        400, f"Bad Request: inline keyboard button URL '{url}' is invalid"
+                    )
+
+
+def _https_or_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and (
+        parts.hostname == "localhost" or parts.hostname.startswith("127.")
+    )
 
 
 def _flag(value: object) -> bool:

@@ -21,6 +21,12 @@ the excess dropped silently and counted), message/update_template_card with a re
 (once, within 72 hours), media shared with kf, and the trusted-IP refusal (60020). Scripted staff
 write, send photos and tap card buttons; each is posted to the app's callback URL, encrypted and
 signed with the app's Token and EncodingAESKey, and retried like WeCom when not answered in 5 s.
+
+It also plays WeCom's web sign-in for the app's links (connect/oauth2/authorize, 91022): it acts
+as the member's phone, signed in as the member a test names (`sign_in_as`), checks the link as
+WeCom does (the corp id, response_type, scope, the app's agentid, a redirect within the app's
+trusted domain) and redirects to it with a code; auth/getuserinfo (91023) tells the app's token
+whom a code names, once, within 5 minutes (40029 otherwise).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
@@ -110,7 +116,14 @@ MEDIA_TYPES = {"image", "voice", "video", "file"}
 
 # The self-built app (message/send 90236, update_template_card 94888, callbacks 90240/90930;
 # error codes as WeCom's list 90313 names them)
-APP_SEND_TYPES = {"text", "image", "file", "template_card"}
+APP_SEND_TYPES = {"text", "image", "file", "template_card", "textcard"}
+TEXTCARD_TITLE_BYTES = 128  # a textcard's title and description are cut past these
+TEXTCARD_DESCRIPTION_BYTES = 512
+TEXTCARD_URL_BYTES = 2048
+# The web sign-in (connect/oauth2/authorize 91022, auth/getuserinfo 91023)
+OAUTH_CODE_TTL = 300  # a code is good for 5 minutes, once
+INVALID_CODE = 40029
+OAUTH_STATE = re.compile(r"[A-Za-z0-9]{0,128}")
 APP_TEXT_BYTES = 2048  # longer text is cut, not refused
 APP_PER_MINUTE = 30  # messages from the app to one member; the excess is dropped silently
 APP_PER_HOUR = 1000
@@ -301,6 +314,16 @@ class Customer:
 
 
 @dataclass
+class OAuthCode:
+    """A code the web sign-in gave (in the redirect): whom it names, when, for which app."""
+
+    userid: str | None  # a member of the corp
+    openid: str | None  # someone outside it
+    issued_at: float
+    agent_id: int | None
+
+
+@dataclass
 class AppMessage:
     """What one member received from the app (message/send): a text as they see it (cut at
     2048 bytes), an image or a file, or a button card as it now stands after any updates."""
@@ -316,6 +339,7 @@ class AppMessage:
     replaced_name: str | None = None  # update_template_card greyed the buttons out with this
     updates: int = 0
     body: dict[str, Any] = field(default_factory=dict)  # the send, as the bot posted it
+    link: str | None = None  # a textcard's url (its text: the description)
 
     @property
     def task_id(self) -> str | None:
@@ -336,6 +360,8 @@ class AppMessage:
 
     @property
     def title(self) -> str:
+        if self.msgtype == "textcard":
+            return str((self.body.get("textcard") or {}).get("title") or "")
         main = (self.card or {}).get("main_title") or {}
         return str(main.get("title") or "") if isinstance(main, dict) else ""
 
@@ -492,6 +518,13 @@ class WeComStandIn:
         self._response_codes: dict[str, ResponseCode] = {}
         self._event_times: dict[str, int] = {}  # per member, the last event's CreateTime
         self._app_callback_ids = itertools.count(1)
+        # the web sign-in: whom the phone that follows a link is signed in as, the app's trusted
+        # domain (可信域名: a redirect elsewhere is refused), the codes given
+        self.signed_in: str | None = None  # a member's userid
+        self.signed_in_outsider: str | None = None  # or someone outside the corp (an openid)
+        self.trusted_domain = "127.0.0.1"
+        self.oauth_codes: dict[str, OAuthCode] = {}
+        self.authorized: list[tuple[int, str]] = []  # each authorize: its status, and why
 
     # -- the server ------------------------------------------------------------------------
 
@@ -512,6 +545,7 @@ class WeComStandIn:
             ("POST", "message/send", self._message_send, APP, True),
             ("POST", "message/update_template_card", self._update_template_card, APP, True),
             ("GET", "user/get", self._user_get, APP, False),
+            ("GET", "auth/getuserinfo", self._getuserinfo, APP, False),
             ("POST", "webhook/send", self._webhook_send, None, True),
         ]
         for method, path, handler, auth, has_json in routes:
@@ -519,6 +553,7 @@ class WeComStandIn:
                 method, f"/cgi-bin/{path}", self._endpoint(path, handler, auth, has_json)
             )
         app.router.add_get("/standin/pic/{media_id}", self._pic)  # a staff photo's PicUrl
+        app.router.add_get("/connect/oauth2/authorize", self._authorize)  # open.weixin.qq.com
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -954,13 +989,15 @@ class WeComStandIn:
         wanted = [u.strip() for u in str(body.get("touser") or "").split("|") if u.strip()]
         if not wanted:
             raise Refusal(40058, "touser is empty (toparty and totag are not kept here)")
-        text, cut, media_id, card = "", False, None, None
+        text, cut, media_id, card, link = "", False, None, None, None
         if msgtype == "text":
             text, cut = _cut(str(item.get("content") or ""))
             if not text:
                 raise Refusal(44004, "empty content")
         elif msgtype == "template_card":
             card = self._check_card(item)
+        elif msgtype == "textcard":
+            link, text = self._check_textcard(item)
         else:
             media_id = str(item.get("media_id") or "")
             media = self._media_of(media_id)
@@ -997,12 +1034,27 @@ class WeComStandIn:
                 media_id=media_id,
                 card=copy.deepcopy(card),
                 body=copy.deepcopy(body),
+                link=link,
             )
             self.app_sent.append(sent)
             if cut:
                 self.app_cut.append(sent)
         await self._wake()
         return answer
+
+    @staticmethod
+    def _check_textcard(item: dict[str, Any]) -> tuple[str, str]:
+        """A textcard as WeCom takes it (90236): a title, a description and a url with its
+        scheme (at most 2048 bytes) are needed; a title past 128 bytes and a description past
+        512 are cut. Its (url, description as the member sees it)."""
+        title = str(item.get("title") or "")
+        description = str(item.get("description") or "")
+        url = str(item.get("url") or "")
+        if not title or not description or not url:
+            raise Refusal(40058, "textcard needs title, description and url")
+        if not url.startswith(("http://", "https://")) or _bytes(url) > TEXTCARD_URL_BYTES:
+            raise Refusal(40058, "textcard url: http(s)://, at most 2048 bytes")
+        return url, _cut(description, TEXTCARD_DESCRIPTION_BYTES)[0]
 
     def _within_rate(self, userid: str, now: float) -> bool:
         """Whether WeCom delivers one more message from the app to this member now: at most 30
@@ -1116,6 +1168,82 @@ class WeComStandIn:
         if member is None:
             raise Refusal(60111, "userid not found")
         return {"userid": member.userid, "name": member.name, "status": 1}
+
+    # -- the web sign-in --------------------------------------------------------------------
+
+    def sign_in_as(self, userid: str) -> None:
+        """The phone that follows the app's links is signed in to WeCom as this member."""
+        self.signed_in, self.signed_in_outsider = userid, None
+
+    def sign_in_outsider(self, openid: str = "oSTANDINoutsider0001") -> None:
+        """...or as someone outside the corp (a WeChat user: getuserinfo gives an openid)."""
+        self.signed_in, self.signed_in_outsider = None, openid
+
+    def _refuse_authorize(self, errcode: int, why: str) -> web.Response:
+        """WeCom's error page (it shows the errcode and stays there)."""
+        self.authorized.append((400, why))
+        page = f"<html><body><p>错误码:{errcode}</p><p>{why}</p></body></html>"
+        return web.Response(status=400, text=page, content_type="text/html")
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        """connect/oauth2/authorize (91022), as the member's phone opens it: the parameters
+        checked as WeCom documents them, then a redirect to `redirect_uri` with `code` and
+        `state` added to its query. Outside the WeCom app (nobody signed in) WeCom shows a page
+        that asks to open the link in WeCom."""
+        q = request.query
+        if q.get("appid") != self.corp_id:
+            return self._refuse_authorize(40013, "invalid appid: not the corp id")
+        redirect = q.get("redirect_uri", "")
+        parts = urlsplit(redirect)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return self._refuse_authorize(40058, "redirect_uri is not a URL")
+        if q.get("response_type") != "code":
+            return self._refuse_authorize(40058, "response_type must be code")
+        scope = q.get("scope", "")
+        if scope not in ("snsapi_base", "snsapi_privateinfo"):
+            return self._refuse_authorize(40058, "scope: snsapi_base or snsapi_privateinfo")
+        agent_id = q.get("agentid")
+        if scope == "snsapi_privateinfo" and not agent_id:
+            return self._refuse_authorize(41011, "snsapi_privateinfo needs agentid")
+        if agent_id is not None and agent_id != str(self.agent_id):
+            return self._refuse_authorize(40056, "invalid agentid")
+        state = q.get("state", "")
+        if not OAUTH_STATE.fullmatch(state):
+            return self._refuse_authorize(40058, "state: at most 128 of a-zA-Z0-9")
+        if self.trusted_domain is not None and parts.hostname != self.trusted_domain:
+            return self._refuse_authorize(50001, "redirect_uri is not the app's trusted domain")
+        if self.signed_in is None and self.signed_in_outsider is None:
+            self.authorized.append((403, "not in WeCom"))
+            page = "<html><body><p>请在企业微信客户端打开链接</p></body></html>"
+            return web.Response(status=403, text=page, content_type="text/html")
+        code = _random(32, string.ascii_letters + string.digits)
+        self.oauth_codes[code] = OAuthCode(
+            self.signed_in,
+            self.signed_in_outsider,
+            self.clock(),
+            int(agent_id) if agent_id else None,
+        )
+        added = urlencode({"code": code, "state": state})
+        query = f"{parts.query}&{added}" if parts.query else added
+        self.authorized.append((302, "signed in"))
+        raise web.HTTPFound(urlunsplit(parts._replace(query=query)))
+
+    async def _getuserinfo(
+        self, request: web.Request, query: dict[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """auth/getuserinfo (91023), with the app's token: whom a sign-in's code names, a
+        member's userid (or an outsider's openid). Once, within 5 minutes: 40029 otherwise."""
+        given = str(query.get("code") or "")
+        if not given:
+            raise Refusal(41008, "missing code")
+        code = self.oauth_codes.pop(given, None)  # used up, whatever comes of it
+        if code is None or self.clock() - code.issued_at > OAUTH_CODE_TTL:
+            raise Refusal(INVALID_CODE, "invalid code")
+        if code.agent_id is not None and code.agent_id != self.agent_id:
+            raise Refusal(INVALID_CODE, "invalid code: another app's")
+        if code.userid is not None:  # no user_ticket: that is snsapi_privateinfo's, not kept here
+            return {"userid": code.userid}
+        return {"openid": code.openid, "external_userid": ""}
 
     async def _pic(self, request: web.Request) -> web.Response:
         media = self._media_of(request.match_info["media_id"])
@@ -1320,6 +1448,7 @@ class WeComStandIn:
             "wecom_app_aes_key": self.app_aes_key,
             "wecom_staff_ids": ",".join(staff),
             "wecom_manager_ids": ",".join(managers),
+            "wecom_oauth_url": self.base_url,  # the web sign-in (open.weixin.qq.com)
         }
 
     # -- callbacks -------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryA
 from bot.channels.base import Passing
 from bot.channels.telegram.routes import (
     CHANNEL,
+    DASHBOARD,
     DEEP_LINK,
     AfterCommit,
     Router,
@@ -311,7 +312,7 @@ class DurablePoller:
         if user is None or user.is_bot or message.media_group_id:
             return False
         text = (message.text or "").strip()
-        if DEEP_LINK.match(text):  # a ticket's link from a digest: maybe staff, not a complaint
+        if DEEP_LINK.match(text) or DASHBOARD.match(text):  # staff's links: not a complaint
             return False
         return not (text.startswith("/") and text.split("@")[0].split(" ")[0] != "/start")
 

@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 CHANNEL = "telegram"
 KINDS = ("text", *FILE_KINDS, "contact", "location")
 DEEP_LINK = re.compile(r"^/start(@\w+)?\s+(T-\d{6,})$")
+# `/dashboard`, or the start link a group answer carries for a manager who never started a chat
+# with the bot (`https://t.me/<bot>?start=dashboard`)
+DASHBOARD = re.compile(r"^(/dashboard(@\w+)?|/start(@\w+)?\s+dashboard)$", re.IGNORECASE)
 AfterCommit = Callable[[], Awaitable[None]]
 LINK_GRACE = 30.0  # seconds a reply to a fresh, unlinked message of the desk's waits for its link
 
@@ -357,8 +360,11 @@ class Router:
     async def private_message(
         self, uow: UnitOfWork, message: Message, now: datetime, greeted: bool
     ) -> None:
-        match = DEEP_LINK.match((message.text or "").strip())
         user = message.from_user
+        if user is not None and DASHBOARD.match((message.text or "").strip()):
+            await self.dashboard_in_private(uow, user)
+            return
+        match = DEEP_LINK.match((message.text or "").strip())
         if match and user is not None and await self.is_staff(user.id):
             # a staff member tapped a ticket in a digest: its card, read-only, in private
             say = await staff.ticket_card(uow, self.desk, match.group(2))
@@ -367,6 +373,22 @@ class Router:
         said = said_by_customer(message, self.default_language)
         if said is not None:
             await customer.wrote(uow, self.desk, said, now, greeted=greeted)
+
+    async def dashboard_in_private(self, uow: UnitOfWork, user: User) -> None:
+        """`/dashboard` in a private chat (or the start link's `/start dashboard`): a manager
+        gets the dashboard's button; anyone else hears it is the managers'."""
+        role = "manager" if await self.managers.is_manager(user.id) else "customer"
+        actor = Actor(str(user.id), user.first_name or user.full_name, role)
+        language = language_of(user.language_code, self.default_language)
+        manager.dashboard_in_private(uow, self.desk, customer_of(user), actor, language)
+
+    def start_link(self, payload: str) -> str | None:
+        """A link that opens a private chat with the bot and starts it with `payload`."""
+        try:
+            username = self.bot.username
+        except RuntimeError:  # not initialised (no getMe yet)
+            return None
+        return f"https://t.me/{username}?start={payload}" if username else None
 
     async def staff_message(self, uow: UnitOfWork, message: Message, now: datetime) -> None:
         """A staff member's message: relayed when it belongs to a ticket's thread."""
@@ -405,6 +427,17 @@ class Router:
         if command in manager.INSIGHT_COMMANDS:
             return  # `prepare` did it, before the unit of work; the poller writes what it made
         actor = await self.staff_actor(message.from_user)
+        if command == manager.DASHBOARD_COMMAND:  # the button goes to their private chat
+            user = message.from_user
+            manager.dashboard_in_room(
+                uow,
+                self.desk,
+                actor,
+                private=customer_of(user),
+                language=language_of(user.language_code, self.default_language),
+                start_link=self.start_link("dashboard"),
+            )
+            return
         if command == staff.HISTORY_COMMAND:
             ticket = await self.ticket_of(uow, message)
             if ticket is None:

@@ -24,6 +24,7 @@ from telegram import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     ReplyParameters,
+    WebAppInfo,
 )
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -37,7 +38,7 @@ from telegram.error import (
 
 from bot.channels.base import Delivery, Outcome, Passing, Refresh, Unsure
 from bot.channels.telegram.limiter import Limiter
-from bot.domain.messages import Attachment, Outgoing, Say, Urgency
+from bot.domain.messages import Attachment, Choice, Outgoing, Say, Urgency
 from bot.domain.tickets import Ticket
 from bot.render import Render
 from storage.outbox import CARD, CARD_EDIT, CLEAR, RELAY, ROOM
@@ -155,14 +156,26 @@ def _may_have_arrived(exc: NetworkError) -> bool:
     )
 
 
+INLINE = ("tap", "page", "link")  # choices shown as buttons under the message
+
+
+def inline_button(choice: Choice) -> InlineKeyboardButton:
+    """A button under the message: a tap comes back as a callback; a page opens as a Mini App
+    (`web_app`: Telegram allows it only in a private chat, and only over https); a link opens
+    its URL."""
+    if choice.kind == "page":
+        return InlineKeyboardButton(choice.label, web_app=WebAppInfo(choice.key))
+    if choice.kind == "link":
+        return InlineKeyboardButton(choice.label, url=choice.key)
+    return InlineKeyboardButton(choice.label, callback_data=choice.key)
+
+
 def markup(say: Say) -> Any:
     """Choices as Telegram shows them: buttons under the message, or ready answers (with the
     phone number's button) in place of the keyboard."""
     rows = say.choices
-    if rows and all(c.kind == "tap" for row in rows for c in row):
-        return InlineKeyboardMarkup(
-            [[InlineKeyboardButton(c.label, callback_data=c.key) for c in row] for row in rows]
-        )
+    if rows and all(c.kind in INLINE for row in rows for c in row):
+        return InlineKeyboardMarkup([[inline_button(c) for c in row] for row in rows])
     if rows:
         return ReplyKeyboardMarkup(
             [

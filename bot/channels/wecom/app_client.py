@@ -1,8 +1,9 @@
 """A thin client for the shop's self-built WeCom app (自建应用), where staff and managers work:
 message/send (90236) to members, message/update_template_card (94888), media/upload and
-media/get. The access token, its renewal on 40014/42001, the HTTP calls and their errors are the
-customer-service client's: only the secret differs, so a KfClient built with the app's secret
-does that part (its kf/* calls are never used here).
+media/get, and auth/getuserinfo (91023: who signed in to one of the app's links). The access
+token, its renewal on 40014/42001, the HTTP calls and their errors are the customer-service
+client's: only the secret differs, so a KfClient built with the app's secret does that part
+(its kf/* calls are never used here).
 
 WeCom answers the app's calls from an address that is not among the app's trusted IPs
 (企业可信IP) with 60020; that is raised as WeComIpNotTrusted, whose message names the address
@@ -47,6 +48,15 @@ class SendResult:
     msgid: str
     response_code: str | None = None
     invalid_users: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Whom WeCom's web sign-in vouched for: a member of the corp (`userid`), or someone
+    outside it (`openid` only)."""
+
+    userid: str | None
+    openid: str | None = None
 
 
 class AppClient:
@@ -121,6 +131,16 @@ class AppClient:
             return None
         self._names[userid] = name
         return name
+
+    async def signed_in(self, code: str) -> SignedIn:
+        """Who opened a link of the app's through WeCom's web sign-in (connect/oauth2), from
+        the `code` it put in the link (auth/getuserinfo, 91023): a member's userid, or a
+        non-member's openid. A code works once, within 5 minutes; an unknown, used or expired
+        one is WeComError 40029."""
+        data = await self._call(self._api.call("auth/getuserinfo", params={"code": code}))
+        return SignedIn(
+            str(data.get("userid") or "") or None, str(data.get("openid") or "") or None
+        )
 
     def known_name(self, userid: str) -> str | None:
         """A member's name if it was learnt already (no call to WeCom)."""

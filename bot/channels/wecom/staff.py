@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -443,6 +445,9 @@ class WeComStaff:
             args = (target[1] if target else text)[len(command) :]
             await self._phrases(uow, actor, target[0] if target else None, args, ref, now)
             return
+        if command == manager_cases.DASHBOARD_COMMAND:  # a card that signs them in
+            manager_cases.dashboard_in_room(uow, self.desk, actor)
+            return
         if text.startswith("/"):
             command = text.split()[0].lower()
             self._tell(uow, actor, self.desk.render(lang, "staff/not_here_yet.txt",
@@ -827,6 +832,23 @@ class WeComStaff:
             return got or self.members
         return self.members
 
+    def _page_card(self, page: Choice, text: str) -> dict[str, Any]:
+        """A page of the desk's as a text card (textcard) whose link signs the member in: the
+        page learns who opened it from WeCom, not from anything in the link."""
+        settings = self.settings
+        assert settings.wecom_corp_id and settings.wecom_agent_id is not None
+        link = sign_in_link(
+            settings.wecom_oauth_url, settings.wecom_corp_id, settings.wecom_agent_id, page.key
+        )
+        return {
+            "msgtype": "textcard",
+            "textcard": {
+                "title": cut_bytes(page.label, 128),
+                "description": cut_bytes(text or page.label, 512),
+                "url": link,
+            },
+        }
+
     async def _to_people(
         self, head: Outgoing, ticket: Ticket | None, say: Say | None = None
     ) -> list[str]:
@@ -836,6 +858,11 @@ class WeComStaff:
         text = plain_text(say.text)
         if ticket is not None and text and ticket.reference not in text:
             text = f"【{ticket.reference}】{text}"
+        pages = [c for row in say.choices for c in row if c.kind == "page" and c.key]
+        if pages:  # the words go on the page's card
+            for page in pages:
+                ids.append((await self._send(people, self._page_card(page, text))).msgid)
+            text = ""
         for piece in split_bytes(text) if text else []:
             ids.append((await self._send(people, _text(piece))).msgid)
         for attachment in say.attachments:
@@ -869,6 +896,29 @@ class WeComStaff:
 
 def _text(content: str) -> dict[str, Any]:
     return {"msgtype": "text", "text": {"content": content}}
+
+
+def sign_in_link(
+    oauth_url: str, corp_id: str, agent_id: int, page_url: str, state: str = ""
+) -> str:
+    """A link to one of the desk's pages through WeCom's web sign-in (91022): WeCom sends the
+    member's browser on to the page (`?via=wecom` added) with `code` and `state` in its query,
+    and the desk asks WeCom whom the code names (auth/getuserinfo). snsapi_base: the member's
+    userid only, with no consent screen."""
+    parts = urlsplit(page_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    redirect = urlunsplit(parts._replace(query=urlencode([*query, ("via", "wecom")])))
+    state = state or re.sub(r"[^A-Za-z0-9]", "", parts.path.rsplit("/", 1)[-1])[:128] or "page"
+    params = [
+        ("appid", corp_id),
+        ("redirect_uri", redirect),
+        ("response_type", "code"),
+        ("scope", "snsapi_base"),
+        ("state", state),
+        ("agentid", str(agent_id)),
+    ]
+    query = urlencode(params, quote_via=quote)
+    return f"{oauth_url}/connect/oauth2/authorize?{query}#wechat_redirect"
 
 
 ORDERS_MOST = 30 * 1024 * 1024  # an orders file larger than this is refused

@@ -1,0 +1,56 @@
+"""The dashboard's sign-in from WeCom: who opened the page, from the `code` WeCom's web sign-in
+(connect/oauth2/authorize, 91022) put in the page's link.
+
+The app's card links to the page through WeCom's sign-in, which sends the member's browser on to
+`PUBLIC_URL/dashboard?via=wecom&code=…&state=dashboard`; the page posts the code, and the desk
+asks WeCom whom it names (auth/getuserinfo, 91023, with the app's access token). A code works
+once, within 5 minutes: nothing in the link itself is trusted, and a link passed on is
+worthless. A member in WECOM_MANAGER_IDS gets in; anyone else is refused."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.channels.wecom.app_client import AppClient, WeComIpNotTrusted
+from bot.channels.wecom.client import WeComError, WeComUnavailable
+from bot.dashboard import Refused, SignInUnavailable, Visitor
+
+logger = logging.getLogger(__name__)
+
+MAX_CODE = 512  # WeCom's codes are a few dozen characters
+PASSING = {-1, 45009, 45033}  # WeCom busy, or its limits: the code is still good
+
+
+class WeComSignIn:
+    def __init__(
+        self, client: AppClient, is_manager: Callable[[str], bool], language: str
+    ) -> None:
+        """`is_manager`: whether a userid is in WECOM_MANAGER_IDS; `language`: the staff's
+        (WeCom says nothing of a member's)."""
+        self.client = client
+        self.is_manager = is_manager
+        self.language = language
+
+    async def __call__(self, code: str) -> Visitor:
+        """The manager the code names; Refused `bad_code` (unknown, used or expired),
+        `not_manager` (a member who is not a manager, or someone outside the corp);
+        SignInUnavailable while WeCom cannot be asked."""
+        code = code.strip()
+        if not code or len(code) > MAX_CODE:
+            raise Refused("bad_code", self.language)
+        try:
+            who = await self.client.signed_in(code)
+        except WeComIpNotTrusted as exc:
+            logger.error("WeCom refused the dashboard's sign-in: %s", exc)
+            raise SignInUnavailable(str(exc)) from None
+        except WeComError as exc:
+            if exc.errcode in PASSING:
+                raise SignInUnavailable(f"WeCom {exc.errcode}") from None
+            logger.info("WeCom did not take a dashboard sign-in's code: %s", exc.errcode)
+            raise Refused("bad_code", self.language) from None
+        except WeComUnavailable as exc:
+            raise SignInUnavailable(str(exc)) from None
+        if who.userid is None or not self.is_manager(who.userid):
+            raise Refused("not_manager", self.language)
+        return Visitor(who.userid, self.language)
