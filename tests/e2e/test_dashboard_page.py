@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -24,9 +24,12 @@ import pytest
 from playwright.async_api import Browser, Page, Request, async_playwright, expect
 
 from bot.standin import BotApiStandIn
+from bot.standin.wecom import WeComStandIn
 from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group
 from tests.e2e.test_dashboard import init_data
+from tests.e2e.test_dashboard_wecom import card_for, free_port, start_wecom_desk
+from tests.e2e.test_wecom_staff import complaint_filed
 
 
 def find_chromium() -> str | None:
@@ -473,21 +476,46 @@ async def test_opened_outside_a_messenger_the_page_says_where_to_open_it(
 
 
 @needs_chromium
-async def test_from_wecom_the_page_sends_the_sign_in_code(
-    api: BotApiStandIn, start_bot: Any, browser: Browser
+async def test_a_wecom_manager_opens_the_page_from_the_apps_card(
+    wecom: WeComStandIn, start_bot: Any, browser: Browser
 ) -> None:
-    """Opened by WeCom's web sign-in (`?via=wecom&code=…`), the page posts the code as it is to
-    the WeCom session call, takes it out of its own URL (it is good once), and shows the
-    desk's refusal for a code WeCom does not know."""
-    bot = await start_bot()
-    base = bot.app.http.url
-    opened = await open_page(
-        browser, f"{base}/dashboard?via=wecom&code=CODE-not-issued&state=dashboard"
-    )
+    """In WeCom the card's link goes through WeCom's web sign-in and comes back to the page
+    with a code: the manager sees the backlog and the heat map, and a reload (the code is
+    spent by then) keeps the session; a member who is no manager, following the same link,
+    sees the refusal and no data."""
+    boss = wecom.staff("boss", "陈店长")
+    wecom.staff("zhangsan", "张三")
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    await start_wecom_desk(start_bot, wecom, http_port=str(port), public_url=public)
+    await complaint_filed(wecom)
+    mark = len(wecom.app_sent)
+    boss.say("/dashboard")
+    card = await card_for(wecom, boss, mark)
+
+    wecom.sign_in_as("boss")
+    opened = await open_page(browser, card.link)
     page = opened.page
-    await expect(page.locator("#message h1")).to_have_text("无法打开看板")
-    [session] = [r for r in opened.requests if "/dashboard/api/" in r.url]
-    assert session.url == f"{base}/dashboard/api/session?via=wecom"
-    assert session.method == "POST" and session.post_data == "CODE-not-issued"
-    assert page.url == f"{base}/dashboard?via=wecom"
-    assert await page.locator("table").count() == 0
+    rows = page.locator("#backlog-table tbody tr")
+    await expect(rows.locator("td.reference .link")).to_have_text(["T-000001"])
+    quality = page.locator("#heat-table tbody tr", has=page.locator("th", has_text="花材质量"))
+    await expect(quality.locator(f'td[data-column="{week_of(datetime.now(UTC))}"]')).to_have_text(
+        "1"
+    )
+    assert page.url == f"{public}/dashboard?via=wecom"  # the spent code is out of the URL
+    # the page posted the code WeCom put in its URL, as it is, to the WeCom sign-in
+    [landed] = [r for r in opened.requests if r.url.startswith(f"{public}/dashboard?")]
+    [code] = parse_qs(urlsplit(landed.url).query)["code"]
+    [signed_in] = [r for r in opened.requests if "/dashboard/api/session" in r.url]
+    assert signed_in.url == f"{public}/dashboard/api/session?via=wecom"
+    assert signed_in.method == "POST" and signed_in.post_data == code
+    await page.reload()
+    await expect(rows.locator("td.reference .link")).to_have_text(["T-000001"])
+    assert not opened.problems, opened.problems
+
+    wecom.sign_in_as("zhangsan")  # the link passed on to a member who is no manager
+    refused = await open_page(browser, card.link)
+    await expect(refused.page.locator("#message")).to_contain_text("仅供店长使用")
+    assert await refused.page.locator("table").count() == 0
+    asked = [r.url for r in refused.requests if "/dashboard/api/" in r.url]
+    assert asked == [f"{public}/dashboard/api/session?via=wecom"]
