@@ -110,6 +110,13 @@ class SessionTokens:
         return visitor
 
 
+async def _not_kept(request: web.Request, response: web.StreamResponse) -> None:
+    """The JSON calls' answers are one manager's, as of now: no cache (the browser's, a proxy's)
+    keeps them."""
+    if request.path.startswith("/dashboard/api/"):
+        response.headers["Cache-Control"] = "no-store"
+
+
 class Dashboard:
     """The dashboard's JSON calls. `sign_in`: each messenger's, by the name the page gives in
     `?via=` (`telegram`: the Mini App's initData checked; `wecom`: the web sign-in's code
@@ -135,6 +142,7 @@ class Dashboard:
         app.router.add_get("/dashboard/api/backlog", self._backlog)
         app.router.add_get("/dashboard/api/figures", self._figures)
         app.router.add_get("/dashboard/api/tickets/{reference}", self._ticket)
+        app.on_response_prepare.append(_not_kept)
 
     def _refused(self, refused: Refused) -> web.Response:
         language = refused.language or self.desk.staff_language

@@ -52,6 +52,7 @@ async def test_a_manager_sees_the_backlog_and_no_one_else_does(
         headers = {"Authorization": f"Bearer {session['token']}"}
         async with http.get(f"{base}/dashboard/api/backlog", headers=headers) as answer:
             assert answer.status == 200
+            assert answer.headers["Cache-Control"] == "no-store"  # one manager's, as of now
             backlog = await answer.json()
         [ticket] = backlog["tickets"]
         assert ticket["reference"] == "T-000001" and ticket["category_label"] == "花材质量"
