@@ -225,7 +225,7 @@ class Dashboard:
         except PeriodError:
             return self._cannot_answer(visitor, "bad_period", 400, given=asked)
         show = manager_cases.labels_of(self.desk, visitor.language)
-        return web.json_response(figures_json(figures, show))
+        return web.json_response(figures_json(figures, show, self.desk.sla.first_response))
 
     async def _ticket(self, request: web.Request) -> web.Response:
         try:
@@ -242,7 +242,7 @@ class Dashboard:
         return web.json_response(timeline_json(ticket, entries, show))
 
 
-# -- the JSON the page reads (the contract: /tmp/i17/contract.md, part 2) -----------------------
+# -- the JSON the page reads (README: The dashboard, What the page reads) ------------------------
 
 Show = Callable[[str, str], str]  # (column, stored key) -> its label in the visitor's language
 
@@ -255,8 +255,9 @@ def _minutes(seconds: float | None, per: float) -> float | None:
     return None if seconds is None else round(seconds / per, 1)
 
 
-def figures_json(figures: Figures, show: Show) -> dict[str, Any]:
-    """The dashboard's figures of a period, labels in the visitor's language."""
+def figures_json(figures: Figures, show: Show, first_response: timedelta) -> dict[str, Any]:
+    """The dashboard's figures of a period, labels in the visitor's language; `first_response`
+    is the time a first answer is on time within (SLA_FIRST_RESPONSE)."""
     summary = figures.summary
     weeks = figures.weeks
     order = [key for key, _ in summary.by_category]
@@ -274,6 +275,7 @@ def figures_json(figures: Figures, show: Show) -> dict[str, Any]:
             "label": summary.period.label,
             "start": summary.period.start.isoformat(),
             "end": summary.period.end.isoformat(),
+            "timezone": summary.period.timezone,  # the shop's: its weeks and months
         },
         "total": summary.total,
         "heat": {
@@ -293,6 +295,7 @@ def figures_json(figures: Figures, show: Show) -> dict[str, Any]:
             "answered": [week.answered for week in weeks],
             "in_time": [week.answered_in_time for week in weeks],
             "share": [week.sla_hit for week in weeks],
+            "within_minutes": round(first_response.total_seconds() / 60),
         },
         "first_answer_median_minutes": _minutes(summary.first_answer_median, 60),
         "resolve_median_hours": _minutes(summary.resolution_median, 3600),

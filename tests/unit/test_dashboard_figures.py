@@ -95,11 +95,12 @@ def test_the_store_grid_keeps_the_summarys_category_order_most_complained_store_
 def test_the_figures_json_has_the_contracts_shape_with_labels() -> None:
     """Weeks as Mondays, a heat row per category (labels shown), the store grid, the on-time
     share week by week, medians in minutes and hours, every score 1..5, the repeats."""
-    data = figures_json(figures(), show)
+    data = figures_json(figures(), show, timedelta(minutes=10))
     assert data["period"] == {
         "label": "4d",
         "start": "2026-11-06T16:00:00+00:00",
         "end": "2026-11-10T16:00:00+00:00",
+        "timezone": "Asia/Shanghai",
     }
     assert data["total"] == 7 and data["backlog"] == 2
     assert data["heat"] == {
@@ -127,6 +128,7 @@ def test_the_figures_json_has_the_contracts_shape_with_labels() -> None:
         "answered": [4, 2],
         "in_time": [3, 1],
         "share": [0.75, 0.5],
+        "within_minutes": 10,
     }
     assert data["first_answer_median_minutes"] == 6.5 and data["resolve_median_hours"] == 5.5
     assert data["satisfaction"] == {
@@ -144,10 +146,10 @@ def test_the_figures_json_has_the_contracts_shape_with_labels() -> None:
 def test_no_store_and_no_answer_are_null() -> None:
     """No ticket's order names a store: `stores` is null; nothing measured: null figures."""
     empty = figures(by_store=[])
-    data = figures_json(empty, show)
+    data = figures_json(empty, show, timedelta(minutes=10))
     assert data["stores"] is None
     quiet = Summary(PERIOD, 0, [], [], 0, None, None, None, 0, None, 0, None, 0, [], [])
-    data = figures_json(figures(summary=quiet, by_store=[]), show)
+    data = figures_json(figures(summary=quiet, by_store=[]), show, timedelta(minutes=10))
     assert data["heat"] == {"weeks": [], "rows": [], "max": 0}
     assert data["first_answer_median_minutes"] is None and data["resolve_median_hours"] is None
 
