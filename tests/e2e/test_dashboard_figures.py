@@ -136,6 +136,7 @@ async def test_the_figures_count_what_customers_and_staff_did(
             "answered": [1, 1],
             "in_time": [1, 0],
             "share": [1.0, 0.0],
+            "within_minutes": 10,  # SLA_FIRST_RESPONSE
         }
         assert 7.5 <= figures["first_answer_median_minutes"] < 9  # (0 and 15 minutes) / 2
         assert figures["resolve_median_hours"] < 1
