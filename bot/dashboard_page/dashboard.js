@@ -17,6 +17,7 @@
       signingIn: "正在确认您的身份…",
       loading: "加载中…",
       openFromBot: "请在机器人的对话里发送 /dashboard，再点消息里的按钮打开看板。",
+      reopenWecom: "会话已过期：请在企业微信应用里重新发送 /dashboard，再点新的卡片打开看板。",
       refused: "无法打开看板",
       failed: "没有加载成功，请稍后重试。",
       retry: "重试",
@@ -85,6 +86,7 @@
       signingIn: "Checking who you are…",
       loading: "Loading…",
       openFromBot: "Open this page from the bot: send /dashboard in the chat and tap the button.",
+      reopenWecom: "The session has expired: send /dashboard to the WeCom app again and open the dashboard from the new card.",
       refused: "The dashboard cannot open",
       failed: "It did not load. Please try again in a moment.",
       retry: "Try again",
@@ -157,6 +159,9 @@
 
   let lang = "zh";
   let token = null;
+  let via = "telegram";  // the messenger the session came from
+  let launched = null;  // what Telegram put in the URL, kept to sign in again when the hour is up
+  let renewal = null;  // the sign-in again under way (or done): {from: the token it replaces, done}
   let now = null;  // the desk's time, from the backlog's answer
   let period = "7d";
   let figuresAsked = 0;  // the latest figures call: an older answer that comes late is dropped
@@ -313,24 +318,72 @@
 
   class Refused extends Error {}
 
+  // A data call with the session's token. The token lasts an hour, Telegram's initData a day:
+  // when the desk says the token is past its hour (or no longer its own), sign in again once,
+  // quietly, with what Telegram put in the URL, and ask again; only a refusal then is shown.
   async function ask(path) {
+    let used = token;
+    let said = await call(path, used);
+    if (said.status === 403 && said.body && ["expired_token", "bad_token"].includes(said.body.error)) {
+      await renew(used, said.body.message);
+      used = token;
+      said = await call(path, used);
+    }
+    const body = said.body;
+    if (said.status === 403) throw new Refused(body && body.message ? body.message : t("failed"));
+    if (!said.ok) {
+      const error = new Error(body && body.message ? body.message : t("failed"));
+      error.status = said.status;
+      throw error;
+    }
+    return body;
+  }
+
+  async function call(path, bearer) {
     let answer;
     try {
       answer = await fetch(api(path), {
-        headers: { Authorization: "Bearer " + token },
+        headers: { Authorization: "Bearer " + bearer },
         cache: "no-store",
       });
     } catch (e) {
       throw new Error(t("failed"));  // no answer at all (offline, the desk restarting)
     }
     const body = await answer.json().catch(() => null);
-    if (answer.status === 403) throw new Refused(body && body.message ? body.message : t("failed"));
-    if (!answer.ok) {
-      const error = new Error(body && body.message ? body.message : t("failed"));
-      error.status = answer.status;
-      throw error;
+    return { status: answer.status, ok: answer.ok, body };
+  }
+
+  // One sign-in again for the token that ran out, however many calls found it so.
+  function renew(used, why) {
+    if (token !== used) return Promise.resolve();  // another call has already renewed it
+    if (!renewal || renewal.from !== used) renewal = { from: used, done: signInAgain(why) };
+    return renewal.done;
+  }
+
+  async function signInAgain(why) {
+    // WeCom's code is good once, and spent: only the app can give a new one
+    if (via === "wecom") throw new Refused(t("reopenWecom"));
+    if (!launched) throw new Refused(why || t("failed"));
+    let answer;
+    try {
+      answer = await postSession(launched);
+    } catch (e) {
+      throw new Error(t("failed"));
     }
-    return body;
+    const body = await answer.json().catch(() => null);
+    if (answer.status === 403) throw new Refused(body && body.message ? body.message : why);
+    if (!answer.ok || !body || !body.token) throw new Error(t("failed"));
+    token = body.token;
+    remember({ token, language: lang, via });
+  }
+
+  function postSession(from) {
+    return fetch(api(from.via === "wecom" ? "session?via=wecom" : "session"), {
+      method: "POST",
+      body: from.body,
+      headers: { "Content-Type": "text/plain;charset=UTF-8" },
+      cache: "no-store",
+    });
   }
 
   function remember(session) {
@@ -349,6 +402,7 @@
     forget();
     token = null;
     if (dialog.open) dialog.close();
+    dialog.replaceChildren();  // no ticket's record stays in the page
     message(t("refused"), text);
   }
 
@@ -356,12 +410,7 @@
     message(null, t("signingIn"));
     let answer;
     try {
-      answer = await fetch(api(from.via === "wecom" ? "session?via=wecom" : "session"), {
-        method: "POST",
-        body: from.body,
-        headers: { "Content-Type": "text/plain;charset=UTF-8" },
-        cache: "no-store",
-      });
+      answer = await postSession(from);
     } catch (e) {
       return message(t("refused"), t("failed"), retryButton(() => signIn(from)));
     }
@@ -370,8 +419,8 @@
     if (!answer.ok || !body || !body.token) {
       return message(t("refused"), t("failed"), retryButton(() => signIn(from)));
     }
-    remember({ token: body.token, language: body.language });
-    start(body);
+    remember({ token: body.token, language: body.language, via: from.via });
+    start({ ...body, via: from.via });
   }
 
   function retryButton(again) {
@@ -382,6 +431,7 @@
 
   function start(session) {
     token = session.token;
+    via = session.via === "wecom" ? "wecom" : "telegram";
     lang = session.language === "en" ? "en" : "zh";
     document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
     document.title = t("title");
@@ -753,6 +803,7 @@
     document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
     document.title = t("title");
     if (from && from.via === "telegram") {
+      launched = from;  // good for a day: to sign in again when the session's hour is up
       applyTheme(from.theme);
       tellTelegram("web_app_ready");
       tellTelegram("web_app_expand");
@@ -763,7 +814,10 @@
     }
     if (from) return signIn(from);
     const kept = remembered();
-    if (kept && kept.token) return start(kept);
+    if (kept && kept.token) {
+      const wecom = new URLSearchParams(location.search).get("via") === "wecom";
+      return start({ ...kept, via: kept.via || (wecom ? "wecom" : "telegram") });
+    }
     message(t("title"), t("openFromBot"));
   }
 

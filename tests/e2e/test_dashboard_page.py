@@ -387,11 +387,12 @@ async def test_overdue_tickets_come_first_and_are_marked(
 
 
 @needs_chromium
-async def test_when_the_session_runs_out_the_page_says_so_and_shows_no_more(
+async def test_when_the_session_runs_out_the_page_signs_in_again_while_telegram_vouches(
     api: BotApiStandIn, start_bot: Any, browser: Browser
 ) -> None:
-    """Past the session's hour, the next call is refused: the page shows the desk's reason in
-    place of the data, and the ticket is not shown."""
+    """Past the session's hour, while Telegram's initData is less than a day old, the page signs
+    in again with it, quietly, and the tapped ticket opens; past the initData's day, the page
+    shows the desk's reason in place of the data, and no ticket."""
     shift = [timedelta()]
 
     def clock() -> datetime:
@@ -400,14 +401,32 @@ async def test_when_the_session_runs_out_the_page_says_so_and_shows_no_more(
     bot = await start_bot(clock=clock)
     await file_complaint(api, api.person(2701, "小明", "zh"), photos=())
     data = init_data(api.token, MANAGER_ID, "zh")
-    page = (await open_page(browser, mini_app_url(bot.app.http.url, data))).page
+    opened = await open_page(browser, mini_app_url(bot.app.http.url, data))
+    page = opened.page
     row = page.locator("#backlog-table tbody tr")
     await expect(row).to_have_count(1)
-    shift[0] = timedelta(hours=1, minutes=1)
+    await expect(page.locator("#heat-table")).to_be_visible()
+
+    def sign_ins() -> list[Request]:
+        return [r for r in opened.requests if r.url.endswith("/dashboard/api/session")]
+
+    assert len(sign_ins()) == 1
+    shift[0] = timedelta(hours=1, minutes=1)  # the token's hour is up, the initData's day not
+    async with page.expect_response(lambda answer: "/api/tickets/" in answer.url) as refused:
+        await row.tap()
+    assert (await refused.value).status == 403  # the old token, refused: the page signed in again
+    dialog = page.locator("dialog#ticket")
+    await expect(dialog.locator("#timeline")).to_contain_text("花送到的时候")
+    assert len(sign_ins()) == 2
+    await expect(page.locator("#message")).to_have_count(0)  # no refusal on the way
+    await dialog.locator("button.back").tap()
+
+    shift[0] = timedelta(hours=25)  # the new token's hour is up, and the initData's day
     await row.tap()
-    await expect(page.locator("#message")).to_contain_text("会话已过期")
+    await expect(page.locator("#message")).to_contain_text("已过期")
+    assert len(sign_ins()) == 3  # tried once, and refused
     assert await page.locator("table").count() == 0
-    await expect(page.locator("dialog#ticket")).to_be_hidden()
+    await expect(dialog).to_be_hidden()
     assert "花送到的时候" not in await page.content()
 
 
@@ -481,13 +500,19 @@ async def test_a_wecom_manager_opens_the_page_from_the_apps_card(
 ) -> None:
     """In WeCom the card's link goes through WeCom's web sign-in and comes back to the page
     with a code: the manager sees the backlog and the heat map, and a reload (the code is
-    spent by then) keeps the session; a member who is no manager, following the same link,
-    sees the refusal and no data."""
+    spent by then) keeps the session; past the session's hour the page, with no code left to
+    sign in with, asks the manager to open it again from the app; a member who is no manager,
+    following the same link, sees the refusal and no data."""
     boss = wecom.staff("boss", "陈店长")
     wecom.staff("zhangsan", "张三")
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    await start_wecom_desk(start_bot, wecom, http_port=str(port), public_url=public)
+    shift = [timedelta()]
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + shift[0]
+
+    await start_wecom_desk(start_bot, wecom, clock=clock, http_port=str(port), public_url=public)
     await complaint_filed(wecom)
     mark = len(wecom.app_sent)
     boss.say("/dashboard")
@@ -512,6 +537,14 @@ async def test_a_wecom_manager_opens_the_page_from_the_apps_card(
     await page.reload()
     await expect(rows.locator("td.reference .link")).to_have_text(["T-000001"])
     assert not opened.problems, opened.problems
+
+    shift[0] = timedelta(hours=1, minutes=1)  # the session's hour is up
+    await rows.first.tap()
+    await expect(page.locator("#message")).to_contain_text("请在企业微信应用里重新发送 /dashboard")
+    assert await page.locator("table").count() == 0
+    await expect(page.locator("dialog#ticket")).to_be_hidden()
+    # the spent code is not tried again
+    assert len([r for r in opened.requests if "/dashboard/api/session" in r.url]) == 1
 
     wecom.sign_in_as("zhangsan")  # the link passed on to a member who is no manager
     refused = await open_page(browser, card.link)
