@@ -16,7 +16,7 @@
       title: "投诉看板",
       signingIn: "正在确认您的身份…",
       loading: "加载中…",
-      openFromBot: "请在机器人的对话里发送 /dashboard，再点消息里的按钮打开看板。",
+      openFromBot: "请在 Telegram 机器人私聊或企业微信应用里发送 /dashboard，再点消息里的按钮打开看板。",
       reopenWecom: "会话已过期：请在企业微信应用里重新发送 /dashboard，再点新的卡片打开看板。",
       refused: "无法打开看板",
       failed: "没有加载成功，请稍后重试。",
@@ -24,39 +24,46 @@
       period: "时间范围",
       p7d: "近 7 天",
       p30d: "近 30 天",
-      pMonth: "本月",
+      thisMonth: "本月：{month}（截至现在）",
+      lastMonth: "上个月：{month}",
       overview: "概览",
       total: "投诉",
-      open: "未结案",
-      onTimeShare: "首次回复按时",
+      open: "未结投诉",
+      onTimeShare: "首次回复按时率",
       firstAnswer: "首次回复（中位数）",
       resolve: "解决用时（中位数）",
       satisfaction: "满意度",
       heat: "投诉热力图：类别 × 周",
       heatNote: "每列是一周（从周一算起），颜色越深投诉越多。",
+      part: "部分",
+      partOf: "这一周只有 {from}–{to} 在所选时间范围内",
+      partOfDay: "这一周只有 {day} 在所选时间范围内",
+      partNote: "标“部分”的周只算了其中几天，和整周比较时请留意。",
       stores: "门店 × 类别",
       category: "类别",
       store: "门店",
       quiet: "这段时间没有投诉。",
-      backlog: "待处理工单",
+      backlog: "未结投诉",
       backlogNote: "点一行查看全程记录。超时的排在最前。",
-      backlogEmpty: "没有待处理的工单。",
+      backlogEmpty: "没有未结投诉。",
       reference: "单号",
       severity: "严重程度",
       takenBy: "处理人",
-      age: "已过",
-      deadline: "下个期限",
+      age: "已等待",
+      deadline: "下一个时限",
       nobody: "未认领",
       overdue: "已超时",
       lateBy: "超时 {span}",
       dueIn: "还剩 {span}",
+      dueAt: "（{time}）",
       onTime: "首次回复按时率（每周）",
-      onTimeNote: "按时：在规定时间（SLA_FIRST_RESPONSE）内首次回复客户。",
+      onTimeNote: "按时：在 {span}内首次回复客户。",
+      onTimeNoteAny: "按时：在规定时间内首次回复客户。",
       week: "周",
       answered: "已回复",
       inTime: "按时",
       share: "按时率",
-      figures: "查看数字",
+      figures: "查看明细",
       ratings: "{n} 条评价",
       noRatings: "还没有评价",
       repeats: "高频问题",
@@ -71,6 +78,10 @@
       minutes: "{n} 分钟",
       hours: "{n} 小时",
       days: "{n} 天",
+      minute: "{n} 分钟",
+      longMinutes: "{n} 分钟",
+      hour: "{n} 小时",
+      longHours: "{n} 小时",
       cell: "{row}，{col}：{n} 件",
       kinds: {
         first_response: "首次回复",
@@ -85,7 +96,7 @@
       title: "Complaint dashboard",
       signingIn: "Checking who you are…",
       loading: "Loading…",
-      openFromBot: "Open this page from the bot: send /dashboard in the chat and tap the button.",
+      openFromBot: "Open this page from the bot: send /dashboard to the bot in a private Telegram chat or to the WeCom app, then tap the button in its answer.",
       reopenWecom: "The session has expired: send /dashboard to the WeCom app again and open the dashboard from the new card.",
       refused: "The dashboard cannot open",
       failed: "It did not load. Please try again in a moment.",
@@ -93,23 +104,28 @@
       period: "Period",
       p7d: "7 days",
       p30d: "30 days",
-      pMonth: "This month",
+      thisMonth: "This month: {month} (so far)",
+      lastMonth: "Last month: {month}",
       overview: "Overview",
       total: "Complaints",
-      open: "Open",
+      open: "Open complaints",
       onTimeShare: "First answers on time",
       firstAnswer: "First answer (median)",
       resolve: "Time to resolve (median)",
       satisfaction: "Satisfaction",
       heat: "Heat map: category × week",
       heatNote: "Each column is a week (from Monday); the darker, the more complaints.",
+      part: "part",
+      partOf: "Only {from} – {to} of this week is in the period",
+      partOfDay: "Only {day} of this week is in the period",
+      partNote: "“part”: only some days of that week are in the period; mind it when comparing with a whole week.",
       stores: "Store × category",
       category: "Category",
       store: "Store",
       quiet: "No complaints in this period.",
-      backlog: "Open tickets",
-      backlogNote: "Tap a row for its timeline. Overdue tickets come first.",
-      backlogEmpty: "No open tickets.",
+      backlog: "Open complaints",
+      backlogNote: "Tap a row for its timeline. Overdue ones come first.",
+      backlogEmpty: "No open complaints.",
       reference: "Ticket",
       severity: "Severity",
       takenBy: "Who has it",
@@ -119,16 +135,18 @@
       overdue: "Overdue",
       lateBy: "{span} late",
       dueIn: "in {span}",
+      dueAt: " ({time})",
       onTime: "First answers on time, by week",
-      onTimeNote: "On time: answered within SLA_FIRST_RESPONSE.",
+      onTimeNote: "On time: first answer within {span}.",
+      onTimeNoteAny: "On time: first answer within the promised time.",
       week: "Week",
       answered: "Answered",
       inTime: "On time",
       share: "Share",
-      figures: "Show the figures",
+      figures: "Show the details",
       ratings: "{n} ratings",
       noRatings: "No ratings yet",
-      repeats: "Repeats",
+      repeats: "Repeat problems",
       products: "Products",
       batches: "Batches",
       rootCauses: "Root causes",
@@ -140,6 +158,10 @@
       minutes: "{n} min",
       hours: "{n} h",
       days: "{n} days",
+      minute: "{n} minute",
+      longMinutes: "{n} minutes",
+      hour: "{n} hour",
+      longHours: "{n} hours",
       cell: "{row}, {col}: {n}",
       kinds: {
         first_response: "first answer",
@@ -163,6 +185,8 @@
   let launched = null;  // what Telegram put in the URL, kept to sign in again when the hour is up
   let renewal = null;  // the sign-in again under way (or done): {from: the token it replaces, done}
   let now = null;  // the desk's time, from the backlog's answer
+  let zone = null;  // the shop's time zone (IANA), from the first figures: its weeks, months, clock
+  let tickets = null;  // the backlog on screen (drawn again once the shop's zone is known)
   let period = "7d";
   let figuresAsked = 0;  // the latest figures call: an older answer that comes late is dropped
   let chart = null;
@@ -401,6 +425,7 @@
   function refuse(text) {
     forget();
     token = null;
+    tickets = null;
     if (dialog.open) dialog.close();
     dialog.replaceChildren();  // no ticket's record stays in the page
     message(t("refused"), text);
@@ -435,19 +460,19 @@
     lang = session.language === "en" ? "en" : "zh";
     document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
     document.title = t("title");
+    zone = null;
+    tickets = null;
+    period = "7d";
+    // the months come with the first figures: they are the shop's, not the device's
     const tabs = el("div", { className: "tabs", role: "tablist", "aria-label": t("period") },
-      periods().map(([value, label]) => el("button", {
-        type: "button", role: "tab", className: "tab", dataset: { period: value },
-        "aria-selected": String(value === period),
-        on: { click: () => choose(value) },
-      }, label)));
+      tab("7d", t("p7d")), tab("30d", t("p30d")));
     show(
       el("header", { className: "top" }, el("h1", {}, t("title")), tabs),
       el("section", { id: "overview", className: "cards", "aria-label": t("overview") }, loading()),
       section("heat", t("heat"), t("heatNote")),
       section("stores", t("stores")),
       section("backlog", t("backlog"), t("backlogNote")),
-      section("on-time", t("onTime"), t("onTimeNote")),
+      section("on-time", t("onTime"), ""),
       section("satisfaction", t("satisfaction")),
       section("repeats", t("repeats")),
     );
@@ -456,10 +481,37 @@
     loadFigures();
   }
 
-  function periods() {
-    const today = new Date();
-    const month = today.getFullYear() + "-" + String(today.getMonth() + 1).padStart(2, "0");
-    return [["7d", t("p7d")], ["30d", t("p30d")], [month, t("pMonth")]];
+  function tab(value, label, title) {
+    return el("button", {
+      type: "button", role: "tab", className: "tab", dataset: { period: value }, title,
+      "aria-selected": String(value === period),
+      on: { click: () => choose(value) },
+    }, label);
+  }
+
+  // The shop's last month and this one (`YYYY-MM`), as of the desk's `moment`, in its zone.
+  function months(moment) {
+    const parts = {};
+    for (const part of formatter("en-US", { year: "numeric", month: "numeric" }).formatToParts(moment)) {
+      parts[part.type] = Number(part.value);
+    }
+    const key = (year, month) => year + "-" + String(month).padStart(2, "0");
+    const last = parts.month === 1 ? key(parts.year - 1, 12) : key(parts.year, parts.month - 1);
+    return { last, current: key(parts.year, parts.month) };
+  }
+
+  function addMonthTabs(figures) {
+    const tabs = app.querySelector(".tabs");
+    if (!tabs || tabs.querySelector('[data-month]')) return;
+    const { last, current } = months(new Date(figures.period.end));
+    const name = (month, options) => new Intl.DateTimeFormat(locale(), { ...options, timeZone: "UTC" })
+      .format(weekDate(month + "-01"));
+    for (const [month, which] of [[last, "lastMonth"], [current, "thisMonth"]]) {
+      const button = tab(month, name(month, { month: "short" }),
+        t(which, { month: name(month, { year: "numeric", month: "long" }) }));
+      button.dataset.month = which;
+      tabs.append(button);
+    }
   }
 
   function choose(value) {
@@ -473,7 +525,7 @@
   function section(id, title, note) {
     return el("section", { id, className: "panel" },
       el("h2", {}, title),
-      note ? el("p", { className: "note" }, note) : null,
+      note !== undefined ? el("p", { className: "note" }, note) : null,
       el("div", { className: "body" }, loading()));
   }
 
@@ -497,7 +549,8 @@
       const backlog = await ask("backlog");
       if (!token) return;
       now = new Date(backlog.now);
-      fill("backlog", backlogTable(backlog.tickets));
+      tickets = backlog.tickets;
+      fill("backlog", backlogTable(tickets));
     } catch (error) {
       if (error instanceof Refused) return refuse(error.message);
       failed("backlog", error, loadBacklog);
@@ -510,6 +563,7 @@
     try {
       const figures = await ask("figures?period=" + encodeURIComponent(period));
       if (asked !== figuresAsked || !token) return;
+      if (!zone) learnZone(figures);
       showFigures(figures);
     } catch (error) {
       if (error instanceof Refused) return refuse(error.message);
@@ -519,13 +573,29 @@
     }
   }
 
+  // The shop's time zone, from the first figures: the month tabs, the backlog's deadlines and
+  // the timeline's times are the shop's from then on, wherever the manager's phone is.
+  function learnZone(figures) {
+    const given = figures.period && figures.period.timezone;
+    try {
+      new Intl.DateTimeFormat("en", { timeZone: given });
+      zone = given || Intl.DateTimeFormat().resolvedOptions().timeZone;
+    } catch (e) {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone;  // a zone this browser lacks
+    }
+    addMonthTabs(figures);
+    if (tickets) fill("backlog", backlogTable(tickets));
+  }
+
   function showFigures(figures) {
     shown = figures;
     fill("overview", ...overview(figures));
-    fill("heat", figures.heat.rows.length
-      ? heatTable("heat-table", t("category"), figures.heat.weeks.map((week) => ({ key: week, label: weekLabel(week) })),
-        figures.heat.rows.map((row) => ({ key: row.key, label: row.label, counts: row.counts })), figures.heat.max)
-      : el("p", { className: "empty" }, t("quiet")));
+    const weeks = figures.heat.weeks.map((week) => weekColumn(week, figures.period));
+    fill("heat", ...(figures.heat.rows.length
+      ? [heatTable("heat-table", t("category"), weeks,
+        figures.heat.rows.map((row) => ({ key: row.key, label: row.label, counts: row.counts })), figures.heat.max),
+      weeks.some((week) => week.part) ? el("p", { className: "note part-note" }, t("partNote")) : null]
+      : [el("p", { className: "empty" }, t("quiet"))]));
     const stores = document.getElementById("stores");
     stores.hidden = !figures.stores;
     if (figures.stores) {
@@ -533,15 +603,27 @@
         figures.stores.rows.map((row) => ({ key: row.store, label: row.store, counts: row.counts })),
         figures.stores.max));
     }
-    fill("on-time", ...onTime(figures.on_time));
+    const minutes = figures.on_time.within_minutes;
+    document.querySelector("#on-time .note").textContent = Number.isInteger(minutes) && minutes > 0
+      ? t("onTimeNote", { span: longSpan(minutes) }) : t("onTimeNoteAny");
+    fill("on-time", ...onTime(figures.on_time, figures.period));
     fill("satisfaction", ...satisfaction(figures.satisfaction));
     fill("repeats", repeats(figures.repeats));
   }
 
   // ---- formatting ----
 
+  function locale() {
+    return lang === "en" ? "en-GB" : "zh-CN";
+  }
+
+  // Dates and times as the shop's clock shows them (the device's only until the zone is known).
+  function formatter(where, options) {
+    return new Intl.DateTimeFormat(where, { ...options, timeZone: zone || undefined });
+  }
+
   function number(value, digits) {
-    return new Intl.NumberFormat(lang === "en" ? "en-GB" : "zh-CN", {
+    return new Intl.NumberFormat(locale(), {
       maximumFractionDigits: digits === undefined ? 1 : digits,
     }).format(value);
   }
@@ -553,27 +635,83 @@
     return t("days", { n: number(m / 1440) });
   }
 
+  // a duration said in full: "10 分钟", "10 minutes", "2 hours"
+  function longSpan(minutes) {
+    if (minutes >= 60 && minutes % 60 === 0) {
+      const n = minutes / 60;
+      return t(n === 1 ? "hour" : "longHours", { n: number(n, 0) });
+    }
+    return t(minutes === 1 ? "minute" : "longMinutes", { n: number(minutes, 0) });
+  }
+
+  // a calendar day (`YYYY-MM-DD`, a Monday the desk names, or a month's first) as a Date at
+  // midnight UTC, to be formatted in UTC: the day itself, whatever the zone
   function weekDate(week) {
     const [y, m, d] = week.split("-").map(Number);
     return new Date(Date.UTC(y, m - 1, d));
   }
 
+  function dayAfter(day, days) {
+    return new Date(weekDate(day).getTime() + days * 86400000).toISOString().slice(0, 10);
+  }
+
   function weekLabel(week) {
-    return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "zh-CN", {
+    return new Intl.DateTimeFormat(locale(), {
       month: "short", day: "numeric", timeZone: "UTC",
     }).format(weekDate(week));
   }
 
+  // A moment as the shop's wall clock reads it, `YYYY-MM-DDTHH:MM:SS`: such stamps sort as
+  // the moments do, so a week's bounds can be compared with the period's.
+  function wallClock(iso) {
+    const parts = {};
+    const options = {
+      year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    };
+    for (const part of formatter("en-US", options).formatToParts(new Date(iso))) parts[part.type] = part.value;
+    return parts.year + "-" + parts.month + "-" + parts.day + "T" + parts.hour + ":" + parts.minute + ":" + parts.second;
+  }
+
+  // A week's column: its Monday, and whether the period covers only part of it (the 7 days
+  // from a Tuesday end on the next Tuesday: two weeks, neither whole), and which days then.
+  function weekColumn(week, p) {
+    const column = { key: week, label: weekLabel(week), part: false };
+    if (!p || !p.start || !p.end) return column;
+    const start = wallClock(p.start);
+    const end = wallClock(p.end);
+    const sunday = dayAfter(week, 6);
+    if (start <= week + "T00:00:00" && end >= dayAfter(week, 7) + "T00:00:00") return column;
+    const first = start.slice(0, 10) > week ? start.slice(0, 10) : week;
+    const lastDay = end.endsWith("T00:00:00") ? dayAfter(end.slice(0, 10), -1) : end.slice(0, 10);
+    const last = lastDay < sunday ? lastDay : sunday;
+    column.part = true;
+    column.title = first === last
+      ? t("partOfDay", { day: weekLabel(first) })
+      : t("partOf", { from: weekLabel(first), to: weekLabel(last) });
+    return column;
+  }
+
   function shortDate(seconds) {
-    return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "zh-CN", {
+    return new Intl.DateTimeFormat(locale(), {
       month: "numeric", day: "numeric", timeZone: "UTC",
     }).format(new Date(seconds * 1000));
   }
 
+  // a moment on the shop's clock: "12月1日 09:05", "1 Dec, 09:05"
   function moment(iso) {
-    return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "zh-CN", {
-      month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
+    return formatter(locale(), {
+      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
     }).format(new Date(iso));
+  }
+
+  // a deadline on the shop's clock: the time alone today, the day as well on another
+  function clockTime(iso) {
+    const today = wallClock(now || new Date()).slice(0, 10);
+    if (wallClock(iso).slice(0, 10) === today) {
+      return formatter(locale(), { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(iso));
+    }
+    return moment(iso);
   }
 
   function percent(share) {
@@ -604,7 +742,10 @@
   // says the count against the table's largest (`--level`, 0..1).
   function heatTable(id, corner, columns, rows, max) {
     const head = el("tr", {}, el("th", { scope: "col", className: "corner" }, corner),
-      columns.map((column) => el("th", { scope: "col", dataset: { column: column.key } }, column.label)));
+      columns.map((column) => el("th", {
+        scope: "col", className: column.part ? "part" : null, title: column.title,
+        dataset: { column: column.key },
+      }, column.label, column.part ? el("small", {}, t("part")) : null)));
     const body = rows.map((row) => el("tr", { dataset: { row: row.key } },
       el("th", { scope: "row" }, row.label),
       row.counts.map((count, i) => {
@@ -658,12 +799,18 @@
     const kind = kinds[ticket.next_deadline_kind] || ticket.next_deadline_kind || "";
     const minutes = (new Date(ticket.next_deadline) - (now || new Date())) / 60000;
     const when = minutes <= 0 ? t("lateBy", { span: span(minutes) }) : t("dueIn", { span: span(minutes) });
-    return (kind ? kind + " · " : "") + when;
+    // the moment itself only on the shop's clock: until its zone is known, the span alone
+    const at = zone
+      ? el("time", { className: "at", dateTime: ticket.next_deadline },
+        t("dueAt", { time: clockTime(ticket.next_deadline) }))
+      : null;
+    return [(kind ? kind + " · " : "") + when, at];
   }
 
-  function onTime(o) {
-    const rows = o.weeks.map((week, i) => el("tr", {},
-      el("th", { scope: "row" }, weekLabel(week)),
+  function onTime(o, p) {
+    const rows = o.weeks.map((week) => weekColumn(week, p)).map((week, i) => el("tr", {},
+      el("th", { scope: "row", className: week.part ? "part" : null, title: week.title },
+        week.label, week.part ? el("small", {}, t("part")) : null),
       el("td", { className: "number" }, number(o.in_time[i], 0)),
       el("td", { className: "number" }, number(o.answered[i], 0)),
       el("td", { className: "number" }, percent(o.share[i]))));

@@ -1,8 +1,11 @@
 """The manager's dashboard page, as a manager sees it: the desk serves the page, headless
 Chromium (driven by Playwright) opens it the way Telegram opens a Mini App, with the manager's
 `initData` in the URL's fragment, and it shows the heat map, the backlog and a ticket's timeline;
-anyone else sees the refusal and no data. The browser tests need a Chromium (Debian's
-`chromium`; .ci/run installs it) and are skipped, saying so, where there is none."""
+anyone else sees the refusal and no data. The desk's clock is pinned where a test counts weeks
+or months (the shop's calendar, in Asia/Shanghai), and the browser is put in another zone, so
+that what the page shows is the shop's calendar and clock, never the phone's. The browser tests
+need a Chromium (Debian's `chromium`; .ci/run installs it) and are skipped, saying so, where
+there is none."""
 
 from __future__ import annotations
 
@@ -13,9 +16,9 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -27,7 +30,8 @@ from bot.standin import BotApiStandIn
 from bot.standin.wecom import WeComStandIn
 from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group
-from tests.e2e.test_dashboard import init_data
+from tests.e2e.test_dashboard import init_data, sign_in
+from tests.e2e.test_dashboard_figures import SHOP, ShopClock
 from tests.e2e.test_dashboard_wecom import card_for, free_port, start_wecom_desk
 from tests.e2e.test_wecom_staff import complaint_filed
 
@@ -82,7 +86,17 @@ TELEGRAM_APP_BRIDGE = """
 window.toldTelegram = [];
 window.TelegramWebviewProxy = {postEvent: (kind, data) => window.toldTelegram.push(kind)};
 """
-NOTE_SCREENSHOT = Path("/tmp/i17/dashboard-zh.png")  # the one the lead's note shows
+# the screenshots the lead's note shows
+NOTES = Path("/tmp/i17")
+NOTE_SCREENSHOTS = {
+    "phone": NOTES / "dashboard-zh.png",
+    "desktop": NOTES / "dashboard-desktop-en.png",
+    "ticket": NOTES / "dashboard-ticket-zh.png",
+}
+# the desk's clock for the tests that count weeks and months: a Tuesday, 20 minutes into
+# December in the shop's zone, still the 30th of November in UTC and everywhere west of it
+SHOP_MORNING = datetime(2026, 12, 1, 0, 20, tzinfo=SHOP)
+FAR_AWAY = "America/Los_Angeles"  # the manager's phone, on a trip: the 30th of November
 
 
 @pytest.fixture
@@ -127,9 +141,12 @@ async def open_page(
     viewport: dict[str, int] = PHONE,
     locale: str = "zh-CN",
     init_script: str | None = None,
+    timezone: str = "Asia/Shanghai",
+    color_scheme: Literal["light", "dark", "no-preference"] = "light",
 ) -> Opened:
-    """A fresh browser (no storage) opens the URL, on a phone or a desktop; `init_script` runs
-    before the page's own (as a messenger's webview sets up its bridge)."""
+    """A fresh browser (no storage) opens the URL, on a phone or a desktop, its clock in
+    `timezone` and its system in the light or dark `color_scheme`; `init_script` runs before
+    the page's own (as a messenger's webview sets up its bridge)."""
     phone = viewport["width"] < 600
     context = await browser.new_context(
         viewport=viewport,  # type: ignore[arg-type]
@@ -137,6 +154,8 @@ async def open_page(
         is_mobile=phone,
         has_touch=phone,
         locale=locale,
+        timezone_id=timezone,
+        color_scheme=color_scheme,
     )
     if init_script is not None:
         await context.add_init_script(init_script)
@@ -163,6 +182,28 @@ def week_of(moment: datetime, zone: str = "Asia/Shanghai") -> str:
     """The Monday of the moment's week in the shop's zone, as the heat map names its columns."""
     day = moment.astimezone(ZoneInfo(zone)).date()
     return (day - timedelta(days=day.weekday())).isoformat()
+
+
+def on_the_shops_clock(at: str, today: date | None = None) -> str:
+    """A moment as the page says it in Chinese on the shop's clock: `12月1日 00:20`, or the
+    time alone (`00:20`) on `today`, the shop's day."""
+    moment = datetime.fromisoformat(at).astimezone(SHOP)
+    if moment.date() == today:
+        return f"{moment:%H:%M}"
+    return f"{moment.month}月{moment.day}日 {moment:%H:%M}"
+
+
+async def read_as_manager(api: BotApiStandIn, base: str, path: str, signed_at: float) -> Any:
+    """What the desk's JSON call answers the manager (to compare the page with)."""
+    async with aiohttp.ClientSession() as http:
+        status, session = await sign_in(
+            http, base, init_data(api.token, MANAGER_ID, "zh", signed_at)
+        )
+        assert status == 200
+        headers = {"Authorization": f"Bearer {session['token']}"}
+        async with http.get(f"{base}/dashboard/api/{path}", headers=headers) as answer:
+            assert answer.status == 200
+            return await answer.json()
 
 
 async def test_the_page_is_served_plain_with_its_own_assets(
@@ -225,7 +266,8 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     category and week and by store, the backlog lists them, the repeats name the product and
     the cause staff recorded, and a tap on one opens its timeline with the customer's words, as
     text even where they look like HTML."""
-    bot = await start_bot()
+    clock = ShopClock(SHOP_MORNING)
+    bot = await start_bot(clock=clock)
     api.files["orders"] = ORDERS.encode()
     api.person(MANAGER_ID, "陈店长", "zh").say_in_group(
         STAFF_CHAT,
@@ -257,10 +299,16 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
         photos=(),
     )
     base = bot.app.http.url
-    this_week = week_of(datetime.now().astimezone())
+    # the weeks and months as the desk's clock stood when the complaints came in (the same
+    # moment, whatever the real time: a Sunday 23:59 run counts the same weeks)
+    this_week, last_week = week_of(SHOP_MORNING), week_of(SHOP_MORNING - timedelta(days=7))
+    signed_at = clock().timestamp()
 
+    # the manager's phone is in Los Angeles, where it is still the 30th of November
     opened = await open_page(
-        browser, mini_app_url(base, init_data(api.token, MANAGER_ID, "zh"), LIGHT_THEME)
+        browser,
+        mini_app_url(base, init_data(api.token, MANAGER_ID, "zh", signed_at), LIGHT_THEME),
+        timezone=FAR_AWAY,
     )
     page = opened.page
     rows = page.locator("#backlog-table tbody tr")
@@ -273,6 +321,21 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     await expect(rows.filter(has_text="T-000002")).to_contain_text("未认领")
     await expect(rows.filter(has_text="T-000003")).to_contain_text("配送延误")
     await expect(page.locator("#backlog-table .badge")).to_have_count(0)  # nothing overdue yet
+    await expect(page.locator("#backlog h2")).to_have_text("未结投诉")
+    await expect(rows.first.locator("td.age")).to_have_attribute("data-label", "已等待")
+    # each next deadline, and when it falls on the shop's clock (today: the time alone)
+    backlog = await read_as_manager(api, base, "backlog", clock().timestamp())
+    for ticket in backlog["tickets"]:
+        at = on_the_shops_clock(ticket["next_deadline"], today=SHOP_MORNING.date())
+        deadline = rows.filter(has_text=ticket["reference"]).locator("td.deadline")
+        await expect(deadline.locator("time")).to_have_text(f"（{at}）")
+    assert "（00:3" in await rows.first.locator("td.deadline").inner_text()  # 00:20 + 10 min
+
+    # the shop's months, as its clock has them: December has begun, November is the last
+    tabs = page.locator(".tab")
+    await expect(tabs).to_have_text(["近 7 天", "近 30 天", "11月", "12月"])
+    await expect(tabs.nth(2)).to_have_attribute("title", "上个月：2026年11月")
+    await expect(tabs.nth(3)).to_have_attribute("title", "本月：2026年12月（截至现在）")
 
     heat = page.locator("#heat-table")
     await expect(heat).to_be_visible()
@@ -280,8 +343,22 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     late = heat.locator("tbody tr", has=page.locator("th", has_text="配送延误"))
     await expect(quality.locator(f'td[data-column="{this_week}"]')).to_have_text("2")
     await expect(late.locator(f'td[data-column="{this_week}"]')).to_have_text("1")
+    # the 7 days from Tuesday to Tuesday: neither week is whole, and the header says so
+    weeks = heat.locator("thead th[data-column]")
+    await expect(weeks).to_have_text(["11月23日部分", "11月30日部分"])
+    await expect(weeks.nth(0)).to_have_attribute(
+        "title", "这一周只有 11月24日–11月29日 在所选时间范围内"
+    )
+    await expect(weeks.nth(1)).to_have_attribute(
+        "title", "这一周只有 11月30日–12月1日 在所选时间范围内"
+    )
+    await expect(page.locator("#heat .part-note")).to_contain_text("标“部分”的周")
     await expect(page.locator('#overview [data-figure="total"] .value')).to_have_text("3")
     await expect(page.locator('#overview [data-figure="open"] .value')).to_have_text("3")
+    await expect(page.locator('#overview [data-figure="open"] .label')).to_have_text("未结投诉")
+    await expect(page.locator('#overview [data-figure="on-time"] .label')).to_have_text(
+        "首次回复按时率"
+    )
     stores = page.locator("#stores-table")
     jingan = stores.locator("tbody tr", has=page.locator("th", has_text="静安店"))
     xuhui = stores.locator("tbody tr", has=page.locator("th", has_text="徐汇店"))
@@ -295,9 +372,14 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     await expect(top_batch.locator("span").first).to_have_text("B20261121")
     await expect(top_batch.locator(".count")).to_have_text("2")
     await expect(page.locator("#repeat-causes li")).to_contain_text(["产品缺陷"])
+    await expect(page.locator("#on-time .note")).to_have_text(
+        "按时：在 10 分钟内首次回复客户。"  # SLA_FIRST_RESPONSE, in words
+    )
     await expect(page.locator("#on-time-chart canvas")).to_have_count(1)  # uPlot drew it
+    await expect(page.locator("#on-time summary")).to_have_text("查看明细")
     await page.locator("#on-time summary").tap()  # the chart's figures, under it
     answered = page.locator("#on-time-table tbody tr").last
+    await expect(answered.locator("th")).to_have_text("11月30日部分")
     await expect(answered.locator("td")).to_have_text(["1", "1", "100%"])
     # the fuller cell is the darker one (its colour says the count)
     darker = await quality.locator(f'td[data-column="{this_week}"]').evaluate(
@@ -317,12 +399,32 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
         "aria-selected", "true"
     )
     await expect(quality.locator(f'td[data-column="{this_week}"]')).to_have_text("2")
-    now = datetime.now().astimezone()
-    first, last = week_of(now - timedelta(days=30)), week_of(now)
-    weeks = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days // 7 + 1
-    await expect(quality.locator("td")).to_have_count(weeks)  # a column for each week
+    first = week_of(SHOP_MORNING - timedelta(days=30))  # Sunday the 1st: the week of the 26th
+    count = (date.fromisoformat(this_week) - date.fromisoformat(first)).days // 7 + 1
+    await expect(quality.locator("td")).to_have_count(count)  # a column for each week
+    # only the first week (its Sunday alone) and the last are partial; the rest are whole
+    await expect(heat.locator("thead th.part")).to_have_count(2)
+    await expect(heat.locator(f'thead th[data-column="{first}"]')).to_have_attribute(
+        "title", "这一周只有 11月1日 在所选时间范围内"
+    )
+    await expect(heat.locator(f'thead th[data-column="{last_week}"]')).to_have_text("11月23日")
     month_shot = tmp_path / "dashboard-phone-30d-zh.png"
     await page.screenshot(path=str(month_shot), full_page=True)
+
+    async with page.expect_response(lambda answer: "period=2026-11" in answer.url) as november:
+        await page.get_by_role("tab", name="11月").tap()
+    assert (await november.value).ok
+    await expect(page.locator("#heat .empty")).to_have_text("这段时间没有投诉。")
+    await expect(page.locator('#overview [data-figure="total"] .value')).to_have_text("0")
+    async with page.expect_response(lambda answer: "period=2026-12" in answer.url) as december:
+        await page.get_by_role("tab", name="12月").tap()
+    assert (await december.value).ok
+    await expect(quality.locator(f'td[data-column="{this_week}"]')).to_have_text("2")
+    await expect(heat.locator("thead th[data-column]")).to_have_attribute(
+        "title", "这一周只有 12月1日 在所选时间范围内"
+    )
+    await page.get_by_role("tab", name="近 7 天").tap()
+    await expect(heat.locator("thead th[data-column]")).to_have_count(2)
 
     await rows.filter(has_text="T-000002").tap()
     dialog = page.locator("dialog#ticket")
@@ -330,6 +432,11 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     await expect(dialog.locator("#timeline")).to_contain_text("花束<i>压坏</i>了")
     await expect(dialog.locator(".facts")).to_contain_text("<b>x</b>")
     assert await dialog.locator("b, i, img").count() == 0  # text, never markup
+    # each step at the time the shop's clock said (the 1st of December), not the phone's
+    record = await read_as_manager(api, base, "tickets/T-000002", clock().timestamp())
+    times = [on_the_shops_clock(entry["at"]) for entry in record["entries"]]
+    assert times and all(at.startswith("12月1日 00:") for at in times)
+    await expect(dialog.locator("#timeline time")).to_have_text(times)
     ticket_shot = tmp_path / "dashboard-ticket-zh.png"
     await page.screenshot(path=str(ticket_shot))
     await dialog.locator("button.back").tap()
@@ -341,24 +448,38 @@ async def test_a_manager_sees_the_heat_map_the_backlog_and_a_timeline(
     assert not opened.problems, opened.problems
     assert {request.url.split("/dashboard")[0] for request in opened.requests} == {base}
 
+    # on a desktop, in English, in Telegram's light theme
+    english = init_data(api.token, MANAGER_ID, "en", clock().timestamp())
     desk = (
-        await open_page(
-            browser,
-            mini_app_url(base, init_data(api.token, MANAGER_ID, "zh"), DARK_THEME),
-            DESKTOP,
-        )
+        await open_page(browser, mini_app_url(base, english, LIGHT_THEME), DESKTOP, "en-US")
     ).page
     await expect(desk.locator("#heat-table")).to_be_visible()
     await expect(desk.locator("#backlog-table tbody tr")).to_have_count(3)
+    await expect(desk.locator(".tab")).to_have_text(["7 days", "30 days", "Nov", "Dec"])
+    await expect(desk.locator("#backlog h2")).to_have_text("Open complaints")
+    await expect(desk.locator('#overview [data-figure="open"] .label')).to_have_text(
+        "Open complaints"
+    )
+    await expect(desk.locator("#repeats h2")).to_have_text("Repeat problems")
+    await expect(desk.locator("#on-time .note")).to_have_text(
+        "On time: first answer within 10 minutes."
+    )
+    await expect(desk.locator("#backlog-table thead th")).to_have_text(
+        ["Ticket", "Category", "Severity", "Who has it", "Age", "Next deadline"]
+    )
+    await expect(desk.locator("#heat-table thead th[data-column]")).to_have_text(
+        ["23 Novpart", "30 Novpart"]
+    )
     background = await desk.evaluate("getComputedStyle(document.body).backgroundColor")
-    assert background == "rgb(33, 33, 33)"  # Telegram's dark theme, as it handed it over
-    desktop_shot = tmp_path / "dashboard-desktop-zh.png"
+    assert background == "rgb(255, 255, 255)"  # Telegram's light theme
+    desktop_shot = tmp_path / "dashboard-desktop-en.png"
     await desk.screenshot(path=str(desktop_shot), full_page=True)
 
-    NOTE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(phone_shot, NOTE_SCREENSHOT)
-    shots = (phone_shot, month_shot, ticket_shot, desktop_shot)
-    print("screenshots:", *shots, f"(and {NOTE_SCREENSHOT})")
+    taken = {"phone": phone_shot, "desktop": desktop_shot, "ticket": ticket_shot}
+    NOTE_SCREENSHOTS["phone"].parent.mkdir(parents=True, exist_ok=True)
+    for name, shot in taken.items():
+        shutil.copyfile(shot, NOTE_SCREENSHOTS[name])
+    print("screenshots:", phone_shot, month_shot, ticket_shot, desktop_shot, f"(and in {NOTES})")
 
 
 @needs_chromium
@@ -435,24 +556,36 @@ async def test_the_page_follows_the_managers_language(
     api: BotApiStandIn, start_bot: Any, browser: Browser
 ) -> None:
     """A manager whose Telegram is in English gets the page in English, headings, tabs and the
-    ticket's labels alike; the page tells Telegram's app it is ready."""
-    bot = await start_bot()
+    ticket's labels alike; in January the month tabs are the shop's December and January, and
+    December asks for its figures; the page tells Telegram's app it is ready."""
+    clock = ShopClock(datetime(2027, 1, 15, 12, 0, tzinfo=SHOP))
+    bot = await start_bot(clock=clock)
     await file_complaint(api, api.person(2401, "Lily", "zh"))
     page = (
         await open_page(
             browser,
-            mini_app_url(bot.app.http.url, init_data(api.token, MANAGER_ID, "en")),
+            mini_app_url(
+                bot.app.http.url, init_data(api.token, MANAGER_ID, "en", clock().timestamp())
+            ),
             locale="zh-CN",
             init_script=TELEGRAM_APP_BRIDGE,
         )
     ).page
     await expect(page.locator("h1")).to_have_text("Complaint dashboard")
-    await expect(page.locator(".tab")).to_have_text(["7 days", "30 days", "This month"])
+    tabs = page.locator(".tab")
+    await expect(tabs).to_have_text(["7 days", "30 days", "Dec", "Jan"])
+    await expect(tabs.nth(2)).to_have_attribute("title", "Last month: December 2026")
+    await expect(tabs.nth(3)).to_have_attribute("title", "This month: January 2027 (so far)")
     await expect(page.locator("#backlog-table tbody tr")).to_have_count(1)
     await expect(page.locator("#backlog-table tbody tr")).to_contain_text("Flower quality")
     assert await page.evaluate("document.documentElement.lang") == "en"
     # told Telegram's app it is ready (and may have the whole height), without Telegram's script
     assert await page.evaluate("window.toldTelegram") == ["web_app_ready", "web_app_expand"]
+    async with page.expect_response(lambda answer: "period=2026-12" in answer.url) as december:
+        await tabs.nth(2).tap()
+    assert (await december.value).ok
+    await expect(page.locator("#heat .empty")).to_have_text("No complaints in this period.")
+    await expect(tabs.nth(2)).to_have_attribute("aria-selected", "true")
 
 
 @needs_chromium
@@ -488,9 +621,12 @@ async def test_opened_outside_a_messenger_the_page_says_where_to_open_it(
     bot = await start_bot()
     chinese = await open_page(browser, f"{bot.app.http.url}/dashboard")
     await expect(chinese.page.locator("#message")).to_contain_text("/dashboard")
-    await expect(chinese.page.locator("#message")).to_contain_text("请在机器人的对话里")
+    await expect(chinese.page.locator("#message")).to_contain_text(
+        "请在 Telegram 机器人私聊或企业微信应用里发送 /dashboard"
+    )
     english = await open_page(browser, f"{bot.app.http.url}/dashboard", locale="en-US")
     await expect(english.page.locator("#message")).to_contain_text("Open this page from the bot")
+    await expect(english.page.locator("#message")).to_contain_text("the WeCom app")
     assert not [r for r in chinese.requests + english.requests if "/dashboard/api/" in r.url]
 
 
@@ -507,11 +643,8 @@ async def test_a_wecom_manager_opens_the_page_from_the_apps_card(
     wecom.staff("zhangsan", "张三")
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    shift = [timedelta()]
-
-    def clock() -> datetime:
-        return datetime.now(UTC) + shift[0]
-
+    clock = ShopClock(SHOP_MORNING)
+    wecom.callback_clock = lambda: clock().timestamp()  # WeCom's callbacks: on the desk's time
     await start_wecom_desk(start_bot, wecom, clock=clock, http_port=str(port), public_url=public)
     await complaint_filed(wecom)
     mark = len(wecom.app_sent)
@@ -524,9 +657,7 @@ async def test_a_wecom_manager_opens_the_page_from_the_apps_card(
     rows = page.locator("#backlog-table tbody tr")
     await expect(rows.locator("td.reference .link")).to_have_text(["T-000001"])
     quality = page.locator("#heat-table tbody tr", has=page.locator("th", has_text="花材质量"))
-    await expect(quality.locator(f'td[data-column="{week_of(datetime.now(UTC))}"]')).to_have_text(
-        "1"
-    )
+    await expect(quality.locator(f'td[data-column="{week_of(SHOP_MORNING)}"]')).to_have_text("1")
     assert page.url == f"{public}/dashboard?via=wecom"  # the spent code is out of the URL
     # the page posted the code WeCom put in its URL, as it is, to the WeCom sign-in
     [landed] = [r for r in opened.requests if r.url.startswith(f"{public}/dashboard?")]
@@ -538,7 +669,7 @@ async def test_a_wecom_manager_opens_the_page_from_the_apps_card(
     await expect(rows.locator("td.reference .link")).to_have_text(["T-000001"])
     assert not opened.problems, opened.problems
 
-    shift[0] = timedelta(hours=1, minutes=1)  # the session's hour is up
+    clock.advance(timedelta(hours=1, minutes=1))  # the session's hour is up
     await rows.first.tap()
     await expect(page.locator("#message")).to_contain_text("请在企业微信应用里重新发送 /dashboard")
     assert await page.locator("table").count() == 0
