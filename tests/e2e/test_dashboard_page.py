@@ -589,6 +589,35 @@ async def test_the_page_follows_the_managers_language(
 
 
 @needs_chromium
+@pytest.mark.parametrize(
+    ("scheme", "background"), [("dark", "rgb(23, 33, 43)"), ("light", "rgb(255, 255, 255)")]
+)
+async def test_without_telegrams_theme_the_page_follows_the_device(
+    api: BotApiStandIn,
+    start_bot: Any,
+    browser: Browser,
+    scheme: Literal["light", "dark"],
+    background: str,
+) -> None:
+    """Opened with no theme from Telegram (Telegram Web, an old client), the page is dark on a
+    device in its dark scheme and light in its light one; Telegram's own theme, when given,
+    wins over the device's."""
+    bot = await start_bot()
+    base = bot.app.http.url
+    data = init_data(api.token, MANAGER_ID, "zh")
+    opened = await open_page(browser, mini_app_url(base, data), color_scheme=scheme)
+    page = opened.page
+    await expect(page.locator("#backlog-empty")).to_have_text("没有未结投诉。")
+    assert await page.evaluate("getComputedStyle(document.body).backgroundColor") == background
+    themed = DARK_THEME if scheme == "light" else LIGHT_THEME
+    told = (await open_page(browser, mini_app_url(base, data, themed), color_scheme=scheme)).page
+    await expect(told.locator("#backlog-empty")).to_be_visible()
+    given = await told.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert given == ("rgb(33, 33, 33)" if scheme == "light" else "rgb(255, 255, 255)")
+    assert not opened.problems, opened.problems
+
+
+@needs_chromium
 async def test_others_see_why_and_no_data(
     api: BotApiStandIn, start_bot: Any, browser: Browser
 ) -> None:
