@@ -769,7 +769,7 @@
     if (!tickets.length) return el("p", { className: "empty", id: "backlog-empty" }, t("backlogEmpty"));
     const ordered = tickets.filter((x) => x.overdue).concat(tickets.filter((x) => !x.overdue));
     const head = el("tr", {}, [t("reference"), t("category"), t("severity"), t("takenBy"), t("age"), t("deadline")]
-      .map((label) => el("th", { scope: "col" }, label)));
+      .map((label, i) => el("th", { scope: "col", className: i === 4 ? "number" : null }, label)));
     const rows = ordered.map((ticket) => {
       const open = () => openTicket(ticket.reference);
       return el("tr", {
@@ -817,7 +817,7 @@
     const table = el("details", { className: "figures" }, el("summary", {}, t("figures")),
       el("div", { className: "scroll" }, el("table", { id: "on-time-table", className: "list" },
         el("thead", {}, el("tr", {}, [t("week"), t("inTime"), t("answered"), t("share")]
-          .map((label) => el("th", { scope: "col" }, label)))),
+          .map((label, i) => el("th", { scope: "col", className: i ? "number" : null }, label)))),
         el("tbody", {}, rows))));
     const plot = el("div", { className: "chart", id: "on-time-chart" });
     requestAnimationFrame(() => drawChart(o));
