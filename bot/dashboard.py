@@ -110,6 +110,19 @@ class SessionTokens:
         return visitor
 
 
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None where it is longer than `limit` (said in its header, or
+    found while reading a chunked one): no more of it is read than that."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(limit + 1):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 async def _not_kept(request: web.Request, response: web.StreamResponse) -> None:
     """The JSON calls' answers are one manager's, as of now: no cache (the browser's, a proxy's)
     keeps them."""
@@ -158,13 +171,13 @@ class Dashboard:
     async def _session(self, request: web.Request) -> web.Response:
         """The body is what the messenger handed the page: Telegram's initData, or (`?via=
         wecom`) the code WeCom's web sign-in put in the page's link."""
-        raw = await request.read()  # the server's own limit bounds it (4 MiB)
         via = request.query.get("via", DEFAULT_VIA)
         try:
             sign_in = self.sign_ins.get(via)
             if sign_in is None:  # a messenger this desk does not have
                 raise Refused("bad_via")
-            if len(raw) > MAX_SIGN_IN:
+            raw = await _read_at_most(request, MAX_SIGN_IN)
+            if raw is None:
                 raise Refused("bad_hash" if via == DEFAULT_VIA else "bad_code")
             visitor = await sign_in(raw.decode("utf-8", errors="replace").strip())
         except Refused as refused:
