@@ -139,3 +139,7 @@ class MiniAppSignIn:
         if not await self.is_manager(user.id):
             raise Refused("not_manager", language)
         return Visitor(str(user.id), language)
+
+    async def still_manager(self, user_id: str) -> bool:
+        """Whether the manager a session was opened for still is one (asked at each call)."""
+        return user_id.isdigit() and await self.is_manager(int(user_id))

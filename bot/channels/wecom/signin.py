@@ -54,4 +54,8 @@ class WeComSignIn:
             raise SignInUnavailable(str(exc)) from None
         if who.userid is None or not self.is_manager(who.userid):
             raise Refused("not_manager", self.language)
-        return Visitor(who.userid, self.language)
+        return Visitor(who.userid, self.language, "wecom")
+
+    async def still_manager(self, userid: str) -> bool:
+        """Whether the manager a session was opened for still is one (asked at each call)."""
+        return self.is_manager(userid)
