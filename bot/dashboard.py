@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,10 +37,12 @@ MAX_SIGN_IN = 16 * 1024  # an initData is a few hundred bytes
 
 @dataclass(frozen=True)
 class Visitor:
-    """A manager the messenger vouched for: their id there, and their language (zh | en)."""
+    """A manager the messenger vouched for: their id there, their language (zh | en), and the
+    messenger (`via`: whose sign-in vouched, and is asked again at each call)."""
 
     id: str
     language: str
+    via: str = "telegram"
 
 
 class Refused(Exception):
@@ -89,7 +91,7 @@ class SessionTokens:
 
     def issue(self, visitor: Visitor, now: datetime) -> str:
         expires = int((now + self.lifetime).timestamp())
-        payload = {"u": visitor.id, "l": visitor.language, "e": expires}
+        payload = {"u": visitor.id, "l": visitor.language, "v": visitor.via, "e": expires}
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return f"{body}.{self._mac(body)}"
 
@@ -101,13 +103,26 @@ class SessionTokens:
             raise Refused("bad_token")
         try:
             payload = json.loads(_unb64(body))
-            visitor = Visitor(str(payload["u"]), str(payload["l"]))
+            visitor = Visitor(str(payload["u"]), str(payload["l"]), str(payload["v"]))
             expires = int(payload["e"])
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise Refused("bad_token") from None
         if now.timestamp() >= expires:
             raise Refused("expired_token", visitor.language)
         return visitor
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None where it is longer than `limit` (said in its header, or
+    found while reading a chunked one): no more of it is read than that."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(limit + 1):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 async def _not_kept(request: web.Request, response: web.StreamResponse) -> None:
@@ -149,22 +164,29 @@ class Dashboard:
         message = self.desk.render(language, "dashboard/refused.txt", reason=refused.reason)
         return web.json_response({"error": refused.reason, "message": message}, status=403)
 
-    def _visitor(self, request: web.Request) -> Visitor:
+    async def _visitor(self, request: web.Request) -> Visitor:
+        """The manager the call's token names, while they still are one: a manager taken out
+        of MANAGER_IDS (or the group's administrators) sees no more from the next call on."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Refused("no_token")
-        return self.tokens.read(token.strip(), self.clock())
+        visitor = self.tokens.read(token.strip(), self.clock())
+        sign_in = self.sign_ins.get(visitor.via)
+        still_manager = getattr(sign_in, "still_manager", None)
+        if sign_in is None or (still_manager is not None and not await still_manager(visitor.id)):
+            raise Refused("not_manager", visitor.language)
+        return visitor
 
     async def _session(self, request: web.Request) -> web.Response:
         """The body is what the messenger handed the page: Telegram's initData, or (`?via=
         wecom`) the code WeCom's web sign-in put in the page's link."""
-        raw = await request.read()  # the server's own limit bounds it (4 MiB)
         via = request.query.get("via", DEFAULT_VIA)
         try:
             sign_in = self.sign_ins.get(via)
             if sign_in is None:  # a messenger this desk does not have
                 raise Refused("bad_via")
-            if len(raw) > MAX_SIGN_IN:
+            raw = await _read_at_most(request, MAX_SIGN_IN)
+            if raw is None:
                 raise Refused("bad_hash" if via == DEFAULT_VIA else "bad_code")
             visitor = await sign_in(raw.decode("utf-8", errors="replace").strip())
         except Refused as refused:
@@ -175,12 +197,12 @@ class Dashboard:
             language = self.desk.staff_language
             message = self.desk.render(language, "dashboard/refused.txt", reason="unavailable")
             return web.json_response({"error": "unavailable", "message": message}, status=503)
-        token = self.tokens.issue(visitor, self.clock())
+        token = self.tokens.issue(replace(visitor, via=via), self.clock())
         return web.json_response({"token": token, "language": visitor.language})
 
     async def _backlog(self, request: web.Request) -> web.Response:
         try:
-            visitor = self._visitor(request)
+            visitor = await self._visitor(request)
         except Refused as refused:
             return self._refused(refused)
         now = self.clock()
@@ -214,7 +236,7 @@ class Dashboard:
 
     async def _figures(self, request: web.Request) -> web.Response:
         try:
-            visitor = self._visitor(request)
+            visitor = await self._visitor(request)
         except Refused as refused:
             return self._refused(refused)
         now = self.clock()
@@ -229,7 +251,7 @@ class Dashboard:
 
     async def _ticket(self, request: web.Request) -> web.Response:
         try:
-            visitor = self._visitor(request)
+            visitor = await self._visitor(request)
         except Refused as refused:
             return self._refused(refused)
         asked = request.match_info["reference"]

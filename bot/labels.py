@@ -51,8 +51,9 @@ LABELS: dict[str, dict[str, str]] = {
         "typed_take": "跟进",
         "typed_tier": "方案",
         "typed_done": "结案",
-        "open_dashboard": "📊 打开仪表盘",
-        "start_dashboard": "💬 私聊机器人,打开仪表盘",
+        "open_dashboard": "📊 打开投诉看板",
+        "start_dashboard": "💬 私聊机器人,打开看板",
+        "open_card": "打开看板",  # a WeCom textcard's button: at most 4 characters
     },
     "en": {
         "no_order": "I don't have an order number",
@@ -102,6 +103,7 @@ LABELS: dict[str, dict[str, str]] = {
         "where_courier": "Courier",
         "open_dashboard": "📊 Open the dashboard",
         "start_dashboard": "💬 Open it in a private chat with the bot",
+        "open_card": "Open",  # a WeCom textcard's button: at most 4 characters
     },
 }
 

@@ -364,12 +364,17 @@ class Sender:
 
     @staticmethod
     def _follow_up(uow: UnitOfWork, head: Outgoing, outcome: Outcome) -> None:
-        """What the staff room hears once a private message went, or did not (refused, or no
-        answer: it may not have arrived)."""
+        """What the staff room hears once a private message went, or did not (blocked: never
+        started, or blocked; failed or unsure: it may not have arrived)."""
         follow = head.payload.get("follow_up")
         if not follow:
             return
-        said = follow.get("sent" if outcome.delivery is Delivery.SENT else "not_sent")
+        if outcome.delivery is Delivery.SENT:
+            said = follow.get("sent")
+        elif outcome.delivery is Delivery.BLOCKED:
+            said = follow.get("blocked") or follow.get("not_sent")
+        else:  # failed, or unsure: it may even have arrived
+            said = follow.get("not_sent")
         if said:
             to = Actor(*follow["to"]) if follow.get("to") else None
             uow.outbox.to_room(Say.from_json(said), urgency=Urgency.RELAY, to=to)

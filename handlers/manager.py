@@ -175,18 +175,26 @@ def dashboard_in_room(
         uow.outbox.to_room(dashboard_button(desk, lang), urgency=Urgency.RELAY, to=actor)
         return
     sent = Say(desk.render(lang, "manager/dashboard_sent.html", actor=actor))
-    start = Say(
-        desk.render(lang, "manager/dashboard_start.html", actor=actor, link=start_link),
-        choices=((Choice(label(lang, "start_dashboard"), start_link, "link"),),)
-        if start_link
-        else (),
+    start_button = (
+        ((Choice(label(lang, "start_dashboard"), start_link, "link"),),) if start_link else ()
     )
+
+    def start(blocked: bool) -> Say:
+        """Where the button could not go: why (`blocked`: Telegram said they never started a
+        chat with the bot, or blocked it; else it failed or may not have arrived), and the link
+        that starts the chat."""
+        text = desk.render(
+            lang, "manager/dashboard_start.html", actor=actor, link=start_link, blocked=blocked
+        )
+        return Say(text, choices=start_button)
+
     uow.outbox.to_customer(
         private,
         dashboard_button(desk, language or lang),
         urgency=Urgency.RELAY,
         if_sent=sent,
-        if_not_sent=start,
+        if_blocked=start(blocked=True),
+        if_not_sent=start(blocked=False),
         tell=actor,
     )
 

@@ -84,20 +84,22 @@ class Outbox:
         collapse: str | None = None,
         answer_by: Actor | None = None,
         if_sent: Say | None = None,
+        if_blocked: Say | None = None,
         if_not_sent: Say | None = None,
         tell: Actor | None = None,
     ) -> None:
         """`answer_by`: a staff member's answer; once it has reached the customer, the sender
-        tells the desk (`handlers.staff.answer_delivered`). `if_sent`, `if_not_sent`: what the
-        staff room is told (meant for `tell`) once the messenger has answered, by how it went:
-        a message into someone's private chat that may be refused (a manager who never
-        started a chat with the bot)."""
+        tells the desk (`handlers.staff.answer_delivered`). `if_sent`, `if_blocked`,
+        `if_not_sent`: what the staff room is told (meant for `tell`) once the messenger has
+        answered, by how it went (sent; refused as blocked: a manager who never started a chat
+        with the bot; failed otherwise, or unsure): a message into someone's private chat."""
         payload: dict[str, Any] = {"say": say.to_json()}
         if answer_by is not None:
             payload["answer_by"] = [answer_by.id, answer_by.name, answer_by.role]
-        if if_sent is not None or if_not_sent is not None:
+        if if_sent is not None or if_blocked is not None or if_not_sent is not None:
             payload["follow_up"] = {
                 "sent": if_sent.to_json() if if_sent is not None else None,
+                "blocked": if_blocked.to_json() if if_blocked is not None else None,
                 "not_sent": if_not_sent.to_json() if if_not_sent is not None else None,
                 "to": [tell.id, tell.name, tell.role] if tell is not None else None,
             }

@@ -85,8 +85,24 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+class _Counted:
+    """A stretch of the chart (a day, a week): its complaints, and the share answered in time."""
+
+    by_category: dict[str, int]
+    answered: int
+    answered_in_time: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_category.values())
+
+    @property
+    def sla_hit(self) -> float | None:
+        return self.answered_in_time / self.answered if self.answered else None
+
+
 @dataclass(frozen=True)
-class DayCount:
+class DayCount(_Counted):
     """One day of the chart: complaints by category key, and the share answered in time."""
 
     day: date
@@ -94,17 +110,9 @@ class DayCount:
     answered: int = 0  # tickets of that day that had a first human answer
     answered_in_time: int = 0
 
-    @property
-    def total(self) -> int:
-        return sum(self.by_category.values())
-
-    @property
-    def sla_hit(self) -> float | None:
-        return self.answered_in_time / self.answered if self.answered else None
-
 
 @dataclass(frozen=True)
-class WeekCount:
+class WeekCount(_Counted):
     """One week of the dashboard, Monday to Sunday in the shop's calendar: the chart's days of
     that week added up."""
 
@@ -112,14 +120,6 @@ class WeekCount:
     by_category: dict[str, int]
     answered: int = 0
     answered_in_time: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_category.values())
-
-    @property
-    def sla_hit(self) -> float | None:
-        return self.answered_in_time / self.answered if self.answered else None
 
 
 def monday_of(day: date) -> date:

@@ -117,6 +117,7 @@ MEDIA_TYPES = {"image", "voice", "video", "file"}
 # The self-built app (message/send 90236, update_template_card 94888, callbacks 90240/90930;
 # error codes as WeCom's list 90313 names them)
 APP_SEND_TYPES = {"text", "image", "file", "template_card", "textcard"}
+TEXTCARD_BUTTON_CHARS = 4  # a textcard's btntxt is cut past these ("不超过4个文字")
 TEXTCARD_TITLE_BYTES = 128  # a textcard's title and description are cut past these
 TEXTCARD_DESCRIPTION_BYTES = 512
 TEXTCARD_URL_BYTES = 2048
@@ -357,6 +358,15 @@ class AppMessage:
 
     def keys(self) -> list[str]:
         return [str(b.get("key") or "") for b in _buttons(self.card)]
+
+    @property
+    def link_button(self) -> str | None:
+        """A textcard's link as the member sees it: its `btntxt`, cut past 4 characters, or
+        WeCom's 详情 ("details") when there is none."""
+        if self.msgtype != "textcard":
+            return None
+        given = str((self.body.get("textcard") or {}).get("btntxt") or "")
+        return given[:TEXTCARD_BUTTON_CHARS] or "详情"
 
     @property
     def title(self) -> str:

@@ -203,9 +203,9 @@ async def test_the_figures_count_what_customers_and_staff_did(
     [
         ("figures?period=last-month", 400, "bad_period", "看不懂这个时间段「last-month」"),
         ("figures?period=2026-13", 400, "bad_period", "2026-11"),
-        ("tickets/T-999999", 404, "no_ticket", "没有找到投诉单「T-999999」"),
+        ("tickets/T-999999", 404, "no_ticket", "没有找到投诉「T-999999」"),
         ("tickets/T-99999999999", 404, "no_ticket", "T-000123"),
-        ("tickets/nonsense", 404, "no_ticket", "没有找到投诉单"),
+        ("tickets/nonsense", 404, "no_ticket", "没有找到投诉"),
     ],
 )
 async def test_a_question_the_desk_cannot_answer_is_refused_and_no_token_gets_nothing(

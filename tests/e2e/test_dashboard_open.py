@@ -40,9 +40,9 @@ async def test_a_manager_gets_the_button_in_private_and_others_are_told_politely
     boss = api.person(MANAGER_ID, "陈店长", "zh")
     mark = len(api.sent)
     boss.send("/dashboard")
-    answer = await said(api, boss, "投诉仪表盘", mark)
+    answer = await said(api, boss, "投诉看板", mark)
     [button] = buttons_of(answer)
-    assert button == {"text": "📊 打开仪表盘", "web_app": {"url": f"{PUBLIC}/dashboard"}}
+    assert button == {"text": "📊 打开投诉看板", "web_app": {"url": f"{PUBLIC}/dashboard"}}
 
     deputy = api.person(4343, "Anna", "en")
     mark = len(api.sent)
@@ -54,13 +54,13 @@ async def test_a_manager_gets_the_button_in_private_and_others_are_told_politely
     customer = api.person(2101, "小明", "zh")
     mark = len(api.sent)
     customer.send("/dashboard")
-    refusal = await said(api, customer, "仪表盘是店长看数据用的", mark)
+    refusal = await said(api, customer, "投诉看板是店长看数据用的", mark)
     assert "MANAGER_IDS" not in refusal.text and not buttons_of(refusal)
     clerk = api.person(3102, "小李", "zh")
     clerk.say_in_group(STAFF_CHAT, "在吗")  # staff, in the group
     mark = len(api.sent)
     clerk.send("/start dashboard")  # a start link passed on to someone else
-    await said(api, clerk, "仪表盘是店长看数据用的", mark)
+    await said(api, clerk, "投诉看板是店长看数据用的", mark)
     await bot.settled()
     for person in (boss, deputy, customer, clerk):
         no_complaint(api, person.id)
@@ -80,22 +80,22 @@ async def test_from_the_group_a_manager_who_never_started_the_bot_gets_a_start_l
     boss.say_in_group(STAFF_CHAT, "/dashboard")
     link = await in_group(api, "私聊", mark)
     assert buttons_of(link) == [
-        {"text": "💬 私聊机器人,打开仪表盘", "url": "https://t.me/desk_bot?start=dashboard"}
+        {"text": "💬 私聊机器人,打开看板", "url": "https://t.me/desk_bot?start=dashboard"}
     ]
-    assert "陈店长" in link.text
+    assert "陈店长" in link.text and "您还没私聊过我" in link.text  # why: Telegram said 403
     tried = [p for m, p in api.calls if m == "sendMessage" and str(p["chat_id"]) == str(boss.id)]
     assert len(tried) == 1 and api.sent_to(boss.id) == []  # Telegram refused it (403)
 
     mark = len(api.sent)
     boss.send("/start dashboard")  # the link opens the private chat; the manager taps Start
-    answer = await said(api, boss, "投诉仪表盘", mark)
+    answer = await said(api, boss, "投诉看板", mark)
     assert buttons_of(answer)[0]["web_app"] == {"url": f"{PUBLIC}/dashboard"}
 
     mark = len(api.sent)
     boss.say_in_group(STAFF_CHAT, "/dashboard@desk_bot")
     note = await in_group(api, "私信发给您", mark)
     assert not buttons_of(note)
-    again = await said(api, boss, "投诉仪表盘", mark)
+    again = await said(api, boss, "投诉看板", mark)
     assert buttons_of(again)[0]["web_app"] == {"url": f"{PUBLIC}/dashboard"}
     await bot.settled()
     no_complaint(api, boss.id)

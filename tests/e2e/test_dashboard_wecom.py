@@ -83,7 +83,8 @@ async def test_a_wecom_manager_signs_in_through_the_card_and_no_one_else_does(
     mark = len(wecom.app_sent)
     boss.say("/dashboard")
     card = await card_for(wecom, boss, mark)
-    assert card.title == "📊 打开仪表盘" and "投诉仪表盘" in card.text
+    assert card.title == "📊 打开投诉看板" and "投诉看板" in card.text
+    assert card.link_button == "打开看板"  # the card's link, as the manager sees it
     assert card.link == (
         f"{wecom.base_url}/connect/oauth2/authorize?appid={wecom.corp_id}"
         f"&redirect_uri={quote(page + '?via=wecom', safe='')}&response_type=code"

@@ -7,14 +7,20 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
 
 from bot.channels.telegram.webapp import InitDataRefused, MiniAppSignIn, check_init_data
+from bot.channels.wecom.app_client import SignedIn
+from bot.channels.wecom.signin import WeComSignIn
 from bot.config import SettingsError, load_settings
-from bot.dashboard import Refused, SessionTokens, Visitor, derive_key
+from bot.dashboard import Dashboard, Refused, SessionTokens, Visitor, derive_key
+from tests.unit import fakes
 
 TOKEN = "123456789:AAE-test-token"
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
@@ -142,3 +148,65 @@ def test_public_url_must_be_https_off_loopback(url: str) -> None:
     assert settings(public_url="http://127.0.0.1:8080").public_url == "http://127.0.0.1:8080"
     with pytest.raises(SettingsError, match="PUBLIC_URL is malformed"):
         settings(public_url=url)
+
+
+async def test_forged_data_is_refused_in_the_language_it_claims() -> None:
+    """The refusal of data whose hash does not match is worded in its user's language (only
+    the words: nothing of it is believed); with no user, in the desk's."""
+
+    async def is_manager(user_id: int) -> bool:
+        raise AssertionError("nobody is looked up before the hash matches")
+
+    sign_in = MiniAppSignIn(TOKEN, is_manager, "zh", lambda: NOW)
+    english = {"id": 42, "first_name": "Anna", "language_code": "en"}
+    for data, language in (
+        (init_data(token="another bot's", user=english), "en"),
+        (init_data(token="another bot's", user=MANAGER), "zh"),
+        (init_data(token="another bot's"), "zh"),
+        ("user=%7B%22id%22", "zh"),
+    ):
+        with pytest.raises(Refused) as refused:
+            await sign_in(data)
+        assert (refused.value.reason, refused.value.language) == ("bad_hash", language)
+
+
+async def test_the_sign_in_reads_no_more_than_an_init_data_can_be() -> None:
+    """A sign-in's body longer than 16 KiB (said in its header, or sent in chunks) is refused
+    without the messenger being asked; a WeCom code that is not one is not sent to WeCom."""
+    asked: list[str] = []
+
+    async def telegram(data: str) -> Visitor:
+        asked.append(data)
+        return Visitor("42", "zh")
+
+    async def wecom_asked(code: str) -> SignedIn:
+        asked.append(code)
+        return SignedIn("boss")
+
+    client: Any = SimpleNamespace(signed_in=wecom_asked)
+    wecom = WeComSignIn(client, lambda userid: True, "zh")
+    sign_ins = {"telegram": telegram, "wecom": wecom}
+    tokens = SessionTokens(derive_key(TOKEN))
+    no_database: Any = None  # a sign-in reads none
+    dashboard = Dashboard(fakes.desk(), no_database, lambda: NOW, sign_ins, tokens)
+    app = web.Application()
+    dashboard.add_routes(app)
+    async with TestServer(app) as server, ClientSession() as http:
+        url = str(server.make_url("/dashboard/api/session"))
+
+        async def chunks() -> Any:
+            for _ in range(20):
+                yield b"x" * 1024
+
+        for body in (b"x" * (16 * 1024 + 1), chunks()):
+            async with http.post(url, data=body) as answer:
+                assert answer.status == 403
+                assert (await answer.json())["error"] == "bad_hash"
+        async with http.post(url + "?via=wecom", data="<script>") as answer:
+            assert answer.status == 403 and (await answer.json())["error"] == "bad_code"
+        assert asked == []
+        async with http.post(url, data=b"x" * (16 * 1024)) as answer:
+            assert answer.status == 200  # at the limit: the messenger is asked
+        async with http.post(url + "?via=wecom", data="Qm3v_x-9aZ") as answer:
+            assert answer.status == 200  # a code's shape: WeCom is asked
+        assert len(asked) == 2 and asked[-1] == "Qm3v_x-9aZ"

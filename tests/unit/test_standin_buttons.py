@@ -27,7 +27,7 @@ async def api() -> AsyncIterator[BotApiStandIn]:
 
 async def send(api: BotApiStandIn, chat_id: int, *buttons: dict[str, Any]) -> dict[str, Any]:
     """sendMessage with one row of inline buttons, as the bot posts it (JSON)."""
-    body = {"chat_id": chat_id, "text": "仪表盘", "reply_markup": {"inline_keyboard": [buttons]}}
+    body = {"chat_id": chat_id, "text": "投诉看板", "reply_markup": {"inline_keyboard": [buttons]}}
     async with (
         aiohttp.ClientSession() as http,
         http.post(f"{api.base_url}/bot{api.token}/sendMessage", json=body) as answer,
@@ -38,7 +38,7 @@ async def send(api: BotApiStandIn, chat_id: int, *buttons: dict[str, Any]) -> di
 
 
 def web_app(url: str) -> dict[str, Any]:
-    return {"text": "📊 打开仪表盘", "web_app": {"url": url}}
+    return {"text": "📊 打开投诉看板", "web_app": {"url": url}}
 
 
 async def test_a_mini_app_button_goes_only_to_a_private_chat(api: BotApiStandIn) -> None:
@@ -51,7 +51,7 @@ async def test_a_mini_app_button_goes_only_to_a_private_chat(api: BotApiStandIn)
     assert recorded.reply_markup == {
         "inline_keyboard": [[web_app("https://desk.example.com/dashboard")]]
     }
-    assert recorded.buttons() == ["📊 打开仪表盘"]
+    assert recorded.buttons() == ["📊 打开投诉看板"]
 
     refused = await send(api, GROUP, web_app("https://desk.example.com/dashboard"))
     assert refused["error_code"] == 400

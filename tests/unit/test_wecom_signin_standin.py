@@ -139,17 +139,22 @@ async def test_a_textcard_is_delivered_with_its_link(
     standin: WeComStandIn, http: aiohttp.ClientSession
 ) -> None:
     """message/send takes a textcard with title, description and an http(s) url (the
-    description cut past 512 bytes); one without a url is refused."""
+    description cut past 512 bytes, its button's text past 4 characters); one without a url is
+    refused."""
     token = await token_for(http, standin, standin.app_secret)
     body = {
         "touser": "boss",
         "msgtype": "textcard",
         "agentid": standin.agent_id,
-        "textcard": {"title": "📊 打开仪表盘", "description": "热" * 200, "url": PAGE},
+        "textcard": {"title": "📊 打开投诉看板", "description": "热" * 200, "url": PAGE},
     }
     assert (await send(http, standin, body, token))["errcode"] == 0
     [card] = standin.app_received("boss")
-    assert card.title == "📊 打开仪表盘" and card.link == PAGE
+    assert card.title == "📊 打开投诉看板" and card.link == PAGE
     assert card.text == "热" * 170  # 512 bytes hold 170 of these three-byte characters
+    assert card.link_button == "详情"  # no btntxt: WeCom's own word
+    body["textcard"] = {**body["textcard"], "btntxt": "打开投诉看板"}
+    assert (await send(http, standin, body, token))["errcode"] == 0
+    assert standin.app_received("boss")[-1].link_button == "打开投诉"  # cut past 4 characters
     body["textcard"] = {"title": "📊", "description": "x", "url": "dashboard"}
     assert (await send(http, standin, body, token))["errcode"] == 40058

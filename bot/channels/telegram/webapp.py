@@ -102,6 +102,16 @@ def _user(raw: str | None) -> WebAppUser | None:
     )
 
 
+def _claimed_language(init_data: str) -> str | None:
+    """The language the data's `user` claims, genuine or not: only the words of a refusal are
+    chosen by it (the refusal page speaks as the person who opened it would read)."""
+    try:
+        user = _user(dict(parse_qsl(init_data, keep_blank_values=True)).get("user"))
+    except ValueError:
+        return None
+    return user.language_code if user is not None else None
+
+
 class MiniAppSignIn:
     """The dashboard's sign-in from Telegram: the `initData` checked, then the user asked about
     as every manager's command asks (`Managers.is_manager`: MANAGER_IDS, and the group's
@@ -123,10 +133,13 @@ class MiniAppSignIn:
         try:
             user = check_init_data(init_data, self._token, self.clock())
         except InitDataRefused as exc:
-            raise Refused(
-                exc.reason, language_of(exc.language_code, self.default_language)
-            ) from None
+            claimed = exc.language_code or _claimed_language(init_data)
+            raise Refused(exc.reason, language_of(claimed, self.default_language)) from None
         language = language_of(user.language_code, self.default_language)
         if not await self.is_manager(user.id):
             raise Refused("not_manager", language)
         return Visitor(str(user.id), language)
+
+    async def still_manager(self, user_id: str) -> bool:
+        """Whether the manager a session was opened for still is one (asked at each call)."""
+        return user_id.isdigit() and await self.is_manager(int(user_id))

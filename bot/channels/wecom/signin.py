@@ -10,6 +10,7 @@ worthless. A member in WECOM_MANAGER_IDS gets in; anyone else is refused."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from bot.channels.wecom.app_client import AppClient, WeComIpNotTrusted
@@ -18,7 +19,7 @@ from bot.dashboard import Refused, SignInUnavailable, Visitor
 
 logger = logging.getLogger(__name__)
 
-MAX_CODE = 512  # WeCom's codes are a few dozen characters
+CODE = re.compile(r"[A-Za-z0-9_-]{1,512}")  # WeCom's codes: a few dozen of these characters
 PASSING = {-1, 45009, 45033}  # WeCom busy, or its limits: the code is still good
 
 
@@ -37,7 +38,7 @@ class WeComSignIn:
         `not_manager` (a member who is not a manager, or someone outside the corp);
         SignInUnavailable while WeCom cannot be asked."""
         code = code.strip()
-        if not code or len(code) > MAX_CODE:
+        if not CODE.fullmatch(code):  # not one of WeCom's: not worth asking WeCom about
             raise Refused("bad_code", self.language)
         try:
             who = await self.client.signed_in(code)
@@ -53,4 +54,8 @@ class WeComSignIn:
             raise SignInUnavailable(str(exc)) from None
         if who.userid is None or not self.is_manager(who.userid):
             raise Refused("not_manager", self.language)
-        return Visitor(who.userid, self.language)
+        return Visitor(who.userid, self.language, "wecom")
+
+    async def still_manager(self, userid: str) -> bool:
+        """Whether the manager a session was opened for still is one (asked at each call)."""
+        return self.is_manager(userid)

@@ -846,6 +846,7 @@ class WeComStaff:
                 "title": cut_bytes(page.label, 128),
                 "description": cut_bytes(text or page.label, 512),
                 "url": link,
+                "btntxt": label(self.desk.staff_language, "open_card"),  # else WeCom's 详情
             },
         }
 
