@@ -628,7 +628,7 @@ async def test_others_see_why_and_no_data(
     base = bot.app.http.url
     cases = [
         (init_data(api.token, 3501, "en"), "managers only"),
-        (init_data(api.token, 3501, "zh").replace("3501", str(MANAGER_ID)), "无法确认您的身份"),
+        (init_data(api.token, 3501, "zh").replace("3501", str(MANAGER_ID)), "确认不了您的身份"),
         (init_data(api.token, MANAGER_ID, "zh", signed_at=time.time() - 25 * 3600), "已过期"),
     ]
     for data, reason in cases:
