@@ -33,11 +33,14 @@ ASSETS = {
 FOREVER = "public, max-age=31536000, immutable"  # a URL with the content's hash in it
 REVALIDATE = "no-cache"  # keep it, but ask (If-None-Match) before each use
 
-# the page runs only what the desk serves: no inline script, no other origin
+# the page runs only what the desk serves: no inline script, no other origin; and it is framed
+# only by itself and Telegram Web (which runs a Mini App in a frame); Telegram's apps and WeCom
+# open it in a web view of their own, which no frame rule touches
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'"
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'self' https://web.telegram.org"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # WeCom's one-time code is in the page's query

@@ -220,7 +220,9 @@ async def test_the_page_is_served_plain_with_its_own_assets(
             assert answer.status == 200
             assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
             assert answer.headers["Cache-Control"] == "no-cache"
-            assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+            policy = answer.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in policy
+            assert "frame-ancestors 'self' https://web.telegram.org" in policy  # no other site
             page = await answer.text()
             etag = answer.headers["ETag"]
         assert "T-000001" not in page and "小明" not in page
