@@ -19,7 +19,14 @@ from bot.channels.telegram.webapp import InitDataRefused, MiniAppSignIn, check_i
 from bot.channels.wecom.app_client import SignedIn
 from bot.channels.wecom.signin import WeComSignIn
 from bot.config import SettingsError, load_settings
-from bot.dashboard import Dashboard, Refused, SessionTokens, Visitor, derive_key
+from bot.dashboard import (
+    Dashboard,
+    Refused,
+    SessionTokens,
+    SignInUnavailable,
+    Visitor,
+    derive_key,
+)
 from tests.unit import fakes
 
 TOKEN = "123456789:AAE-test-token"
@@ -210,3 +217,26 @@ async def test_the_sign_in_reads_no_more_than_an_init_data_can_be() -> None:
         async with http.post(url + "?via=wecom", data="Qm3v_x-9aZ") as answer:
             assert answer.status == 200  # a code's shape: WeCom is asked
         assert len(asked) == 2 and asked[-1] == "Qm3v_x-9aZ"
+
+
+async def test_a_flood_of_wecom_codes_does_not_spend_the_apps_calls() -> None:
+    """Past 60 codes within a minute, WeCom is not asked (503: try again shortly), so a flood
+    of posted codes cannot use up the app's calls the real sign-ins need; a minute on, it is
+    asked again."""
+    asked: list[str] = []
+
+    async def signed_in(code: str) -> SignedIn:
+        asked.append(code)
+        return SignedIn("boss")
+
+    moment = [0.0]
+    client: Any = SimpleNamespace(signed_in=signed_in)
+    wecom = WeComSignIn(client, lambda userid: True, "zh", clock=lambda: moment[0])
+    for n in range(60):
+        assert await wecom(f"code{n}") == Visitor("boss", "zh", "wecom")
+    with pytest.raises(SignInUnavailable):
+        await wecom("code60")
+    assert len(asked) == 60
+    moment[0] = 60.0
+    assert await wecom("code61") == Visitor("boss", "zh", "wecom")
+    assert asked[-1] == "code61"
