@@ -109,8 +109,7 @@ def database_url(sqlite_url: str) -> str:
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """Headless Chromium, the machine's own (Playwright downloads no browser)."""
-    if CHROMIUM is None:
-        pytest.skip("no Chromium")
+    assert CHROMIUM is not None, "a test that drives the browser is marked @needs_chromium"
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
         yield chromium
