@@ -442,7 +442,10 @@
     const body = await answer.json().catch(() => null);
     if (answer.status === 403) return refuse(body && body.message ? body.message : t("refused"));
     if (!answer.ok || !body || !body.token) {
-      return message(t("refused"), t("failed"), retryButton(() => signIn(from)));
+      // the desk's own words where it has them (503: the messenger could not be asked yet;
+      // WeCom's code is not spent, so the same one is tried again)
+      const why = body && body.message ? body.message : t("failed");
+      return message(t("refused"), why, retryButton(() => signIn(from)));
     }
     remember({ token: body.token, language: body.language, via: from.via });
     start({ ...body, via: from.via });

@@ -715,3 +715,37 @@ async def test_a_wecom_manager_opens_the_page_from_the_apps_card(
     assert await refused.page.locator("table").count() == 0
     asked = [r.url for r in refused.requests if "/dashboard/api/" in r.url]
     assert asked == [f"{public}/dashboard/api/session?via=wecom"]
+
+
+@needs_chromium
+async def test_when_wecom_does_not_answer_the_page_says_so_and_a_retry_gets_in(
+    wecom: WeComStandIn, start_bot: Any, browser: Browser
+) -> None:
+    """WeCom down at the sign-in: the page says WeCom did not answer and offers to try again,
+    showing no data; once WeCom answers, the retry (the same code, not spent meanwhile) opens
+    the page."""
+    boss = wecom.staff("boss", "陈店长")
+    wecom.staff("zhangsan", "张三")
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    await start_wecom_desk(start_bot, wecom, http_port=str(port), public_url=public)
+    await complaint_filed(wecom)
+    mark = len(wecom.app_sent)
+    boss.say("/dashboard")
+    card = await card_for(wecom, boss, mark)
+
+    wecom.sign_in_as("boss")
+    wecom.inject_http("auth/getuserinfo", 502, count=100)  # WeCom away for a while
+    opened = await open_page(browser, card.link)
+    page = opened.page
+    await expect(page.locator("#message")).to_contain_text("企业微信暂时没有回应")
+    assert await page.locator("table").count() == 0
+    wecom.faults.clear()  # WeCom is back
+    await page.get_by_role("button", name="重试").tap()
+    await expect(page.locator("#backlog-table td.reference .link")).to_have_text(["T-000001"])
+    signed_in = [r for r in opened.requests if "/dashboard/api/session" in r.url]
+    assert len(signed_in) == 2 and signed_in[0].post_data == signed_in[1].post_data
+    # nothing went wrong but the one sign-in WeCom did not answer (Chromium logs its 503)
+    assert opened.problems == [
+        "Failed to load resource: the server responded with a status of 503 (Service Unavailable)"
+    ]

@@ -130,6 +130,18 @@ async def test_a_wecom_manager_signs_in_through_the_card_and_no_one_else_does(
         )
         assert status == 403 and refused["error"] == "bad_via"
 
+        code = await code_from(http, card.link, page)
+        wecom.inject_http("auth/getuserinfo", 502, count=10)  # WeCom down for a while
+        status, busy = await session(http, public, code)
+        assert status == 503 and busy["error"] == "unavailable"
+        assert "稍后再打开" in busy["message"]
+        wecom.inject("auth/getuserinfo", -1, "system busy")  # then busy once
+        status, busy = await session(http, public, code)
+        assert status == 503 and busy["error"] == "unavailable"
+        wecom.faults.clear()
+        status, opened = await session(http, public, code)  # the code was not spent meanwhile
+        assert status == 200 and opened["token"]
+
 
 async def test_without_public_url_the_wecom_manager_is_told_what_it_needs(
     wecom: WeComStandIn, start_bot: Any
