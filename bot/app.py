@@ -252,6 +252,10 @@ def build(settings: Settings, policy: Policy, clock: Callable[[], datetime] = ut
         http.add_routes(wecom.add_routes)
     if wecom_staff is not None:
         http.add_routes(wecom_staff.add_routes)
+    if settings.wecom_verify_file is not None:  # WeCom checks the domain is the shop's
+        from bot.channels.wecom.domain import verify_file_routes
+
+        http.add_routes(verify_file_routes(settings.wecom_verify_file))
     return App(
         settings,
         policy,

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     wecom_app_callback_path: str = "/wecom/app"
     # where the app's links sign a member in (connect/oauth2/authorize): the dashboard's card
     wecom_oauth_url: str = WECOM_PUBLIC_OAUTH_URL
+    # the WW_verify_….txt file WeCom gives to prove PUBLIC_URL's domain (the app's trusted
+    # domain for web sign-in): served at the server's root
+    wecom_verify_file: Path | None = None
     wecom_staff_ids: Annotated[tuple[str, ...], NoDecode] = ()
     wecom_manager_ids: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -219,6 +222,17 @@ class Settings(BaseSettings):
             "the public https:// address Telegram calls, e.g. https://desk.example.com/telegram "
             "(plain http:// only on 127.0.0.1, for tests)"
         )
+
+    @field_validator("wecom_verify_file")
+    @classmethod
+    def _wecom_verify_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"WW_verify_[A-Za-z0-9]{1,64}\.txt", value.name):
+            raise ValueError("the file WeCom gives, named WW_verify_….txt, as it was downloaded")
+        if not value.is_file() or value.stat().st_size > 1024:
+            raise ValueError(f"{value} is not there (or is not WeCom's few bytes)")
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -7,6 +7,7 @@ twice or too late are refused."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -157,3 +158,20 @@ async def test_without_public_url_the_wecom_manager_is_told_what_it_needs(
     assert "需要先设置" in said.text
     await bot.settled()
     assert not [m for m in boss.received() if m.msgtype == "textcard"]
+
+
+async def test_the_desk_serves_wecoms_domain_proof_at_its_root(
+    wecom: WeComStandIn, start_bot: Any, tmp_path: Path
+) -> None:
+    """WECOM_VERIFY_FILE, the WW_verify_….txt WeCom gave for the app's trusted domain, is
+    served at the server's root as it was downloaded, for WeCom's check; no other name is."""
+    proof = tmp_path / "WW_verify_Qm3vX9aZ0pLk2JdE.txt"
+    proof.write_bytes(b"Qm3vX9aZ0pLk2JdE")
+    bot = await start_wecom_desk(start_bot, wecom, wecom_verify_file=str(proof))
+    base = f"http://127.0.0.1:{bot.app.callback_port()}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/WW_verify_Qm3vX9aZ0pLk2JdE.txt") as answer:
+            assert answer.status == 200 and answer.content_type == "text/plain"
+            assert await answer.read() == b"Qm3vX9aZ0pLk2JdE"
+        async with http.get(f"{base}/WW_verify_other.txt") as answer:
+            assert answer.status == 404

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
@@ -240,3 +241,18 @@ async def test_a_flood_of_wecom_codes_does_not_spend_the_apps_calls() -> None:
     moment[0] = 60.0
     assert await wecom("code61") == Visitor("boss", "zh", "wecom")
     assert asked[-1] == "code61"
+
+
+def test_wecoms_domain_proof_is_the_file_wecom_gave(tmp_path: Path) -> None:
+    """WECOM_VERIFY_FILE names WeCom's WW_verify_….txt, present and a few bytes; another name,
+    a missing file or a large one stops the start, named."""
+    proof = tmp_path / "WW_verify_Qm3vX9aZ.txt"
+    proof.write_text("Qm3vX9aZ")
+    assert settings(wecom_verify_file=str(proof)).wecom_verify_file == proof
+    other = tmp_path / "index.html"
+    other.write_text("<html>")
+    large = tmp_path / "WW_verify_Large.txt"
+    large.write_bytes(b"x" * 2048)
+    for given in (other, tmp_path / "WW_verify_Missing.txt", large):
+        with pytest.raises(SettingsError, match="WECOM_VERIFY_FILE"):
+            settings(wecom_verify_file=str(given))
