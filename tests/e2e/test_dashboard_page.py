@@ -32,8 +32,8 @@ from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group
 from tests.e2e.test_dashboard import init_data, sign_in
 from tests.e2e.test_dashboard_figures import SHOP, ShopClock
-from tests.e2e.test_dashboard_wecom import card_for, free_port, start_wecom_desk
-from tests.e2e.test_wecom_staff import complaint_filed
+from tests.e2e.test_dashboard_wecom import card_for, free_port
+from tests.e2e.test_wecom_staff import complaint_filed, start_all_wecom
 
 
 def find_chromium() -> str | None:
@@ -662,6 +662,19 @@ async def test_opened_outside_a_messenger_the_page_says_where_to_open_it(
     assert not [r for r in chinese.requests + english.requests if "/dashboard/api/" in r.url]
 
 
+async def wecom_managers_card(start_bot: Any, wecom: WeComStandIn, **settings: Any) -> Any:
+    """An all-WeCom desk with a public address on a free port, one complaint filed, and the
+    card `/dashboard` brought the manager (boss; zhangsan is staff): (the address, the card)."""
+    boss = wecom.staff("boss", "陈店长")
+    wecom.staff("zhangsan", "张三")
+    public = f"http://127.0.0.1:{(port := free_port())}"
+    await start_all_wecom(start_bot, wecom, http_port=str(port), public_url=public, **settings)
+    await complaint_filed(wecom)
+    mark = len(wecom.app_sent)
+    boss.say("/dashboard")
+    return public, await card_for(wecom, boss, mark)
+
+
 @needs_chromium
 async def test_a_wecom_manager_opens_the_page_from_the_apps_card(
     wecom: WeComStandIn, start_bot: Any, browser: Browser
@@ -671,17 +684,9 @@ async def test_a_wecom_manager_opens_the_page_from_the_apps_card(
     spent by then) keeps the session; past the session's hour the page, with no code left to
     sign in with, asks the manager to open it again from the app; a member who is no manager,
     following the same link, sees the refusal and no data."""
-    boss = wecom.staff("boss", "陈店长")
-    wecom.staff("zhangsan", "张三")
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
     clock = ShopClock(SHOP_MORNING)
     wecom.callback_clock = lambda: clock().timestamp()  # WeCom's callbacks: on the desk's time
-    await start_wecom_desk(start_bot, wecom, clock=clock, http_port=str(port), public_url=public)
-    await complaint_filed(wecom)
-    mark = len(wecom.app_sent)
-    boss.say("/dashboard")
-    card = await card_for(wecom, boss, mark)
+    public, card = await wecom_managers_card(start_bot, wecom, clock=clock)
 
     wecom.sign_in_as("boss")
     opened = await open_page(browser, card.link)
@@ -724,15 +729,7 @@ async def test_when_wecom_does_not_answer_the_page_says_so_and_a_retry_gets_in(
     """WeCom down at the sign-in: the page says WeCom did not answer and offers to try again,
     showing no data; once WeCom answers, the retry (the same code, not spent meanwhile) opens
     the page."""
-    boss = wecom.staff("boss", "陈店长")
-    wecom.staff("zhangsan", "张三")
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    await start_wecom_desk(start_bot, wecom, http_port=str(port), public_url=public)
-    await complaint_filed(wecom)
-    mark = len(wecom.app_sent)
-    boss.say("/dashboard")
-    card = await card_for(wecom, boss, mark)
+    public, card = await wecom_managers_card(start_bot, wecom)
 
     wecom.sign_in_as("boss")
     wecom.inject_http("auth/getuserinfo", 502, count=100)  # WeCom away for a while

@@ -14,31 +14,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 import aiohttp
 
 from bot.standin.wecom import AppMessage, Staff, WeComStandIn
-from tests.e2e.people import start_wechat_desk
-from tests.e2e.test_wecom_staff import complaint_filed, told
+from tests.e2e.test_wecom_staff import complaint_filed, start_all_wecom, told
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def start_wecom_desk(start_bot: Any, wecom: WeComStandIn, **settings: str) -> Any:
-    """WeChat customers and the WeCom app's staff room, no BOT_TOKEN; the stand-in calls back."""
-    bot = await start_wechat_desk(
-        start_bot,
-        wecom,
-        bot_token="",
-        staff_chat_id="",
-        manager_ids="",
-        **{**wecom.app_settings(["zhangsan", "lisi"], ["boss"]), **settings},
-    )
-    assert bot.app.telegram is None
-    port = bot.app.callback_port()
-    wecom.set_callback(f"http://127.0.0.1:{port}/wecom/callback")
-    wecom.set_app_callback(f"http://127.0.0.1:{port}/wecom/app")
-    return bot
 
 
 async def card_for(wecom: WeComStandIn, member: Staff, after: int) -> AppMessage:
@@ -78,7 +60,7 @@ async def test_a_wecom_manager_signs_in_through_the_card_and_no_one_else_does(
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     page = f"{public}/dashboard"
-    await start_wecom_desk(start_bot, wecom, http_port=str(port), public_url=public)
+    await start_all_wecom(start_bot, wecom, http_port=str(port), public_url=public)
     await complaint_filed(wecom)
 
     mark = len(wecom.app_sent)
@@ -151,7 +133,7 @@ async def test_without_public_url_the_wecom_manager_is_told_what_it_needs(
     no card is sent."""
     boss = wecom.staff("boss", "陈店长")
     wecom.staff("zhangsan")
-    bot = await start_wecom_desk(start_bot, wecom)
+    bot = await start_all_wecom(start_bot, wecom)
     mark = len(wecom.app_sent)
     boss.say("/dashboard")
     said = await told(wecom, boss, "PUBLIC_URL", mark)
@@ -167,7 +149,7 @@ async def test_the_desk_serves_wecoms_domain_proof_at_its_root(
     served at the server's root as it was downloaded, for WeCom's check; no other name is."""
     proof = tmp_path / "WW_verify_Qm3vX9aZ0pLk2JdE.txt"
     proof.write_bytes(b"Qm3vX9aZ0pLk2JdE")
-    bot = await start_wecom_desk(start_bot, wecom, wecom_verify_file=str(proof))
+    bot = await start_all_wecom(start_bot, wecom, wecom_verify_file=str(proof))
     base = f"http://127.0.0.1:{bot.app.callback_port()}"
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/WW_verify_Qm3vX9aZ0pLk2JdE.txt") as answer:

@@ -13,15 +13,16 @@ STAFF_IDS = "zhangsan,lisi"
 MANAGER_IDS = "boss"
 
 
-async def start_all_wecom(start_bot: Any, wecom: WeComStandIn) -> Any:
-    """The desk with no BOT_TOKEN: WeChat customers, the staff room in the WeCom app."""
+async def start_all_wecom(start_bot: Any, wecom: WeComStandIn, **settings: Any) -> Any:
+    """The desk with no BOT_TOKEN: WeChat customers, the staff room in the WeCom app (and any
+    other `settings`); the stand-in calls back."""
     bot = await start_wechat_desk(
         start_bot,
         wecom,
         bot_token="",
         staff_chat_id="",
         manager_ids="",
-        **wecom.app_settings(STAFF_IDS.split(","), MANAGER_IDS.split(",")),
+        **{**wecom.app_settings(STAFF_IDS.split(","), MANAGER_IDS.split(",")), **settings},
     )
     assert bot.app.telegram is None
     port = bot.app.callback_port()
