@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import platform
@@ -62,18 +60,17 @@ SHOP_ZONE = "Asia/Shanghai"  # the bundled policy's
 
 
 def init_data(token: str, user_id: int) -> str:
-    """The Mini App's initData as Telegram signs it: HMAC-SHA256 over the sorted `key=value`
-    lines, keyed with HMAC-SHA256("WebAppData", the bot's token)."""
+    """The Mini App's initData as Telegram signs it (the desk's own `sign`, which its check
+    uses: the tests sign it themselves)."""
+    from bot.channels.telegram.webapp import sign
+
     user = {"id": user_id, "first_name": "陈店长", "language_code": "zh"}
     fields = {
         "auth_date": str(int(time.time())),
         "query_id": "AAHbench",
         "user": json.dumps(user, separators=(",", ":"), ensure_ascii=False),
     }
-    check = "\n".join(f"{key}={fields[key]}" for key in sorted(fields))
-    secret = hmac.new(b"WebAppData", token.encode(), hashlib.sha256).digest()
-    fields["hash"] = hmac.new(secret, check.encode(), hashlib.sha256).hexdigest()
-    return urlencode(fields)
+    return urlencode({**fields, "hash": sign(fields, token)})
 
 
 def last_month() -> str:
