@@ -5,9 +5,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from telegram import Bot
@@ -27,10 +28,19 @@ Make = Callable[..., Any]
 class SharedMinutes:
     """One clock for the stand-in and both instances' windows, on which a wait passes at once.
     A wait counts from when its waiter last read the clock (when it was told how long), so
-    many waiters told at once wake together rather than each adding its wait to the last."""
+    many waiters told at once wake together rather than each adding its wait to the last.
+
+    The clock moves on only while no send is on its way (`sending`: from the request until the
+    shared window has its answer): really that takes moments, not the minute a jump makes of
+    it, and a send in flight holds its place only for its lease (the client gives up well
+    within it). On a busy machine a send could otherwise sit out two jumps, outlive its lease
+    and let a later send take its place, and WeCom dropped what came over 30."""
 
     def __init__(self) -> None:
         self.offset = 0.0
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._read: weakref.WeakKeyDictionary[asyncio.Task[Any], float] = (
             weakref.WeakKeyDictionary()
         )
@@ -42,10 +52,22 @@ class SharedMinutes:
             self._read[task] = now
         return now
 
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[None]:
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
     async def sleep(self, seconds: float) -> None:
         task = asyncio.current_task()
         since = self._read.get(task) if task is not None else None
         since = self() if since is None else since
+        await self._idle.wait()
         self.offset = max(self.offset, since + seconds - time.time())
         await asyncio.sleep(0)
 
@@ -121,12 +143,14 @@ async def test_two_instances_keep_each_members_minute_together(
     async def send(n: int) -> None:
         client, pace = clients[n % 2], paces[n % 2]
         await pace.take(["zhangsan"])
-        try:
-            await client.send(["zhangsan"], {"msgtype": "text", "text": {"content": f"#{n}"}})
-        except BaseException:
-            pace.unused(["zhangsan"])
-            raise
-        pace.sent(["zhangsan"])
+        with clock.sending():  # until the shared window has heard WeCom's answer
+            try:
+                await client.send(["zhangsan"], {"msgtype": "text", "text": {"content": f"#{n}"}})
+            except BaseException:
+                pace.unused(["zhangsan"])
+                raise
+            pace.sent(["zhangsan"])
+            await pace.settle()
 
     try:
         await asyncio.wait_for(asyncio.gather(*(send(n) for n in range(80))), timeout=60)
