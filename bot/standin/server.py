@@ -389,7 +389,7 @@ class BotApiStandIn:
         self._update_ids = itertools.count(first_update_id)
         self._message_ids: dict[int, itertools.count[int]] = {}
         self.updates: list[dict[str, Any]] = []
-        self.confirmed = 0  # the highest offset a getUpdates call has confirmed
+        self.confirmed = 0  # the highest update id a getUpdates call has confirmed (offset - 1)
         self.sent: list[Sent] = []
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -919,13 +919,14 @@ class BotApiStandIn:
         )
         return self.callback_answers[query_id]
 
-    async def wait_confirmed(self, update_count: int | None = None, timeout: float = 10) -> None:
-        """Until getUpdates has confirmed every update pushed so far (each call wakes it); with
-        a webhook set, until each has been delivered (`wait_delivered`)."""
+    async def wait_confirmed(self, up_to: int | None = None, timeout: float = 10) -> None:
+        """Until getUpdates has confirmed every update pushed so far, or up to update id
+        `up_to` (each call wakes it); with a webhook set, until each has been delivered
+        (`wait_delivered`)."""
         if self.webhook is not None:
-            await self.wait_delivered(update_count, timeout)
+            await self.wait_delivered(up_to, timeout)
             return
-        target = update_count if update_count is not None else len(self.updates)
+        target = self.last_update_id if up_to is None else up_to
         await until(
             self._changed,
             lambda: self.confirmed >= target,
