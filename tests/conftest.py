@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -91,9 +92,95 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     name = f"desk_test_{uuid.uuid4().hex[:12]}"
     await _pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+        yield _pg_url(name)
     finally:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Templates:
+    """A database migrated once per test process, copied for each test that needs a migrated
+    one (a SQLite file copied; PostgreSQL's CREATE DATABASE … TEMPLATE): the migrations run
+    once, not before every test. A database that is not new (a restart, or rows a test put in
+    first) is migrated as the desk would. The migrations themselves are tested from empty in
+    tests/storage, and `python -m bot` always migrates for itself."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sqlite: Path | None = None
+        self.postgres: str | None = None
+
+    async def migrated(self, url: str) -> None:
+        """Bring the database at `url` to the newest migration."""
+        from storage.migrate import migrate
+
+        if url.startswith("sqlite"):
+            path = Path(url.split("///", 1)[1])
+            if await asyncio.to_thread(_copied, await self._sqlite(), path):
+                return
+        elif url.startswith("postgresql") and await _pg_is_empty(url):
+            name = url.rsplit("/", 1)[1]
+            template = await self._postgres()
+            await _pg_admin(f'DROP DATABASE "{name}"')
+            await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        await asyncio.to_thread(migrate, url)
+
+    async def _sqlite(self) -> Path:
+        from storage.migrate import migrate
+
+        if self.sqlite is None:
+            path = self.root / "template.db"
+            await asyncio.to_thread(migrate, f"sqlite+aiosqlite:///{path}")
+            assert not path.with_name("template.db-wal").exists()  # one file holds it all
+            self.sqlite = path
+        return self.sqlite
+
+    async def _postgres(self) -> str:
+        from storage.migrate import migrate
+
+        if self.postgres is None:
+            name = f"desk_template_{uuid.uuid4().hex[:12]}"
+            await _pg_admin(f'CREATE DATABASE "{name}"')
+            await asyncio.to_thread(migrate, _pg_url(name))
+            self.postgres = name
+        return self.postgres
+
+    def drop(self) -> None:
+        if self.postgres is not None:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self.postgres}" WITH (FORCE)'))
+
+
+def _copied(template: Path, path: Path) -> bool:
+    """A copy of the template at `path`, unless a database is there already."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    return True
+
+
+def _pg_url(name: str) -> str:
+    return f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+
+
+async def _pg_is_empty(url: str) -> bool:
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database=name)
+    try:
+        return not await conn.fetchval(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    made = Templates(tmp_path_factory.mktemp("templates"))
+    yield made
+    made.drop()
 
 
 @pytest.fixture
@@ -162,10 +249,12 @@ class InProcessBot:
         api: BotApiStandIn,
         database_url: str,
         clock: Callable[[], datetime] | None = None,
+        migrated: Callable[[str], Awaitable[None]] | None = None,
         **settings: str,
     ) -> None:
         self.api = api
         self.clock = clock  # the desk's clock (None: the real time)
+        self.migrated = migrated  # brings the database to the newest migration (None: migrate)
         given = bot_settings(api, database_url, **settings)
         self.settings = {k: v for k, v in given.items() if v != ""}  # "": left out
         self.task: asyncio.Task[None] | None = None
@@ -177,7 +266,10 @@ class InProcessBot:
         from bot.policy import load_policy
         from storage.migrate import migrate
 
-        await asyncio.to_thread(migrate, self.settings["DATABASE_URL"])
+        if self.migrated is None:
+            await asyncio.to_thread(migrate, self.settings["DATABASE_URL"])
+        else:
+            await self.migrated(self.settings["DATABASE_URL"])
         settings = load_settings(
             **{k.lower(): v for k, v in self.settings.items()}, _env_file=None
         )
@@ -300,7 +392,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture
 async def start_bot(
-    api: BotApiStandIn, database_url: str, request: pytest.FixtureRequest
+    api: BotApiStandIn, database_url: str, templates: Templates, request: pytest.FixtureRequest
 ) -> AsyncIterator[Any]:
     """Start the desk in-process against the stand-in and the database (again after a stop),
     on the real time or on the `clock` given. Every bot started is stopped at the end, whether
@@ -308,7 +400,7 @@ async def start_bot(
     bots: list[InProcessBot] = []
 
     async def start(clock: Callable[[], datetime] | None = None, **settings: str) -> InProcessBot:
-        bot = InProcessBot(api, database_url, clock, **settings)
+        bot = InProcessBot(api, database_url, clock, templates.migrated, **settings)
         bots.append(bot)  # stopped at the end even if it does not start
         await bot.start()
         return bot

@@ -3,20 +3,19 @@ where it runs)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import create_engine
-from storage.migrate import migrate
+from tests.conftest import Templates
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+async def engine(database_url: str, templates: Templates) -> AsyncIterator[AsyncEngine]:
     """An engine on the test's database, its schema built by the migrations."""
-    await asyncio.to_thread(migrate, database_url)
+    await templates.migrated(database_url)
     engine = create_engine(database_url)
     yield engine
     await engine.dispose()

@@ -3,7 +3,6 @@ complaint record, the complaints about one product or batch, and a ticket's whol
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -14,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.insight import Period, TimelineEntry, overdue_first, percentile
 from storage.db import create_engine, session_factory
-from storage.migrate import migrate
 from storage.models import DeadlineRow, EventRow, MessageRow, OrderRow, TicketRow
 from storage.uow import UnitOfWork
+from tests.conftest import Templates
 
 SLA = timedelta(minutes=10)
 # the shop's days 2026-11-06 .. 2026-11-12 (Asia/Shanghai, UTC+8)
@@ -32,8 +31,10 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
 
 
 @pytest.fixture
-async def factory(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    await asyncio.to_thread(migrate, database_url)
+async def factory(
+    database_url: str, templates: Templates
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    await templates.migrated(database_url)
     engine = create_engine(database_url)
     yield session_factory(engine)
     await engine.dispose()

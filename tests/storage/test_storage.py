@@ -17,13 +17,16 @@ from bot.domain.tickets import Actor, CustomerRef, EventKind, Status, Ticket
 from storage.db import create_engine, session_factory
 from storage.migrate import alembic_config, migrate
 from storage.uow import UnitOfWork
+from tests.conftest import Templates
 
 NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def factory(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    await asyncio.to_thread(migrate, database_url)
+async def factory(
+    database_url: str, templates: Templates
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    await templates.migrated(database_url)
     engine = create_engine(database_url)
     yield session_factory(engine)
     await engine.dispose()
