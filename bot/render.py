@@ -7,10 +7,37 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BytecodeCache,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+from jinja2.bccache import Bucket
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LANGUAGES = ("zh", "en")
+
+
+class _Compiled(BytecodeCache):
+    """The templates compiled once per process, kept in memory: a desk built again in the same
+    process (the demo's, the tests') does not compile them again. Keyed by Jinja on the file's
+    name and a checksum of its text, so an edited file is compiled anew."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _Compiled()
 
 
 class Render(Protocol):
@@ -61,6 +88,7 @@ def make_renderer(timezone: str, templates: Path = TEMPLATES) -> Render:
         lstrip_blocks=True,
         undefined=StrictUndefined,
         keep_trailing_newline=False,
+        bytecode_cache=_COMPILED,
     )
     zone = ZoneInfo(timezone)
 
