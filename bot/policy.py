@@ -313,6 +313,11 @@ class Policy:
         )
 
 
+# libyaml's loader where PyYAML was built with it (its wheels are): the same documents, read
+# some ten times faster than the pure-Python one (~50 ms of every start)
+_YAML: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class PolicyError(Exception):
     """The policy file cannot be used; the message says which file and which entry."""
 
@@ -323,7 +328,7 @@ def load_policy(path: Path) -> Policy:
     except OSError as exc:
         raise PolicyError(f"SHOP_POLICY: cannot read {path}: {exc.strerror}") from None
     try:
-        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.load(text, _YAML)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         raise PolicyError(f"SHOP_POLICY: {path} is not valid YAML/TOML: {exc}") from None
     try:
