@@ -134,6 +134,7 @@ async def test_words_with_no_current_ticket_go_where_the_member_taps(
     bot = await start_all_wecom(start_bot, wecom)
     await complaint_filed(wecom)
     await card_of(wecom, li)
+    await bot.settled()  # the card is on record as hers (a person reads it before answering)
     mark = len(wecom.app_sent)
     li.say("您好,我们看到了,正在查")
     await told(wecom, li, "要发给哪一单", mark)
