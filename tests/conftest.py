@@ -196,6 +196,15 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+async def http() -> AsyncIterator[Any]:
+    """A plain HTTP client, as a messenger or a browser calls the desk and the stand-ins."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
 async def wecom() -> AsyncIterator[Any]:
     """The WeCom stand-in: customer service (kf), the callbacks, a group robot's webhook."""
     from bot.standin.wecom import WeComStandIn

@@ -4,7 +4,6 @@ confirmed (by its offset) every update pushed so far, however many are still que
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -13,12 +12,6 @@ import pytest
 from bot.standin import BotApiStandIn
 
 ANN, BOB = 1001, 1002
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def get_updates(http: aiohttp.ClientSession, api: BotApiStandIn, **params: Any) -> list[int]:

@@ -54,12 +54,6 @@ async def servers() -> AsyncIterator[AsyncExitStack]:
         yield stack
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def post(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, str]]:
     async with http.post(
         url, data=b'{"update_id": 7}', headers={SECRET_HEADER: "sekrit"}

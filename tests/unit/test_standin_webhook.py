@@ -90,12 +90,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     await webhook.server.aclose()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def call(
     http: aiohttp.ClientSession, api: BotApiStandIn, method: str, **params: Any
 ) -> tuple[int, dict[str, Any]]:

@@ -15,11 +15,8 @@ from bot.standin.wecom import Staff, WeComStandIn
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[WeComStandIn]:
-    stand_in = WeComStandIn()
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
+def standin(wecom: WeComStandIn) -> WeComStandIn:
+    return wecom
 
 
 @pytest.fixture

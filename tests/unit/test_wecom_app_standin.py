@@ -22,17 +22,8 @@ from tests.serving import serving
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[WeComStandIn]:
-    stand_in = WeComStandIn()
-    await stand_in.start()
-    yield stand_in
-    await stand_in.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+def standin(wecom: WeComStandIn) -> WeComStandIn:
+    return wecom
 
 
 async def token_for(http: aiohttp.ClientSession, standin: WeComStandIn, secret: str) -> str:

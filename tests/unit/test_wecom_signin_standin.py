@@ -5,7 +5,6 @@ message/send takes a textcard."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,18 +18,9 @@ PAGE = "http://127.0.0.1:8080/dashboard?via=wecom"
 
 
 @pytest.fixture
-async def standin() -> AsyncIterator[WeComStandIn]:
-    stand_in = WeComStandIn()
-    await stand_in.start()
-    stand_in.staff("boss", "陈店长")
-    yield stand_in
-    await stand_in.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+def standin(wecom: WeComStandIn) -> WeComStandIn:
+    wecom.staff("boss", "陈店长")
+    return wecom
 
 
 def authorize_url(standin: WeComStandIn, **changes: str | None) -> str:
