@@ -28,11 +28,8 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import shutil
 import socket
@@ -48,7 +45,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 from harness import ROOT, WIDE_OPEN, bot_env, start_warm, stop
-from insight import as_if_carded, pg_admin, seeded_sqlite
+from insight import as_if_carded, database_options, on_each_database, pg_admin, seeded_sqlite
 
 from bot.domain.insight import percentile
 from bot.standin import BotApiStandIn
@@ -350,28 +347,11 @@ async def bench_url(url: str, count: int, runs: int) -> None:
     report(f"{url} ({held} tickets)", await run_desk(url, runs, ids))
 
 
-async def main(args: argparse.Namespace) -> None:
-    print(
-        f"machine: {platform.machine()} {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}; {args.runs} timed runs of each call"
-    )
-    if args.url:
-        await bench_url(args.url, args.count, args.runs)
-        return
-    if args.only in (None, "sqlite"):
-        await bench_sqlite(args.count, args.runs)
-    if args.only in (None, "postgresql"):
-        await bench_postgresql(args.pg, args.count, args.runs)
-
-
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    options = database_options(__doc__, PG_URL, 30, "timed runs of each call")
+    asyncio.run(
+        on_each_database(
+            options, "timed runs of each call", bench_url, bench_sqlite, bench_postgresql
+        )
     )
-    parser.add_argument("--count", type=int, default=100_000, help="tickets to seed")
-    parser.add_argument("--runs", type=int, default=30, help="timed runs of each call")
-    parser.add_argument("--only", choices=["sqlite", "postgresql"])
-    parser.add_argument("--pg", default=PG_URL, help="the PostgreSQL database to create and drop")
-    parser.add_argument("--url", help="bench this database as is (seeded only if empty)")
-    asyncio.run(main(parser.parse_args()))

@@ -38,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -265,28 +266,45 @@ async def bench_url(url: str, count: int, runs: int) -> None:
     report(f"{url} ({held} tickets)", *(await run_bot(url, runs)))
 
 
-async def main(args: argparse.Namespace) -> None:
+Bench = Callable[..., Awaitable[None]]
+
+
+def database_options(doc: str, pg_url: str, runs: int, runs_help: str) -> argparse.Namespace:
+    """The options every database bench takes: how many tickets, how many runs, which
+    databases (SQLite, PostgreSQL, or one given as it is)."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=100_000, help="tickets to seed")
+    parser.add_argument("--runs", type=int, default=runs, help=runs_help)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--pg", default=pg_url, help="the PostgreSQL database to create and drop")
+    parser.add_argument("--url", help="bench this database as is (seeded only if empty)")
+    return parser.parse_args()
+
+
+async def on_each_database(
+    args: argparse.Namespace, runs_of: str, url: Bench, sqlite: Bench, postgresql: Bench
+) -> None:
+    """Say what machine this is, then run the bench on the databases the options name."""
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}; {args.runs} runs of each command"
+        f"{platform.python_version()}; {args.runs} {runs_of}"
     )
     if args.url:
-        await bench_url(args.url, args.count, args.runs)
+        await url(args.url, args.count, args.runs)
         return
     if args.only in (None, "sqlite"):
-        await bench_sqlite(args.count, args.runs)
+        await sqlite(args.count, args.runs)
     if args.only in (None, "postgresql"):
-        await bench_postgresql(args.pg, args.count, args.runs)
+        await postgresql(args.pg, args.count, args.runs)
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    options = database_options(__doc__, PG_URL, 3, "times each command is asked")
+    asyncio.run(
+        on_each_database(
+            options, "runs of each command", bench_url, bench_sqlite, bench_postgresql
+        )
     )
-    parser.add_argument("--count", type=int, default=100_000, help="tickets to seed")
-    parser.add_argument("--runs", type=int, default=3, help="times each command is asked")
-    parser.add_argument("--only", choices=["sqlite", "postgresql"])
-    parser.add_argument("--pg", default=PG_URL, help="the PostgreSQL database to create and drop")
-    parser.add_argument("--url", help="bench this database as is (seeded only if empty)")
-    asyncio.run(main(parser.parse_args()))
