@@ -49,17 +49,40 @@ async def test_a_lock_held_by_one_instance_keeps_the_other_out_until_released(
 
 
 async def test_a_lock_held_past_its_ttl_is_renewed_while_its_work_goes_on(
-    redis_shared: Make,
+    redis_shared: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Work that lasts three times the lock's ttl keeps it all along: the other instance waits
-    out that whole time in vain."""
+    """Work that outlasts the lock's ttl keeps it all along: after each renewal the other
+    instance still finds it taken, and takes it once the work is done.
+
+    The test waits on the renewals themselves, never on the clock; the ttl leaves a busy machine
+    a whole second to renew in time."""
+    from redis.asyncio.lock import Lock
+
+    renewals = 0
+    renewed = asyncio.Event()
+    extend = Lock.extend
+
+    async def counted(self: Lock, *args: Any, **kwargs: Any) -> bool:
+        nonlocal renewals
+        done = await extend(self, *args, **kwargs)
+        renewals += 1
+        renewed.set()
+        return done
+
+    monkeypatch.setattr(Lock, "extend", counted)
     one, other = redis_shared(), redis_shared()
-    async with one.lock("long", ttl=0.3):
-        with pytest.raises(TimeoutError):
-            async with other.lock("long", wait=0.9):
-                pass
+    loop = asyncio.get_running_loop()
+    async with one.lock("long", ttl=1.5):
+        began = loop.time()
+        while renewals < 4:  # a renewal every ttl/3: four outlast the ttl
+            await asyncio.wait_for(renewed.wait(), timeout=30)
+            renewed.clear()
+            with pytest.raises(TimeoutError):
+                async with other.lock("long", wait=0):
+                    pass
+        assert loop.time() - began > 1.5
         assert await one.redis.pttl(f"{one.prefix}lock:long") > 0
-    async with other.lock("long", wait=1.0):
+    async with other.lock("long", wait=0):
         pass
 
 
