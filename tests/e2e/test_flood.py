@@ -69,7 +69,14 @@ async def test_many_tickets_at_once_reach_the_group_as_a_digest_then_as_cards(
     api.limits = TelegramLimits(group_per_minute=4)
     await start_bot(**{**TELEGRAM_DEFAULTS, "rate_group_per_minute": "4"})
     customers = [api.person(8200 + i, f"顾客{i}", "zh") for i in range(5)]
-    await asyncio.gather(*(file_complaint(api, c, photos=(), submit=False) for c in customers))
+    await asyncio.gather(  # five people (one phone would make them one repeat customer)
+        *(
+            file_complaint(
+                api, c, order=f"FS20261123{i:02}", phone=f"1380013800{i}", photos=(), submit=False
+            )
+            for i, c in enumerate(customers)
+        )
+    )
     mark = len(api.sent)
     for customer in customers:
         customer.tap("✅ 提交")
