@@ -43,6 +43,10 @@ class Lanes:
             else:  # submitted while we were finishing
                 self._workers[key] = asyncio.create_task(self._drain(key))
 
+    def waiting(self, key: Hashable) -> int:
+        """How many jobs wait in the lane behind the one running."""
+        return len(self._queues.get(key, ()))
+
     def has(self, key: Hashable) -> bool:
         """Whether the lane has work queued or running."""
         return key in self._workers

@@ -71,6 +71,7 @@ class Sender:
         self._stopped = asyncio.Event()  # wakes lanes that wait (an album's end, a retry)
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()  # lanes poked while their worker was finishing
+        self._nudges: dict[str, asyncio.Event] = {}  # wake a lane whose head waits its time
         self._tries: dict[int, int] = {}  # a row's failures that will not pass
         self.retry_first, self.retry_most = RETRY_FIRST, RETRY_MOST
         self._blocked: set[str] = set()  # lanes of customers found unreachable
@@ -143,6 +144,8 @@ class Sender:
         for lane in lanes:
             if lane in self._workers:
                 self._again.add(lane)
+                if lane in self._nudges:
+                    self._nudges[lane].set()
             elif not self._stopping:
                 self._workers[lane] = asyncio.create_task(self._work(lane))
 
@@ -155,6 +158,8 @@ class Sender:
         try:
             while not self._stopping:
                 self._again.discard(lane)
+                nudged = self._nudges.setdefault(lane, asyncio.Event())
+                nudged.clear()
                 if self.claims is not None:  # the lane is this instance's, for each send
                     mine = await self._claim(self.claims, lane)
                     if mine is None:
@@ -171,8 +176,10 @@ class Sender:
                 head = rows[0]
                 now = self.clock()
                 if head.not_before is not None and head.not_before > now:
+                    # until its time, or until something new is queued in the lane (what
+                    # replaces it, or drops it: an album's next photo, the customer's next word)
                     wait = min((head.not_before - now).total_seconds(), MAX_HOLD)
-                    await self._pause(max(wait, 0.01))
+                    await self._pause(max(wait, 0.01), nudged)
                     continue
                 if head.collapse and any(r.collapse == head.collapse for r in rows[1:]):
                     await self._record([head], Outcome(Delivery.SENT, [head.id], detail="dropped"))
@@ -204,6 +211,7 @@ class Sender:
                 await self._record([r for r in fresh if r.id in covered] or [head], outcome)
         finally:
             self._workers.pop(lane, None)
+            self._nudges.pop(lane, None)
             if lane in self._again and not self._stopping:
                 self._again.discard(lane)
                 self._workers[lane] = asyncio.create_task(self._work(lane))
@@ -247,12 +255,16 @@ class Sender:
             except Exception as exc:  # renewed at the next beat, or taken over: both fine
                 logger.warning("The outbox's lanes were not renewed: %s", exc)
 
-    async def _pause(self, seconds: float) -> None:
-        """Wait, unless the sender stops meanwhile."""
+    async def _pause(self, seconds: float, nudged: asyncio.Event | None = None) -> None:
+        """Wait, unless the sender stops (or the lane is `nudged`) meanwhile."""
+        waits = [asyncio.ensure_future(self._stopped.wait())]
+        if nudged is not None:
+            waits.append(asyncio.ensure_future(nudged.wait()))
         try:
-            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     async def _deliver(self, rows: list[Outgoing], lane: str) -> Outcome:
         head = rows[0]

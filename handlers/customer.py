@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain.intake import (
     MAX_PHOTOS,
@@ -57,6 +57,10 @@ logger = logging.getLogger(__name__)
 # kinds staff should see even though they answer no question: shown with the ticket's card
 EDIT = "edit"  # a message the customer changed: its new wording, kept and shown to staff
 RELAYED_FROM_INTAKE = {"voice", "video", "document", "audio", "video_note", "animation"}
+# a photo with more of the customer's messages already here: its answer waits this long past the
+# album window, since the next message replaces or drops it (a slow moment between an album's
+# parts must not answer the album twice); a crash before then still lets it go
+FOLLOWED_HOLD = timedelta(seconds=10)
 LONG_ENOUGH_FOR_STORY = 15  # a sentence typed where an order number was asked
 
 
@@ -399,11 +403,12 @@ async def photo_received(
     )
     say = question(desk, ticket, next_step(ticket))
     # the answer waits for the album's end; a later photo's answer replaces it
+    hold = desk.album_window + (FOLLOWED_HOLD if said.followed else timedelta())
     uow.outbox.to_customer(
         ticket.customer,
         Say(f"{intro}\n\n{say.text}" if intro else say.text, say.choices),
         ticket_id=ticket.id,
-        not_before=now + desk.album_window,
+        not_before=now + hold,
         collapse=_photos_ack(ticket),
     )
 

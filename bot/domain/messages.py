@@ -160,6 +160,7 @@ class Said:
     phone: str | None = None  # a shared contact's number
     ref: str | None = None  # the channel's id for this message
     username: str | None = None
+    followed: bool = False  # more of their messages are already here, waiting to be handled
 
     @property
     def actor(self) -> Actor:

@@ -22,14 +22,14 @@ def fail_handling(bot: Any, text: str, fault: Exception, times: int | None = Non
     router = bot.app.poller.router
     handle, tries = router.handle, [0]
 
-    async def failing(uow: Any, update: Any, greeted: bool) -> Any:
+    async def failing(uow: Any, update: Any, greeted: bool, followed: bool = False) -> Any:
         if update.message is not None and update.message.text == text:
             tries[0] += 1
             if times is None or tries[0] <= times:
                 if isinstance(fault, sqlite3.Error):  # as SQLAlchemy raises a driver's error
                     raise OperationalError("UPDATE tickets", {}, fault)
                 raise fault
-        return await handle(uow, update, greeted)
+        return await handle(uow, update, greeted, followed)
 
     router.handle = failing
     return tries

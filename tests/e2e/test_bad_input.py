@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
+
 from bot.standin import BotApiStandIn
+from handlers import customer as customer_use_cases
 from tests.conftest import MANAGER_ID, STAFF_CHAT
 from tests.e2e.people import file_complaint, in_group, said
 
@@ -142,6 +147,31 @@ async def test_a_second_album_while_the_first_is_collected_is_counted_too(
     customer.send_album(["b1", "b2"])
     await said(api, customer, "已经收到 5 张照片", mark)
     await bot.settled()
+    assert len([s for s in api.sent[mark:] if s.chat_id == customer.id]) == 1
+
+
+async def test_an_album_taken_in_slowly_is_still_answered_once(
+    api: BotApiStandIn, start_bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a busy day the desk takes in an album's photos further apart than the album window
+    (here the window is none at all): the customer still gets one answer, counting them all.
+    A photo's answer held for what is behind it does not hold up the answer to that."""
+    monkeypatch.setattr(customer_use_cases, "FOLLOWED_HOLD", timedelta(hours=1))
+    bot = await start_bot(album_window="0s")
+    customer = api.person(6006, "小郑", "zh")
+    customer.send("订单 FS2026112301 的花全蔫了,一半都不能看")
+    await said(api, customer, "照片")
+    mark = len(api.sent)
+    customer.send_album(["a1", "a2", "a3", "a4"])
+    ack = await said(api, customer, "已经收到 4 张照片", mark)
+    await bot.settled()
+    assert [s.text for s in api.sent[mark:] if s.chat_id == customer.id] == [ack.text]
+    mark = len(api.sent)
+    customer.send_photo("a5")  # its answer is held: a word is right behind it
+    customer.send("就这些了")
+    # answered within the outbox's longest pause (30 s) of what it held, not after it
+    answer = await said(api, customer, "已经收到 5 张照片", mark, timeout=20)
+    assert "记下了" in answer.text
     assert len([s for s in api.sent[mark:] if s.chat_id == customer.id]) == 1
 
 

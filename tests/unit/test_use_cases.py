@@ -3,6 +3,7 @@ staff are sent, the buttons they get, and where the ticket stands."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -318,6 +319,20 @@ async def test_a_photo_is_answered_once_the_album_window_has_passed(
     assert "已经收到 1 张照片" in reply.text
     assert reply.labels == ["✅ 照片发完了"]
     assert (await ticket_of(uow)).photos == ["p1"]
+
+
+async def test_a_photo_with_more_of_the_customers_messages_behind_it_is_answered_later(
+    uow: FakeUnitOfWork, desk: Desk
+) -> None:
+    """The rest of the album is already here, waiting to be handled: the answer waits longer
+    than the album window (the next photo replaces it however long that takes)."""
+    await reach(uow, desk, Step.PHOTOS)
+    followed = replace(photo("p1", album="a1"), followed=True)
+
+    reply = one(to_customer(await customer_writes(uow, desk, followed)))
+
+    assert reply.not_before == NOW + desk.album_window + customer.FOLLOWED_HOLD
+    assert reply.collapse == "photos:1"
 
 
 async def test_a_later_photo_replaces_the_earlier_answer(uow: FakeUnitOfWork, desk: Desk) -> None:

@@ -103,7 +103,16 @@ class DurablePoller:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def _job(self, update_id: int, raw: dict[str, Any], greeted: bool) -> Job:
+    def _job(
+        self,
+        update_id: int,
+        raw: dict[str, Any],
+        greeted: bool,
+        followed: Callable[[], bool] = lambda: False,
+    ) -> Job:
+        """The job that handles a stored update. `followed`: whether more of its chat's updates
+        wait behind it when it runs."""
+
         async def job() -> None:
             update = Update.de_json(raw, self.bot)
             after: list[AfterCommit | None] = []
@@ -122,7 +131,7 @@ class DurablePoller:
                     if prepared[0] is not None:  # what the insight command made, written now
                         await prepared[0](uow)
                     else:
-                        then = await self.router.handle(uow, update, greeted)
+                        then = await self.router.handle(uow, update, greeted, followed())
                     if not await uow.inbox.mark_handled(update_id, self.clock()):
                         return  # another instance handled it meanwhile: this is undone
                     await uow.commit()
@@ -180,7 +189,9 @@ class DurablePoller:
                 self.lanes.submit(key, self._drain(key))
             return len(rows)
         for update_id, key, payload, greeted in rows:
-            self.lanes.submit(key, self._job(update_id, json.loads(payload), greeted))
+            self.lanes.submit(
+                key, self._job(update_id, json.loads(payload), greeted, self._behind(key))
+            )
         if rows:
             logger.info("Handling %s updates left from before the restart", len(rows))
         return len(rows)
@@ -226,11 +237,12 @@ class DurablePoller:
                     ]
                 if not rows:
                     return
-                for update_id, payload, greeted in rows:
+                for n, (update_id, payload, greeted) in enumerate(rows, 1):
                     if self._stop.is_set():
                         return  # the rest is another instance's, or the next start's
                     done.add(update_id)  # set aside or handled: not again in this drain
-                    await self._job(update_id, json.loads(payload), greeted)()
+                    more = n < len(rows)
+                    await self._job(update_id, json.loads(payload), greeted, lambda m=more: m)()
 
         return job
 
@@ -360,9 +372,18 @@ class DurablePoller:
             waiting = await uow.inbox.unhandled([int(str(r["update_id"])) for r in rows])
             await uow.commit()
         return [
-            (row.chat_key, self._job(row.update_id, json.loads(row.payload), row.greeted))
+            (
+                row.chat_key,
+                self._job(
+                    row.update_id, json.loads(row.payload), row.greeted, self._behind(row.chat_key)
+                ),
+            )
             for row in waiting
         ]
+
+    def _behind(self, key: str) -> Callable[[], bool]:
+        """Whether more jobs wait in the lane (asked as a job runs: it has left the queue)."""
+        return lambda: self.lanes.waiting(key) > 0
 
     def _greeting(self, update: Update, now: datetime) -> tuple[Said, customer.Greeting] | None:
         """A newcomer's first answer, when their first message opens a complaint."""

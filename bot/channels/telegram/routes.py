@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from telegram import Bot, CallbackQuery, ChatMemberUpdated, Message, Update, User
@@ -191,7 +192,11 @@ class Router:
         """Whether customers are served: the staff group is set, or staff work elsewhere."""
         return self.staff_chat_id is not None or self.staff_elsewhere
 
-    async def handle(self, uow: UnitOfWork, update: Update, greeted: bool) -> AfterCommit | None:
+    async def handle(
+        self, uow: UnitOfWork, update: Update, greeted: bool, followed: bool = False
+    ) -> AfterCommit | None:
+        """Handle one update. `followed`: more of the chat's updates are already stored behind
+        this one (an album's other parts, often)."""
         now = self.clock()
         if update.callback_query is not None:
             answer = await self.tapped(uow, update.callback_query, now)
@@ -216,7 +221,7 @@ class Router:
             self.whoami(uow, message)
             return None
         if message.chat.type == ChatType.PRIVATE:
-            await self.private_message(uow, message, now, greeted)
+            await self.private_message(uow, message, now, greeted, followed)
         elif self.staff_chat_id is not None and message.chat.id == self.staff_chat_id:
             await self.staff_message(uow, message, now)
         return None
@@ -358,7 +363,12 @@ class Router:
         )
 
     async def private_message(
-        self, uow: UnitOfWork, message: Message, now: datetime, greeted: bool
+        self,
+        uow: UnitOfWork,
+        message: Message,
+        now: datetime,
+        greeted: bool,
+        followed: bool = False,
     ) -> None:
         user = message.from_user
         if user is not None and DASHBOARD.match((message.text or "").strip()):
@@ -372,6 +382,7 @@ class Router:
             return
         said = said_by_customer(message, self.default_language)
         if said is not None:
+            said = replace(said, followed=followed)
             await customer.wrote(uow, self.desk, said, now, greeted=greeted)
 
     async def dashboard_in_private(self, uow: UnitOfWork, user: User) -> None:
