@@ -175,10 +175,11 @@ class Sender:
                     return
                 head = rows[0]
                 now = self.clock()
-                if head.not_before is not None and head.not_before > now:
+                due = due_time(rows)
+                if due is not None and due > now:
                     # until its time, or until something new is queued in the lane (what
                     # replaces it, or drops it: an album's next photo, the customer's next word)
-                    wait = min((head.not_before - now).total_seconds(), MAX_HOLD)
+                    wait = min((due - now).total_seconds(), MAX_HOLD)
                     await self._pause(max(wait, 0.01), nudged)
                     continue
                 if head.collapse and any(r.collapse == head.collapse for r in rows[1:]):
@@ -418,3 +419,14 @@ class Sender:
 
 def _answer_by(rows: list[Outgoing]) -> list[str] | None:
     return next((r.payload["answer_by"] for r in rows if "answer_by" in r.payload), None)
+
+
+def due_time(rows: list[Outgoing]) -> datetime | None:
+    """When the lane's head may go: its own time; for a photo of an album, the time of the
+    album's last photo queued so far (an album goes as one, once its last photo's window has
+    passed: a photo held for what was behind it gives way to that)."""
+    head = rows[0]
+    album = head.payload.get("album")
+    if not album:
+        return head.not_before
+    return next(r.not_before for r in reversed(rows) if r.payload.get("album") == album)

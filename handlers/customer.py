@@ -246,7 +246,7 @@ def relay(uow: UnitOfWork, desk: Desk, ticket: Ticket, said: Said, now: datetime
     text = said.text or ""
     if said.phone:
         text = f"{said.name}: {said.phone}"
-    not_before = now + desk.album_window if said.album else None
+    not_before = now + _album_hold(desk, said) if said.album else None
     if said.attachment is None:
         for piece in common.texts(header, text):
             uow.outbox.to_thread(
@@ -373,6 +373,12 @@ async def contact_typed(uow: UnitOfWork, desk: Desk, ticket: Ticket, text: str) 
     )
 
 
+def _album_hold(desk: Desk, said: Said) -> timedelta:
+    """How long what a photo brings waits: the album window, and longer while more of the
+    customer's messages are already here (the next one replaces or drops it)."""
+    return desk.album_window + (FOLLOWED_HOLD if said.followed else timedelta())
+
+
 def _photos_ack(ticket: Ticket) -> str:
     return f"photos:{ticket.id}"
 
@@ -403,7 +409,7 @@ async def photo_received(
     )
     say = question(desk, ticket, next_step(ticket))
     # the answer waits for the album's end; a later photo's answer replaces it
-    hold = desk.album_window + (FOLLOWED_HOLD if said.followed else timedelta())
+    hold = _album_hold(desk, said)
     uow.outbox.to_customer(
         ticket.customer,
         Say(f"{intro}\n\n{say.text}" if intro else say.text, say.choices),

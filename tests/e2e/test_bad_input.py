@@ -175,6 +175,26 @@ async def test_an_album_taken_in_slowly_is_still_answered_once(
     assert len([s for s in api.sent[mark:] if s.chat_id == customer.id]) == 1
 
 
+async def test_a_later_album_taken_in_slowly_reaches_staff_as_one_album(
+    api: BotApiStandIn, start_bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the complaint is submitted, the customer sends an album and the desk takes its
+    photos in further apart than the album window (none at all here): staff still get one
+    album, under the card, at once after its last photo."""
+    monkeypatch.setattr(customer_use_cases, "FOLLOWED_HOLD", timedelta(hours=1))
+    await start_bot(album_window="0s")
+    customer = api.person(6007, "小冯", "zh")
+    card = await file_complaint(api, customer, photos=())
+    mark = len(api.sent)
+    customer.send_album(["late-1", "late-2", "late-3"], caption="补拍的照片")
+    album = await api.wait_for(
+        lambda s: s.chat_id == STAFF_CHAT and s.method == "sendMediaGroup", after=mark, timeout=20
+    )
+    assert album.reply_to == card.message_id and "补拍的照片" in album.text
+    relayed = [s.file_id for s in api.sent[mark:] if s.chat_id == STAFF_CHAT and s.file_id]
+    assert relayed == ["late-1", "late-2", "late-3"]
+
+
 async def test_messages_in_unknown_groups_are_ignored(api: BotApiStandIn, start_bot) -> None:
     """A group that is not the staff group gets no answer and opens no ticket."""
     bot = await start_bot()
