@@ -215,13 +215,19 @@ class RedisShared:
 
     @staticmethod
     async def _renew(lock: Lock, name: str, ttl: float) -> None:
-        """Keep the lock while its holder works (long work outlives `ttl`)."""
+        """Keep the lock while its holder works (long work outlives `ttl`). Work that outlives
+        it is unusual (the others wait for it): the log says so, and for how long."""
         from redis.exceptions import LockError
 
+        loop = asyncio.get_running_loop()
+        taken = loop.time()
         while True:
             await asyncio.sleep(ttl / 3)
             try:
                 await lock.extend(ttl, replace_ttl=True)
+                held = loop.time() - taken
+                if held > ttl:
+                    logger.warning("Lock %s held for %.0fs so far; still at work", name, held)
             except LockError:
                 logger.error("Lock %s was lost while held (Redis dropped it)", name)
                 return

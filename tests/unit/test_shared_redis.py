@@ -49,10 +49,11 @@ async def test_a_lock_held_by_one_instance_keeps_the_other_out_until_released(
 
 
 async def test_a_lock_held_past_its_ttl_is_renewed_while_its_work_goes_on(
-    redis_shared: Make, monkeypatch: pytest.MonkeyPatch
+    redis_shared: Make, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Work that outlasts the lock's ttl keeps it all along: after each renewal the other
-    instance still finds it taken, and takes it once the work is done.
+    instance still finds it taken, and takes it once the work is done. The log tells that the
+    work outlived the ttl (the others wait for it).
 
     The test waits on the renewals themselves, never on the clock; the ttl leaves a busy machine
     a whole second to renew in time."""
@@ -82,6 +83,7 @@ async def test_a_lock_held_past_its_ttl_is_renewed_while_its_work_goes_on(
                     pass
         assert loop.time() - began > 1.5
         assert await one.redis.pttl(f"{one.prefix}lock:long") > 0
+    assert any("Lock long held for" in r.getMessage() for r in caplog.records)
     async with other.lock("long", wait=0):
         pass
 
